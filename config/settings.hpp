@@ -1,0 +1,97 @@
+// The typed settings of a node, filled by config/loader from one TOML file. Every field here is
+// declared once, with type, default, bounds and help, in config/schema.cpp; the defaults below
+// are the same values (a test checks they agree).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tc::config {
+
+/// One outage window of a simulated provider: seconds since the provider started.
+struct sim_outage {
+  double start_s = 0;
+  double end_s = 0;
+};
+
+/// The simulated GPU endpoint (a test double). Also tcsim's settings.
+struct sim_settings {
+  double ttft_ms = 50;           ///< time to first token for one sequence; 0 with tokens_per_sec 0 = instant
+  double tokens_per_sec = 60;    ///< per-sequence decode rate with one active sequence; 0 = instant
+  uint32_t max_batch = 32;       ///< concurrent sequences; more wait for a slot
+  double batch_contention = 0.05;  ///< per-sequence rate = tokens_per_sec / (1 + c*(n-1))
+  uint32_t default_max_tokens = 48;  ///< completion length when the request sets no max_tokens
+  uint32_t embedding_dim = 256;  ///< embedding length when the request sets no dimensions
+  double error_rate = 0;         ///< fraction of requests answered with error_status
+  uint32_t error_status = 503;
+  double spike_rate = 0;         ///< fraction of requests whose TTFT grows by spike_ms
+  double spike_ms = 0;
+  std::vector<sim_outage> outages;  ///< windows where every request gets 503
+  uint64_t seed = 0;             ///< mixed into the per-request seed
+};
+
+/// One model served by a provider.
+struct model_settings {
+  std::string name;           ///< the id clients send
+  std::string upstream_name;  ///< the id sent upstream (default: name)
+  uint32_t context_window = 32768;
+  double price_input_per_m = 0;   ///< per 1M input tokens
+  double price_cached_input_per_m = 0;
+  double price_output_per_m = 0;
+  std::string currency = "CNY";
+  std::string version = "1";  ///< bump to invalidate cached answers
+  std::string kind = "chat";  ///< chat | embedding
+};
+
+struct provider_settings {
+  std::string name;
+  std::string type = "openai";  ///< openai | sim
+  std::string base_url;         ///< e.g. https://api.deepseek.com/v1 (openai type)
+  std::string api_key_env;      ///< environment variable holding the key; never the key itself
+  std::string region;
+  std::vector<std::string> tags;
+  uint32_t connect_timeout_ms = 2'000;
+  uint32_t first_byte_timeout_ms = 30'000;
+  uint32_t total_timeout_ms = 300'000;
+  uint32_t max_concurrency = 256;
+  double capacity_tokens_per_sec = 0;  ///< 0 = unknown
+  std::vector<model_settings> models;
+  sim_settings sim;  ///< type = "sim" only
+};
+
+struct server_settings {
+  std::string listen = "127.0.0.1:8080";
+  std::string admin_listen = "127.0.0.1:9090";
+  uint32_t io_threads = 1;
+  uint32_t max_header_bytes = 16 * 1024;
+  uint32_t max_body_bytes = 4 * 1024 * 1024;
+  uint32_t header_timeout_ms = 10'000;
+  uint32_t body_timeout_ms = 30'000;
+  uint32_t idle_timeout_ms = 60'000;
+  uint32_t max_pipelined = 64;
+  uint32_t write_high_watermark = 256 * 1024;
+  uint32_t shutdown_grace_ms = 10'000;
+  uint32_t max_connections = 50'000;
+};
+
+struct actors_settings {
+  uint32_t scheduler_threads = 0;  ///< 0 = number of cores
+  uint32_t aggressive_poll_attempts = 100;
+  uint32_t moderate_poll_attempts = 0;
+};
+
+struct log_settings {
+  std::string level = "info";  ///< debug | info | warn | error
+  bool access_log = false;     ///< one JSON line per request
+};
+
+struct settings {
+  std::string node_id = "node-1";
+  server_settings server;
+  actors_settings actors;
+  log_settings log;
+  std::vector<provider_settings> providers;
+};
+
+}  // namespace tc::config
