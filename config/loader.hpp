@@ -1,0 +1,31 @@
+// Loads and validates the TOML configuration (toml++) into config::settings. Runs at start-up
+// only; errors are exceptions caught at main.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "config/settings.hpp"
+
+namespace tc::config {
+
+/// A configuration error: "FILE:LINE:COL: what was wrong, what was expected".
+class config_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Parses a TOML file. Unknown keys, wrong types and out-of-bounds values throw config_error
+/// naming file:line:col. Cross-field checks too (unique provider and model names, a sim
+/// provider has no base_url, an openai provider has one, ...).
+settings load_file(const std::string& path);
+
+/// Same, from text; `source_name` stands for the file name in errors.
+settings load_string(std::string_view toml_text, std::string_view source_name = "<string>");
+
+/// The configuration reference (docs/config.md): every setting with type, default, bounds and
+/// help, generated from the one declaration in config/schema.cpp.
+std::string reference_markdown();
+
+}  // namespace tc::config

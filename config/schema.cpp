@@ -1,0 +1,718 @@
+// The one declaration of every setting. Each row: the name as a TOML path, its type, its default
+// exactly as settings.hpp has it (tests/config checks they agree), bounds or choices, one line of
+// help, and the field it fills. docs/config.md is generated from these rows.
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+#include "config/fields.hpp"
+
+namespace tc::config::detail {
+namespace {
+
+constexpr double unbounded = std::numeric_limits<double>::infinity();
+
+// --- string forms --------------------------------------------------------------------------
+
+bool is_port(std::string_view s) {
+  if (s.empty() || s.size() > 5) return false;
+  uint32_t port = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    port = port * 10 + static_cast<uint32_t>(c - '0');
+  }
+  return port <= 65535;
+}
+
+bool is_host_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '-' || c == '_';
+}
+
+std::string check_host_port(std::string_view s) {
+  const std::string expected = "expected HOST:PORT with PORT 0..65535 (e.g. \"127.0.0.1:8080\")";
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos) return expected + ", got \"" + std::string(s) + "\"";
+  std::string_view host = s.substr(0, colon);
+  std::string_view port = s.substr(colon + 1);
+  bool host_ok = false;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {  // [IPv6]
+    host_ok = host.substr(1, host.size() - 2).find_first_not_of("0123456789abcdefABCDEF:.") ==
+              std::string_view::npos;
+  } else {
+    host_ok = !host.empty();
+    for (char c : host) host_ok = host_ok && is_host_char(c);
+  }
+  if (!host_ok || !is_port(port)) return expected + ", got \"" + std::string(s) + "\"";
+  return "";
+}
+
+std::string check_node_id(std::string_view s) {
+  bool ok = !s.empty() && s.size() <= 64;
+  for (char c : s) ok = ok && is_host_char(c);
+  if (ok) return "";
+  return "expected 1..64 characters of [A-Za-z0-9._-], got \"" + std::string(s) + "\"";
+}
+
+std::string check_provider_name(std::string_view s) {
+  bool ok = !s.empty();
+  for (char c : s)
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-');
+  if (ok) return "";
+  return "expected a name of [a-z0-9_-]+, got \"" + std::string(s) + "\"";
+}
+
+std::string check_url(std::string_view s) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (s.size() > scheme.size() && s.substr(0, scheme.size()) == scheme) return "";
+  }
+  return "expected a URL starting with http:// or https://, got \"" + std::string(s) + "\"";
+}
+
+std::string check_env_name(std::string_view s) {
+  if (s.substr(0, 3) == "sk-") {
+    return "this looks like an API key: keys never go in the file; put the key in an environment "
+           "variable and set api_key_env to that variable's NAME (e.g. \"DEEPSEEK_API_KEY\")";
+  }
+  if (s.empty()) return "";  // no key (a local endpoint)
+  bool ok = (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_';
+  for (char c : s) ok = ok && ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+  if (ok) return "";
+  return "expected an environment variable name matching [A-Z_][A-Z0-9_]*, got \"" +
+         std::string(s) + "\"";
+}
+
+std::string check_token(std::string_view s) {  // model ids, tags, versions: no blanks
+  bool ok = !s.empty();
+  for (char c : s) ok = ok && static_cast<unsigned char>(c) > ' ' && c != 0x7f;
+  if (ok) return "";
+  return "expected a non-empty string without spaces or control characters, got \"" +
+         std::string(s) + "\"";
+}
+
+// --- storing and showing field values ------------------------------------------------------
+
+std::string show(bool v) {
+  return v ? "true" : "false";
+}
+std::string show(uint32_t v) {
+  return std::to_string(v);
+}
+std::string show(uint64_t v) {
+  return std::to_string(v);
+}
+std::string show(double v) {
+  std::string s = format_number(v);
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // a float stays a float
+  return s;
+}
+std::string show(const std::string& v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+std::string show(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + show(v[i]);
+  return out + "]";
+}
+
+std::string assign(bool& f, const value& v) {
+  f = std::get<bool>(v);
+  return "";
+}
+std::string assign(uint32_t& f, const value& v) {
+  int64_t i = std::get<int64_t>(v);
+  if (i < 0 || i > int64_t{std::numeric_limits<uint32_t>::max()}) {
+    return "expected 0..4294967295, got " + std::to_string(i);
+  }
+  f = static_cast<uint32_t>(i);
+  return "";
+}
+std::string assign(uint64_t& f, const value& v) {
+  int64_t i = std::get<int64_t>(v);
+  if (i < 0) return "expected a non-negative integer, got " + std::to_string(i);
+  f = static_cast<uint64_t>(i);
+  return "";
+}
+std::string assign(double& f, const value& v) {
+  f = std::holds_alternative<int64_t>(v) ? static_cast<double>(std::get<int64_t>(v))
+                                         : std::get<double>(v);
+  return "";
+}
+std::string assign(std::string& f, const value& v) {
+  f = std::get<std::string>(v);
+  return "";
+}
+std::string assign(std::vector<std::string>& f, const value& v) {
+  f = std::get<std::vector<std::string>>(v);
+  return "";
+}
+
+/// A row: `access` is a generic lambda returning the field of an Owner (const or not).
+template <class Owner, class Access>
+field<Owner> bind(setting_decl decl, Access access, string_check check = nullptr,
+                  bool required = false) {
+  field<Owner> f{std::move(decl), required, check, {}, {}};
+  f.store = [access](Owner& o, const value& v) { return assign(access(o), v); };
+  f.show = [access](const Owner& o) { return show(access(o)); };
+  return f;
+}
+
+/// A row for an array of tables: the loader walks it; nothing to store directly.
+template <class Owner>
+field<Owner> nested(setting_decl decl) {
+  return field<Owner>{std::move(decl), false, nullptr, {}, {}};
+}
+
+using vt = value_type;
+
+field_set build() {
+  field_set fs;
+  using S = settings;
+  fs.root = {
+      bind<S>(
+          {.name = "node_id",
+           .type = vt::string,
+           .default_text = R"("node-1")",
+           .help = "This node's name in logs, metrics and audit records; unique in a "
+                   "cluster (`[A-Za-z0-9._-]`, at most 64)"},
+          [](auto& s) -> auto& { return s.node_id; }, check_node_id),
+
+      bind<S>(
+          {.name = "server.listen",
+           .type = vt::string,
+           .default_text = R"("127.0.0.1:8080")",
+           .help = "HOST:PORT of the data port (the OpenAI-compatible API); port 0 picks a "
+                   "free one"},
+          [](auto& s) -> auto& { return s.server.listen; }, check_host_port),
+      bind<S>(
+          {.name = "server.admin_listen",
+           .type = vt::string,
+           .default_text = R"("127.0.0.1:9090")",
+           .help = "HOST:PORT of the admin port (admin API, /metrics); must differ from "
+                   "listen"},
+          [](auto& s) -> auto& { return s.server.admin_listen; }, check_host_port),
+      bind<S>(
+          {.name = "server.io_threads",
+           .type = vt::integer,
+           .default_text = "1",
+           .min = 1,
+           .max = 64,
+           .help = "I/O loop threads accepting connections and parsing HTTP"},
+          [](auto& s) -> auto& { return s.server.io_threads; }),
+      bind<S>(
+          {.name = "server.max_header_bytes",
+           .type = vt::integer,
+           .default_text = "16384",
+           .min = 1024,
+           .max = 1048576,
+           .help = "Largest request line plus headers"},
+          [](auto& s) -> auto& { return s.server.max_header_bytes; }),
+      bind<S>(
+          {.name = "server.max_body_bytes",
+           .type = vt::integer,
+           .default_text = "4194304",
+           .min = 1024,
+           .max = 268435456,
+           .help = "Largest request body"},
+          [](auto& s) -> auto& { return s.server.max_body_bytes; }),
+      bind<S>(
+          {.name = "server.header_timeout_ms",
+           .type = vt::integer,
+           .default_text = "10000",
+           .min = 100,
+           .max = 3600000,
+           .help = "Time allowed to receive the request headers (slow-loris guard)"},
+          [](auto& s) -> auto& { return s.server.header_timeout_ms; }),
+      bind<S>(
+          {.name = "server.body_timeout_ms",
+           .type = vt::integer,
+           .default_text = "30000",
+           .min = 100,
+           .max = 3600000,
+           .help = "Time allowed to receive the request body"},
+          [](auto& s) -> auto& { return s.server.body_timeout_ms; }),
+      bind<S>(
+          {.name = "server.idle_timeout_ms",
+           .type = vt::integer,
+           .default_text = "60000",
+           .min = 100,
+           .max = 3600000,
+           .help = "A keep-alive connection with no request for this long is closed"},
+          [](auto& s) -> auto& { return s.server.idle_timeout_ms; }),
+      bind<S>(
+          {.name = "server.max_pipelined",
+           .type = vt::integer,
+           .default_text = "64",
+           .min = 1,
+           .max = 1024,
+           .help = "Requests read ahead on one connection before reading pauses"},
+          [](auto& s) -> auto& { return s.server.max_pipelined; }),
+      bind<S>(
+          {.name = "server.write_high_watermark",
+           .type = vt::integer,
+           .default_text = "262144",
+           .min = 4096,
+           .max = 67108864,
+           .help = "Bytes queued for one slow client before the node pauses work for it"},
+          [](auto& s) -> auto& { return s.server.write_high_watermark; }),
+      bind<S>(
+          {.name = "server.shutdown_grace_ms",
+           .type = vt::integer,
+           .default_text = "10000",
+           .min = 0,
+           .max = 600000,
+           .help = "On SIGTERM, time given to in-flight requests before connections close"},
+          [](auto& s) -> auto& { return s.server.shutdown_grace_ms; }),
+      bind<S>(
+          {.name = "server.max_connections",
+           .type = vt::integer,
+           .default_text = "50000",
+           .min = 1,
+           .max = 1000000,
+           .help = "Client connections open at once"},
+          [](auto& s) -> auto& { return s.server.max_connections; }),
+
+      bind<S>(
+          {.name = "actors.scheduler_threads",
+           .type = vt::integer,
+           .default_text = "0",
+           .min = 0,
+           .max = 256,
+           .help = "CAF scheduler worker threads; 0 = number of cores"},
+          [](auto& s) -> auto& { return s.actors.scheduler_threads; }),
+      bind<S>(
+          {.name = "actors.aggressive_poll_attempts",
+           .type = vt::integer,
+           .default_text = "100",
+           .min = 0,
+           .max = 100000,
+           .help = "CAF: polls of an empty queue spinning before backing off"},
+          [](auto& s) -> auto& { return s.actors.aggressive_poll_attempts; }),
+      bind<S>(
+          {.name = "actors.moderate_poll_attempts",
+           .type = vt::integer,
+           .default_text = "0",
+           .min = 0,
+           .max = 100000,
+           .help = "CAF: polls with short sleeps before a worker parks"},
+          [](auto& s) -> auto& { return s.actors.moderate_poll_attempts; }),
+
+      bind<S>(
+          {.name = "log.level",
+           .type = vt::string,
+           .default_text = R"("info")",
+           .help = "Least severe log level written",
+           .choices = {"debug", "info", "warn", "error"}},
+          [](auto& s) -> auto& { return s.log.level; }),
+      bind<S>(
+          {.name = "log.access_log",
+           .type = vt::boolean,
+           .default_text = "false",
+           .help = "Write one JSON line per request"},
+          [](auto& s) -> auto& { return s.log.access_log; }),
+
+      nested<S>({.name = "providers",
+                 .type = vt::table_array,
+                 .default_text = "",
+                 .help = "Upstream providers, one `[[providers]]` table each"}),
+  };
+
+  using P = provider_settings;
+  fs.provider = {
+      bind<P>(
+          {.name = "providers[].name",
+           .type = vt::string,
+           .default_text = "",
+           .help = "Unique provider name (`[a-z0-9_-]+`), shown in x-tc-provider "
+                   "and metrics"},
+          [](auto& p) -> auto& { return p.name; }, check_provider_name, true),
+      bind<P>(
+          {.name = "providers[].type",
+           .type = vt::string,
+           .default_text = R"("openai")",
+           .help = "openai: any OpenAI-compatible HTTP endpoint; sim: the simulated GPU "
+                   "endpoint, in-process",
+           .choices = {"openai", "sim"}},
+          [](auto& p) -> auto& { return p.type; }),
+      bind<P>(
+          {.name = "providers[].base_url",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "Required for type openai, not allowed for sim; `http://` or `https://`, "
+                   "e.g. `\"https://api.deepseek.com/v1\"`"},
+          [](auto& p) -> auto& { return p.base_url; }, check_url),
+      bind<P>(
+          {.name = "providers[].api_key_env",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "NAME of the environment variable holding the API key (`[A-Z_][A-Z0-9_]*`); "
+                   "the key itself never goes in this file; \"\" = no key"},
+          [](auto& p) -> auto& { return p.api_key_env; }, check_env_name),
+      bind<P>(
+          {.name = "providers[].region",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "Free-form region label used by routing policies"},
+          [](auto& p) -> auto& { return p.region; }),
+      bind<P>(
+          {.name = "providers[].tags",
+           .type = vt::string_array,
+           .default_text = "[]",
+           .help = "Free-form labels used by routing policies"},
+          [](auto& p) -> auto& { return p.tags; }, check_token),
+      bind<P>(
+          {.name = "providers[].connect_timeout_ms",
+           .type = vt::integer,
+           .default_text = "2000",
+           .min = 1,
+           .max = 600000,
+           .help = "TCP + TLS connect timeout to the provider"},
+          [](auto& p) -> auto& { return p.connect_timeout_ms; }),
+      bind<P>(
+          {.name = "providers[].first_byte_timeout_ms",
+           .type = vt::integer,
+           .default_text = "30000",
+           .min = 1,
+           .max = 3600000,
+           .help = "Time from sending the request to the first response byte"},
+          [](auto& p) -> auto& { return p.first_byte_timeout_ms; }),
+      bind<P>(
+          {.name = "providers[].total_timeout_ms",
+           .type = vt::integer,
+           .default_text = "300000",
+           .min = 1,
+           .max = 86400000,
+           .help = "Whole upstream exchange, streaming included"},
+          [](auto& p) -> auto& { return p.total_timeout_ms; }),
+      bind<P>(
+          {.name = "providers[].max_concurrency",
+           .type = vt::integer,
+           .default_text = "256",
+           .min = 1,
+           .max = 1000000,
+           .help = "Requests in flight to this provider; more wait in the queue"},
+          [](auto& p) -> auto& { return p.max_concurrency; }),
+      bind<P>(
+          {.name = "providers[].capacity_tokens_per_sec",
+           .type = vt::floating,
+           .default_text = "0.0",
+           .min = 0,
+           .max = 1e9,
+           .help = "Expected throughput used for routing and admission; 0 = unknown"},
+          [](auto& p) -> auto& { return p.capacity_tokens_per_sec; }),
+      nested<P>({.name = "providers[].models",
+                 .type = vt::table_array,
+                 .default_text = "",
+                 .help = "Models served by this provider, one `[[providers.models]]` table each"}),
+  };
+
+  using M = model_settings;
+  fs.model = {
+      bind<M>(
+          {.name = "providers[].models[].name",
+           .type = vt::string,
+           .default_text = "",
+           .help = "The model id clients send; unique across all providers"},
+          [](auto& m) -> auto& { return m.name; }, check_token, true),
+      bind<M>(
+          {.name = "providers[].models[].upstream_name",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "The model id sent upstream; \"\" or absent = same as name"},
+          [](auto& m) -> auto& { return m.upstream_name; }),
+      bind<M>(
+          {.name = "providers[].models[].context_window",
+           .type = vt::integer,
+           .default_text = "32768",
+           .min = 1,
+           .max = 10000000,
+           .help = "Prompt plus completion tokens the model accepts"},
+          [](auto& m) -> auto& { return m.context_window; }),
+      bind<M>(
+          {.name = "providers[].models[].price_input_per_m",
+           .type = vt::floating,
+           .default_text = "0.0",
+           .min = 0,
+           .max = unbounded,
+           .help = "Price per 1M input (prompt) tokens, in currency"},
+          [](auto& m) -> auto& { return m.price_input_per_m; }),
+      bind<M>(
+          {.name = "providers[].models[].price_cached_input_per_m",
+           .type = vt::floating,
+           .default_text = "0.0",
+           .min = 0,
+           .max = unbounded,
+           .help = "Price per 1M input tokens served from the provider's prompt cache"},
+          [](auto& m) -> auto& { return m.price_cached_input_per_m; }),
+      bind<M>(
+          {.name = "providers[].models[].price_output_per_m",
+           .type = vt::floating,
+           .default_text = "0.0",
+           .min = 0,
+           .max = unbounded,
+           .help = "Price per 1M output (completion) tokens, in currency"},
+          [](auto& m) -> auto& { return m.price_output_per_m; }),
+      bind<M>(
+          {.name = "providers[].models[].currency",
+           .type = vt::string,
+           .default_text = R"("CNY")",
+           .help = "Currency of the prices",
+           .choices = {"CNY", "USD"}},
+          [](auto& m) -> auto& { return m.currency; }),
+      bind<M>(
+          {.name = "providers[].models[].version",
+           .type = vt::string,
+           .default_text = R"("1")",
+           .help = "Bump to invalidate cached answers of this model"},
+          [](auto& m) -> auto& { return m.version; }, check_token),
+      bind<M>(
+          {.name = "providers[].models[].kind",
+           .type = vt::string,
+           .default_text = R"("chat")",
+           .help = "chat: /v1/chat/completions and /v1/completions; embedding: "
+                   "/v1/embeddings",
+           .choices = {"chat", "embedding"}},
+          [](auto& m) -> auto& { return m.kind; }),
+  };
+
+  using Z = sim_settings;
+  fs.sim = {
+      bind<Z>(
+          {.name = "providers[].sim.ttft_ms",
+           .type = vt::floating,
+           .default_text = "50.0",
+           .min = 0,
+           .max = 3600000,
+           .help = "Time to first token of one sequence; 0 with tokens_per_sec 0 = instant"},
+          [](auto& z) -> auto& { return z.ttft_ms; }),
+      bind<Z>(
+          {.name = "providers[].sim.tokens_per_sec",
+           .type = vt::floating,
+           .default_text = "60.0",
+           .min = 0,
+           .max = 10000000,
+           .help = "Decode rate of one sequence when it runs alone; 0 = instant"},
+          [](auto& z) -> auto& { return z.tokens_per_sec; }),
+      bind<Z>(
+          {.name = "providers[].sim.max_batch",
+           .type = vt::integer,
+           .default_text = "32",
+           .min = 1,
+           .max = 100000,
+           .help = "Sequences decoded concurrently; more wait for a slot"},
+          [](auto& z) -> auto& { return z.max_batch; }),
+      bind<Z>(
+          {.name = "providers[].sim.batch_contention",
+           .type = vt::floating,
+           .default_text = "0.05",
+           .min = 0,
+           .max = 100,
+           .help = "Per-sequence rate = tokens_per_sec / (1 + c * (n - 1)) with n active"},
+          [](auto& z) -> auto& { return z.batch_contention; }),
+      bind<Z>(
+          {.name = "providers[].sim.default_max_tokens",
+           .type = vt::integer,
+           .default_text = "48",
+           .min = 1,
+           .max = 1000000,
+           .help = "Completion length when the request sets no max_tokens"},
+          [](auto& z) -> auto& { return z.default_max_tokens; }),
+      bind<Z>(
+          {.name = "providers[].sim.embedding_dim",
+           .type = vt::integer,
+           .default_text = "256",
+           .min = 1,
+           .max = 65536,
+           .help = "Embedding length when the request sets no dimensions"},
+          [](auto& z) -> auto& { return z.embedding_dim; }),
+      bind<Z>(
+          {.name = "providers[].sim.error_rate",
+           .type = vt::floating,
+           .default_text = "0.0",
+           .min = 0,
+           .max = 1,
+           .help = "Fraction of requests answered with error_status"},
+          [](auto& z) -> auto& { return z.error_rate; }),
+      bind<Z>(
+          {.name = "providers[].sim.error_status",
+           .type = vt::integer,
+           .default_text = "503",
+           .min = 400,
+           .max = 599,
+           .help = "HTTP status of injected errors"},
+          [](auto& z) -> auto& { return z.error_status; }),
+      bind<Z>(
+          {.name = "providers[].sim.spike_rate",
+           .type = vt::floating,
+           .default_text = "0.0",
+           .min = 0,
+           .max = 1,
+           .help = "Fraction of requests whose TTFT grows by spike_ms"},
+          [](auto& z) -> auto& { return z.spike_rate; }),
+      bind<Z>(
+          {.name = "providers[].sim.spike_ms",
+           .type = vt::floating,
+           .default_text = "0.0",
+           .min = 0,
+           .max = 3600000,
+           .help = "Extra TTFT of a spiked request"},
+          [](auto& z) -> auto& { return z.spike_ms; }),
+      bind<Z>(
+          {.name = "providers[].sim.seed",
+           .type = vt::integer,
+           .default_text = "0",
+           .min = 0,
+           .max = unbounded,
+           .help = "Mixed into every request's seed; change it for different text"},
+          [](auto& z) -> auto& { return z.seed; }),
+      nested<Z>({.name = "providers[].sim.outages",
+                 .type = vt::table_array,
+                 .default_text = "",
+                 .help = "Windows in which every request gets 503, one "
+                         "`[[providers.sim.outages]]` table each"}),
+  };
+
+  using O = sim_outage;
+  fs.outage = {
+      bind<O>(
+          {.name = "providers[].sim.outages[].start_s",
+           .type = vt::floating,
+           .default_text = "0.0",
+           .min = 0,
+           .max = unbounded,
+           .help = "Start, in seconds since the provider started"},
+          [](auto& o) -> auto& { return o.start_s; }),
+      bind<O>(
+          {.name = "providers[].sim.outages[].end_s",
+           .type = vt::floating,
+           .default_text = "",
+           .min = 0,
+           .max = unbounded,
+           .help = "End, in seconds since the provider started; > start_s"},
+          [](auto& o) -> auto& { return o.end_s; }, nullptr, true),
+  };
+  return fs;
+}
+
+template <class Owner>
+void add_flat(std::vector<flat_value>& out, const std::vector<field<Owner>>& fs, const Owner& o,
+              const std::vector<size_t>& indices) {
+  for (const auto& f : fs) {
+    if (!f.show) continue;
+    std::string path;
+    size_t next = 0;
+    for (size_t i = 0; i < f.decl.name.size(); ++i) {
+      if (f.decl.name.substr(i, 2) == "[]" && next < indices.size()) {
+        path += "[" + std::to_string(indices[next++]) + "]";
+        ++i;
+      } else {
+        path += f.decl.name[i];
+      }
+    }
+    out.push_back({&f.decl, std::move(path), f.show(o)});
+  }
+}
+
+}  // namespace
+
+const field_set& fields() {
+  static const field_set fs = build();
+  return fs;
+}
+
+std::vector<flat_value> flatten(const settings& s) {
+  const field_set& fs = fields();
+  std::vector<flat_value> out;
+  add_flat(out, fs.root, s, {});
+  for (size_t p = 0; p < s.providers.size(); ++p) {
+    const provider_settings& ps = s.providers[p];
+    add_flat(out, fs.provider, ps, {p});
+    for (size_t m = 0; m < ps.models.size(); ++m) add_flat(out, fs.model, ps.models[m], {p, m});
+    add_flat(out, fs.sim, ps.sim, {p});
+    for (size_t o = 0; o < ps.sim.outages.size(); ++o) {
+      add_flat(out, fs.outage, ps.sim.outages[o], {p, o});
+    }
+  }
+  return out;
+}
+
+std::string format_number(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  if (std::isnan(v)) return "nan";
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    return std::to_string(static_cast<int64_t>(v));
+  }
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, ec == std::errc{} ? end : buf);
+}
+
+std::string bounds_text(const setting_decl& decl) {
+  if (!decl.choices.empty()) {
+    std::string out;
+    for (size_t i = 0; i < decl.choices.size(); ++i) {
+      out += (i ? ", " : "") + std::string(decl.choices[i]);
+    }
+    return out;
+  }
+  if (decl.type != value_type::integer && decl.type != value_type::floating) return "";
+  if (decl.min > decl.max) return "";
+  if (std::isinf(decl.max)) return ">= " + format_number(decl.min);
+  return format_number(decl.min) + ".." + format_number(decl.max);
+}
+
+std::string table_of(std::string_view decl_name) {
+  auto dot = decl_name.rfind('.');
+  if (dot == std::string_view::npos) return "";
+  std::string_view parent = decl_name.substr(0, dot);
+  bool array = parent.size() >= 2 && parent.substr(parent.size() - 2) == "[]";
+  std::string path;
+  for (char c : parent) {
+    if (c != '[' && c != ']') path += c;
+  }
+  return array ? "[[" + path + "]]" : "[" + path + "]";
+}
+
+std::string_view leaf_of(std::string_view decl_name) {
+  auto dot = decl_name.rfind('.');
+  return dot == std::string_view::npos ? decl_name : decl_name.substr(dot + 1);
+}
+
+}  // namespace tc::config::detail
+
+namespace tc::config {
+
+const std::vector<setting_decl>& schema() {
+  static const std::vector<setting_decl> all = [] {
+    const detail::field_set& fs = detail::fields();
+    std::vector<setting_decl> out;
+    auto add = [&out](const auto& group) {
+      for (const auto& f : group) out.push_back(f.decl);
+    };
+    add(fs.root);
+    add(fs.provider);
+    add(fs.model);
+    add(fs.sim);
+    add(fs.outage);
+    return out;
+  }();
+  return all;
+}
+
+}  // namespace tc::config

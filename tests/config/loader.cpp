@@ -1,0 +1,345 @@
+// config/loader: the default file loads, and every kind of error names the right file:line:col.
+#include "config/loader.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using tc::config::config_error;
+using tc::config::load_string;
+using tc::config::settings;
+
+/// The smallest valid configuration: one sim provider with one model (5 lines).
+const std::string sim_provider =
+    "[[providers]]\n"
+    "name = \"sim\"\n"
+    "type = \"sim\"\n"
+    "[[providers.models]]\n"
+    "name = \"m\"\n";
+
+/// The error text of loading `text`, or "" when it loads.
+std::string errors_of(const std::string& text) {
+  try {
+    load_string(text, "t.toml");
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::vector<std::string> lines_of(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("the default config file loads and serves the three sim models") {
+  settings s = tc::config::load_file(TC_SOURCE_DIR "/config/tokenschain.toml");
+  CHECK(s.node_id == "node-1");
+  CHECK(s.server.listen == "127.0.0.1:8080");
+  CHECK(s.server.admin_listen == "127.0.0.1:9090");
+  REQUIRE(s.providers.size() == 1);
+  const auto& p = s.providers[0];
+  CHECK(p.name == "sim");
+  CHECK(p.type == "sim");
+  CHECK(p.base_url.empty());
+  CHECK(p.api_key_env.empty());
+  REQUIRE(p.models.size() == 3);
+  CHECK(p.models[0].name == "sim-chat");
+  CHECK(p.models[0].upstream_name == "sim-chat");
+  CHECK(p.models[0].kind == "chat");
+  CHECK(p.models[0].context_window == 32768);
+  CHECK(p.models[0].currency == "CNY");
+  CHECK(p.models[1].name == "sim-chat-large");
+  CHECK(p.models[1].context_window > p.models[0].context_window);
+  CHECK(p.models[1].price_output_per_m > p.models[0].price_output_per_m);
+  CHECK(p.models[2].name == "sim-embed");
+  CHECK(p.models[2].kind == "embedding");
+  CHECK(p.sim.ttft_ms == 50.0);
+  CHECK(p.sim.tokens_per_sec == 60.0);
+}
+
+TEST_CASE("the commented-out openai example in the default file is valid once uncommented") {
+  std::string text = read_file(TC_SOURCE_DIR "/config/tokenschain.toml");
+  auto start = text.find("# [[providers]]\n# name = \"deepseek\"");
+  REQUIRE(start != std::string::npos);
+  std::string uncommented = text.substr(0, start);
+  for (const std::string& line : lines_of(text.substr(start))) {
+    if (line.rfind("# ", 0) == 0) {
+      uncommented += line.substr(2) + "\n";
+    } else if (line == "#") {
+      uncommented += "\n";
+    } else {
+      uncommented += line + "\n";
+    }
+  }
+  settings s = load_string(uncommented, "example.toml");
+  REQUIRE(s.providers.size() == 2);
+  const auto& p = s.providers[1];
+  CHECK(p.name == "deepseek");
+  CHECK(p.type == "openai");
+  CHECK(p.base_url == "https://api.deepseek.com/v1");
+  CHECK(p.api_key_env == "DEEPSEEK_API_KEY");
+  REQUIRE(p.models.size() == 1);
+  CHECK(p.models[0].name == "deepseek-chat");
+}
+
+TEST_CASE("load_file: a missing file names the path") {
+  try {
+    tc::config::load_file("/nonexistent/tc.toml");
+    FAIL("no error");
+  } catch (const config_error& e) {
+    CHECK(std::string(e.what()).rfind("/nonexistent/tc.toml: cannot open", 0) == 0);
+  }
+}
+
+TEST_CASE("values are stored, integers are accepted for floats, dotted keys work") {
+  settings s = load_string(sim_provider +
+                           "[providers.sim]\n"
+                           "ttft_ms = 7\n"
+                           "batch_contention = 0.25\n"
+                           "seed = 42\n"
+                           "[[providers.sim.outages]]\n"
+                           "start_s = 1\n"
+                           "end_s = 2.5\n"
+                           "[server]\n"
+                           "listen = \"[::1]:0\"\n"
+                           "io_threads = 4\n"
+                           "[log]\n"
+                           "level = \"debug\"\n"
+                           "access_log = true\n"
+                           "[actors]\n"
+                           "scheduler_threads = 3\n");
+  CHECK(s.server.listen == "[::1]:0");
+  CHECK(s.server.io_threads == 4);
+  CHECK(s.log.level == "debug");
+  CHECK(s.log.access_log);
+  CHECK(s.actors.scheduler_threads == 3);
+  const auto& sim = s.providers.at(0).sim;
+  CHECK(sim.ttft_ms == 7.0);
+  CHECK(sim.batch_contention == 0.25);
+  CHECK(sim.seed == 42);
+  REQUIRE(sim.outages.size() == 1);
+  CHECK(sim.outages[0].start_s == 1.0);
+  CHECK(sim.outages[0].end_s == 2.5);
+
+  settings dotted = load_string("server.io_threads = 2\n" + sim_provider);
+  CHECK(dotted.server.io_threads == 2);
+}
+
+TEST_CASE("a TOML syntax error gives file:line:col") {
+  std::string e = errors_of("node_id = \"a\"\nb = = 2\n");
+  CHECK(e.rfind("t.toml:2:5: ", 0) == 0);
+  CHECK(lines_of(e).size() == 1);
+}
+
+TEST_CASE("an unknown key is reported at the key, with a suggestion when one is close") {
+  CHECK(errors_of("node_id = \"x\"\n  bogus = 1\n" + sim_provider) ==
+        "t.toml:2:3: unknown key 'bogus' at top level");
+  CHECK(errors_of(sim_provider + "[server]\nio_thread = 2\n") ==
+        "t.toml:7:1: unknown key 'io_thread' in [server]; did you mean 'io_threads'?");
+  // A key declared in another table says where it belongs.
+  CHECK(errors_of("io_threads = 2\n" + sim_provider) ==
+        "t.toml:1:1: unknown key 'io_threads' at top level; 'io_threads' belongs in [server]");
+  // An unknown table is an unknown key too (at the key inside the header).
+  CHECK(errors_of(sim_provider + "[servre]\nx = 1\n") ==
+        "t.toml:6:2: unknown key 'servre' at top level; did you mean 'server'?");
+}
+
+TEST_CASE("unknown keys in nested tables get suggestions from that table") {
+  CHECK(errors_of(sim_provider + "contex_window = 5\n") ==
+        "t.toml:6:1: unknown key 'contex_window' in [[providers.models]]; did you mean "
+        "'context_window'?");
+  CHECK(errors_of(sim_provider + "[providers.sim]\nttft_sm = 3\n") ==
+        "t.toml:7:1: unknown key 'ttft_sm' in [providers.sim]; did you mean 'ttft_ms'?");
+  CHECK(errors_of(sim_provider + "[[providers.sim.outages]]\nend_s = 2\nstrat_s = 1\n") ==
+        "t.toml:8:1: unknown key 'strat_s' in [[providers.sim.outages]]; did you mean "
+        "'start_s'?");
+  CHECK(errors_of("[[providers]]\nname = \"sim\"\ntype = \"sim\"\nmodel = 1\n"
+                  "[[providers.models]]\nname = \"m\"\n") ==
+        "t.toml:4:1: unknown key 'model' in [[providers]]; did you mean 'models'?");
+}
+
+TEST_CASE("a wrong type names what was expected and what was found") {
+  CHECK(errors_of(sim_provider + "[server]\nio_threads = \"2\"\n") ==
+        "t.toml:7:14: expected an integer, got a string");
+  CHECK(errors_of(sim_provider + "[server]\nio_threads = 2.0\n") ==
+        "t.toml:7:14: expected an integer, got a float");
+  CHECK(errors_of(sim_provider + "[log]\naccess_log = 1\n") ==
+        "t.toml:7:14: expected a boolean, got an integer");
+  CHECK(errors_of(sim_provider + "[providers.sim]\nttft_ms = \"fast\"\n") ==
+        "t.toml:7:11: expected a number, got a string");
+  CHECK(errors_of(sim_provider + "[providers.sim]\nttft_ms = inf\n") ==
+        "t.toml:7:11: expected a finite number, got inf");
+  CHECK(errors_of("server = 3\n" + sim_provider) ==
+        "t.toml:1:10: expected a table, got an integer");
+  CHECK(errors_of("[providers]\nname = \"x\"\n") ==
+        "t.toml:1:1: expected an array of tables [[providers]], got a table (write "
+        "[[providers]] as the header)\nt.toml:1:1: nothing to serve: no model is configured; add "
+        "a [[providers]] table with at least one [[providers.models]] (see "
+        "config/tokenschain.toml)");
+  // Each bad element of a string array is reported where it is.
+  CHECK(errors_of("[[providers]]\nname = \"sim\"\ntype = \"sim\"\ntags = [\"a\", 1, true]\n"
+                  "[[providers.models]]\nname = \"m\"\n") ==
+        "t.toml:4:14: expected a string, got an integer\n"
+        "t.toml:4:17: expected a string, got a boolean");
+}
+
+TEST_CASE("out-of-bounds values name the bounds") {
+  CHECK(errors_of(sim_provider + "[server]\nio_threads = 100\n") ==
+        "t.toml:7:14: expected 1..64, got 100");
+  CHECK(errors_of(sim_provider + "[server]\nio_threads = 0\n") ==
+        "t.toml:7:14: expected 1..64, got 0");
+  CHECK(errors_of(sim_provider + "[providers.sim]\nerror_rate = 1.5\n") ==
+        "t.toml:7:14: expected 0..1, got 1.5");
+  CHECK(errors_of(sim_provider + "price_output_per_m = -1\n") ==
+        "t.toml:6:22: expected >= 0, got -1");
+  CHECK(errors_of(sim_provider + "[providers.sim]\nseed = -5\n") ==
+        "t.toml:7:8: expected >= 0, got -5");
+  CHECK(errors_of(sim_provider + "[providers.sim]\nerror_status = 200\n") ==
+        "t.toml:7:16: expected 400..599, got 200");
+}
+
+TEST_CASE("restricted strings name their choices") {
+  CHECK(errors_of("[[providers]]\nname = \"p\"\ntype = \"vllm\"\n[[providers.models]]\n"
+                  "name = \"m\"\n") == "t.toml:3:8: expected one of: openai, sim; got \"vllm\"");
+  CHECK(errors_of(sim_provider + "kind = \"image\"\n") ==
+        "t.toml:6:8: expected one of: chat, embedding; got \"image\"");
+  CHECK(errors_of(sim_provider + "[log]\nlevel = \"verbose\"\n") ==
+        "t.toml:7:9: expected one of: debug, info, warn, error; got \"verbose\"");
+}
+
+TEST_CASE("missing required keys are reported at the enclosing table") {
+  CHECK(errors_of("[[providers]]\ntype = \"sim\"\n[[providers.models]]\nname = \"m\"\n") ==
+        "t.toml:1:1: missing required key 'name' in [[providers]]");
+  CHECK(errors_of(sim_provider + "[[providers.models]]\nkind = \"chat\"\n") ==
+        "t.toml:6:1: missing required key 'name' in [[providers.models]]");
+  CHECK(errors_of(sim_provider + "[[providers.sim.outages]]\nstart_s = 1\n") ==
+        "t.toml:6:1: missing required key 'end_s' in [[providers.sim.outages]]");
+}
+
+TEST_CASE("all errors are collected, in file order, one per line") {
+  std::string e = errors_of(
+      "node_id = \"\"\n"        // 1: bad form
+      "[server]\n"              // 2
+      "io_threads = 0\n"        // 3: bounds
+      "listen = 8080\n"         // 4: type
+      "[[providers]]\n"         // 5: missing name
+      "type = \"sim\"\n"        // 6
+      "[[providers.models]]\n"  // 7
+      "name = \"m\"\n"          // 8
+      "kind = \"img\"\n"        // 9: choice
+      "[providers.sim]\n"       // 10
+      "max_bacth = 3\n");       // 11: unknown
+  std::vector<std::string> lines = lines_of(e);
+  REQUIRE(lines.size() == 6);
+  CHECK(lines[0].rfind("t.toml:1:11: expected 1..64 characters", 0) == 0);
+  CHECK(lines[1] == "t.toml:3:14: expected 1..64, got 0");
+  CHECK(lines[2] == "t.toml:4:10: expected a string, got an integer");
+  CHECK(lines[3] == "t.toml:5:1: missing required key 'name' in [[providers]]");
+  CHECK(lines[4] == "t.toml:9:8: expected one of: chat, embedding; got \"img\"");
+  CHECK(lines[5] ==
+        "t.toml:11:1: unknown key 'max_bacth' in [providers.sim]; did you mean 'max_batch'?");
+}
+
+TEST_CASE("sim and openai providers are checked against each other's keys") {
+  // sim: no base_url.
+  CHECK(errors_of("[[providers]]\nname = \"s\"\ntype = \"sim\"\nbase_url = \"http://x\"\n"
+                  "[[providers.models]]\nname = \"m\"\n") ==
+        "t.toml:4:12: base_url is not allowed for a provider of type \"sim\" (it runs "
+        "in-process)");
+  // openai (also the default type): base_url required, no [providers.sim].
+  CHECK(errors_of("[[providers]]\nname = \"o\"\n[[providers.models]]\nname = \"m\"\n") ==
+        "t.toml:1:1: missing required key 'base_url' in [[providers]] (required for type "
+        "\"openai\")");
+  CHECK(errors_of("[[providers]]\nname = \"o\"\nbase_url = \"https://h/v1\"\n"
+                  "[[providers.models]]\nname = \"m\"\n[providers.sim]\nttft_ms = 1\n") ==
+        "t.toml:6:1: [providers.sim] is only allowed for a provider of type \"sim\"");
+  CHECK(errors_of("[[providers]]\nname = \"o\"\nbase_url = \"ftp://h\"\n"
+                  "[[providers.models]]\nname = \"m\"\n") ==
+        "t.toml:3:12: expected a URL starting with http:// or https://, got \"ftp://h\"");
+  // A bad type reports only itself, not the checks that depend on it.
+  CHECK(lines_of(errors_of("[[providers]]\nname = \"o\"\ntype = 1\n[[providers.models]]\n"
+                           "name = \"m\"\n"))
+            .size() == 1);
+  settings s = load_string(
+      "[[providers]]\nname = \"o\"\nbase_url = \"https://api.example.com/v1\"\n"
+      "api_key_env = \"EXAMPLE_KEY\"\n[[providers.models]]\nname = \"m\"\n"
+      "upstream_name = \"vendor/m-7b\"\n");
+  CHECK(s.providers.at(0).type == "openai");
+  CHECK(s.providers.at(0).api_key_env == "EXAMPLE_KEY");
+  CHECK(s.providers.at(0).models.at(0).upstream_name == "vendor/m-7b");
+}
+
+TEST_CASE("an API key in the file is rejected") {
+  std::string e = errors_of(
+      "[[providers]]\nname = \"o\"\nbase_url = \"https://h/v1\"\n"
+      "api_key_env = \"sk-1234567890abcdef\"\n[[providers.models]]\n"
+      "name = \"m\"\n");
+  CHECK(e.rfind("t.toml:4:15: this looks like an API key: keys never go in the file", 0) == 0);
+  CHECK(e.find("sk-1234567890abcdef") == std::string::npos);  // the key is not echoed
+  CHECK(errors_of("[[providers]]\nname = \"o\"\nbase_url = \"https://h/v1\"\n"
+                  "api_key = \"abc\"\n[[providers.models]]\nname = \"m\"\n")
+            .rfind("t.toml:4:1: unknown key 'api_key' in [[providers]]: keys never go in the "
+                   "file",
+                   0) == 0);
+  CHECK(errors_of("[[providers]]\nname = \"o\"\nbase_url = \"https://h/v1\"\n"
+                  "api_key_env = \"deepseek key\"\n[[providers.models]]\nname = \"m\"\n") ==
+        "t.toml:4:15: expected an environment variable name matching [A-Z_][A-Z0-9_]*, got "
+        "\"deepseek key\"");
+}
+
+TEST_CASE("provider and model names are unique") {
+  CHECK(errors_of(sim_provider + "[[providers]]\nname = \"sim\"\ntype = \"sim\"\n") ==
+        "t.toml:7:8: duplicate provider name \"sim\" (first defined at line 2)");
+  CHECK(errors_of(sim_provider + "[[providers]]\nname = \"other\"\ntype = \"sim\"\n"
+                                 "[[providers.models]]\nname = \"m\"\n") ==
+        "t.toml:10:8: duplicate model name \"m\" (first defined at line 5); a model id maps to "
+        "one provider");
+  CHECK(errors_of("[[providers]]\nname = \"Sim\"\ntype = \"sim\"\n[[providers.models]]\n"
+                  "name = \"m\"\n") == "t.toml:2:8: expected a name of [a-z0-9_-]+, got \"Sim\"");
+}
+
+TEST_CASE("a configuration without a model has nothing to serve") {
+  const std::string nothing = "t.toml:1:1: nothing to serve: no model is configured";
+  CHECK(errors_of("").rfind(nothing, 0) == 0);
+  CHECK(errors_of("[[providers]]\nname = \"sim\"\ntype = \"sim\"\n").rfind(nothing, 0) == 0);
+}
+
+TEST_CASE("listen addresses are HOST:PORT and the two ports differ") {
+  CHECK(errors_of(sim_provider + "[server]\nlisten = \"localhost\"\n") ==
+        "t.toml:7:10: expected HOST:PORT with PORT 0..65535 (e.g. \"127.0.0.1:8080\"), got "
+        "\"localhost\"");
+  CHECK(errors_of(sim_provider + "[server]\nlisten = \"127.0.0.1:70000\"\n") ==
+        "t.toml:7:10: expected HOST:PORT with PORT 0..65535 (e.g. \"127.0.0.1:8080\"), got "
+        "\"127.0.0.1:70000\"");
+  CHECK(errors_of(sim_provider + "[server]\nlisten = \":80\"\n") != "");
+  CHECK(errors_of(sim_provider + "[server]\nadmin_listen = \"127.0.0.1:8080\"\n") ==
+        "t.toml:7:16: admin_listen must differ from listen (both are \"127.0.0.1:8080\")");
+  // Port 0 twice is fine (tests), and so are names and IPv6.
+  CHECK(errors_of(sim_provider + "[server]\nlisten = \"127.0.0.1:0\"\n"
+                                 "admin_listen = \"127.0.0.1:0\"\n") == "");
+  CHECK(errors_of(sim_provider + "[server]\nlisten = \"gw.example.com:443\"\n"
+                                 "admin_listen = \"[::1]:9090\"\n") == "");
+}
+
+TEST_CASE("an outage ends after it starts") {
+  CHECK(errors_of(sim_provider + "[[providers.sim.outages]]\nstart_s = 5\nend_s = 5\n") ==
+        "t.toml:8:9: expected end_s > start_s (5), got 5");
+  CHECK(errors_of(sim_provider + "[[providers.sim.outages]]\nstart_s = 5\nend_s = 6\n") == "");
+}
