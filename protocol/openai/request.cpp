@@ -7,6 +7,7 @@
 #include "protocol/openai/request.hpp"
 
 #include <rapidjson/document.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -25,6 +26,8 @@ using json = rapidjson::Value;
 // UTF-8 is checked before parsing by valid_utf8(), which is several times faster than
 // kParseValidateEncodingFlag (byte-at-a-time tables) and also covers bytes outside strings.
 constexpr unsigned parse_flags = rapidjson::kParseIterativeFlag;
+/// Deepest nesting accepted anywhere in a request body (JSON schemas in tools stay far below).
+constexpr unsigned max_json_depth = 128;
 constexpr int64_t max_tokens_limit = 10'000'000;
 constexpr std::size_t max_stop = 4;
 constexpr uint32_t token_id_chars = 4;  ///< input_chars credited per token id in a prompt
@@ -595,6 +598,45 @@ class validator {
 struct parse_scratch {
   static constexpr std::size_t keep_bytes = 1 << 20;  ///< larger buffers are not kept
   std::string text;
+  rapidjson::Reader reader;  ///< kept: its stack is reused across requests
+};
+
+/// Forwards SAX events into a Document and refuses nesting deeper than max_json_depth, so a
+/// 100,000-deep value is a 400 even in fields the gateway only forwards (upstreams would choke).
+struct depth_limited_handler {
+  rapidjson::Document& doc;
+  unsigned depth = 0;
+  bool too_deep = false;
+
+  bool enter() {
+    if (++depth <= max_json_depth) return true;
+    too_deep = true;
+    return false;
+  }
+  bool Null() { return doc.Null(); }
+  bool Bool(bool b) { return doc.Bool(b); }
+  bool Int(int i) { return doc.Int(i); }
+  bool Uint(unsigned i) { return doc.Uint(i); }
+  bool Int64(int64_t i) { return doc.Int64(i); }
+  bool Uint64(uint64_t i) { return doc.Uint64(i); }
+  bool Double(double d) { return doc.Double(d); }
+  bool RawNumber(const char* str, rapidjson::SizeType len, bool copy) {
+    return doc.RawNumber(str, len, copy);
+  }
+  bool String(const char* str, rapidjson::SizeType len, bool copy) {
+    return doc.String(str, len, copy);
+  }
+  bool Key(const char* str, rapidjson::SizeType len, bool copy) { return doc.Key(str, len, copy); }
+  bool StartObject() { return enter() && doc.StartObject(); }
+  bool EndObject(rapidjson::SizeType n) {
+    --depth;
+    return doc.EndObject(n);
+  }
+  bool StartArray() { return enter() && doc.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) {
+    --depth;
+    return doc.EndArray(n);
+  }
 };
 
 parse_scratch& scratch() {
@@ -794,12 +836,21 @@ std::variant<request, api_error> parse_request(endpoint kind, std::string body) 
   request out;
   {
     rapidjson::Document doc;
-    doc.ParseInsitu<parse_flags>(s.text.data());
-    if (doc.HasParseError()) {
-      const auto code = doc.GetParseError();
-      const std::size_t offset = doc.GetErrorOffset();
+    depth_limited_handler handler{doc};
+    rapidjson::ParseResult result;
+    auto generate = [&](rapidjson::Document&) {
+      rapidjson::InsituStringStream in(s.text.data());
+      result = s.reader.Parse<parse_flags | rapidjson::kParseInsituFlag>(in, handler);
+      return !result.IsError();
+    };
+    doc.Populate(generate);
+    if (result.IsError()) {
       if (s.text.capacity() > parse_scratch::keep_bytes) std::string().swap(s.text);
-      return not_json(code, offset);
+      if (handler.too_deep) {
+        return invalid_request("The JSON body nests deeper than " +
+                               std::to_string(max_json_depth) + " levels.");
+      }
+      return not_json(result.Code(), result.Offset());
     }
     out.kind = kind;
     validator v(kind, out);

@@ -200,23 +200,27 @@ TEST_CASE("not JSON, not UTF-8, not an object") {
   }
 }
 
-TEST_CASE("100,000-deep nesting neither overflows the stack nor is accepted blindly") {
+TEST_CASE("100,000-deep nesting neither overflows the stack nor is accepted") {
   const std::string deep = deep_array(100'000);
-  SUBCASE("as the body") {
-    CHECK(reject(endpoint::chat_completions, deep).message == "request body must be a JSON object");
-  }
-  SUBCASE("as an unknown field: forwarded untouched") {
-    const std::string body = chat("\"x_deep\":" + deep);
-    request r = accept(endpoint::chat_completions, body);
-    CHECK(r.body == body);
+  const std::string too_deep = "The JSON body nests deeper than 128 levels.";
+  SUBCASE("as the body") { CHECK(reject(endpoint::chat_completions, deep).message == too_deep); }
+  SUBCASE("as an unknown field the gateway would only forward") {
+    CHECK(reject(endpoint::chat_completions, chat("\"x_deep\":" + deep)).message == too_deep);
   }
   SUBCASE("as a message content") {
     api_error e = reject(endpoint::chat_completions,
                          chat_messages(R"([{"role":"user","content":[)" + deep + "]}]"));
-    CHECK(e.param == "messages[0].content[0]");
+    CHECK(e.message == too_deep);
   }
   SUBCASE("unbalanced") {
     reject(endpoint::chat_completions, chat("\"x\":" + std::string(100'000, '[')));
+  }
+  SUBCASE("128 levels are accepted and forwarded untouched, 129 are not") {
+    // chat() puts the field at depth 1, so the value may nest 127 more levels.
+    const std::string ok_body = chat("\"x_deep\":" + deep_array(127));
+    CHECK(accept(endpoint::chat_completions, ok_body).body == ok_body);
+    CHECK(reject(endpoint::chat_completions, chat("\"x_deep\":" + deep_array(128))).message ==
+          too_deep);
   }
 }
 
