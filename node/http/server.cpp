@@ -105,6 +105,20 @@ void set_path(request& r) {
 }
 
 // http-parser's own header cap is process-wide; raise it (never lower it) to fit our limit.
+/// RFC 9110 tchar: the characters allowed in a header field name.
+bool is_token_char(unsigned char ch) {
+  if (ch >= 'a' && ch <= 'z') return true;
+  if (ch >= 'A' && ch <= 'Z') return true;
+  if (ch >= '0' && ch <= '9') return true;
+  switch (ch) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
 void raise_parser_header_cap(std::size_t max_header_bytes) {
   static std::mutex mu;
   static std::size_t current = 80 * 1024;
@@ -580,6 +594,14 @@ struct server::impl {
 
   int header_field(conn* c, const char* at, std::size_t len) {
     if (!count_header_bytes(c, len)) return 1;
+    // http-parser 2.9 (non-strict) lets spaces into header names and then still honours
+    // "Content-Length : N": a request-smuggling vector (RFC 9112 §5.1 says 400).
+    for (std::size_t i = 0; i < len; ++i) {
+      if (!is_token_char(static_cast<unsigned char>(at[i]))) {
+        fail(c, 400, "bad_request", "invalid character in a header name");
+        return 1;
+      }
+    }
     auto& hs = c->req->headers;
     if (hs.empty() || c->last_was_value) {
       if (hs.empty()) hs.reserve(8);
