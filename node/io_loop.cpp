@@ -1,0 +1,636 @@
+#include "node/io_loop.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "node/http/server.hpp"
+#include "node/log.hpp"
+#include "node/sim/provider.hpp"
+#include "node/upstream/curl_client.hpp"
+#include "protocol/openai/models.hpp"
+#include "protocol/openai/request.hpp"
+#include "protocol/openai/sse.hpp"
+
+namespace tc::node {
+
+namespace {
+
+constexpr std::size_t max_upstream_body = 64 * 1024 * 1024;
+
+/// A command from the actor world to this loop.
+struct dispatch_cmd {
+  upstream_plan plan;
+  caf::actor from;
+};
+struct reject_cmd {
+  reply_target to;
+  openai::api_error error;
+};
+using control_cmd = std::function<void()>;
+using command = std::variant<std::monostate, dispatch_cmd, reject_cmd, control_cmd>;
+
+uint64_t ns_since(uint64_t start_ns, uint64_t end_ns) {
+  return end_ns > start_ns ? end_ns - start_ns : 0;
+}
+
+double seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == '.';
+  });
+}
+
+/// W3C traceparent "00-<32 hex trace>-<16 hex span>-<2 hex flags>".
+bool valid_traceparent(std::string_view tp) {
+  if (tp.size() != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-') return false;
+  for (std::size_t i = 0; i < tp.size(); ++i) {
+    if (i == 2 || i == 35 || i == 52) continue;
+    char c = tp[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+void append_hex(std::string& out, uint64_t v, int digits) {
+  static constexpr char hex[] = "0123456789abcdef";
+  for (int i = digits - 1; i >= 0; --i) out += hex[(v >> (i * 4)) & 0xf];
+}
+
+}  // namespace
+
+/// One client request between its arrival and its end, owned by the loop.
+struct pending {
+  http::responder client;
+  std::string request_id;
+  std::string traceparent;
+  std::string model;
+  std::string provider;
+  caf::actor actor;  ///< set once the actor dispatched; the outcome goes there
+  uint64_t received_ns = 0;
+  uint64_t upstream_start_ns = 0;
+  upstream::transport* transport = nullptr;
+  upstream::call_id call = 0;
+  bool calling = false;
+  bool stream = false;
+  bool started = false;  ///< the client stream has started (status line sent)
+  bool saw_done = false;
+  bool client_gone = false;
+  int upstream_status = 0;
+  std::string upstream_content_type;
+  std::string retry_after;
+  std::string body;  ///< non-stream upstream body
+  openai::sse_splitter splitter;
+  std::optional<openai::usage> usage;
+  uint64_t upstream_ns = 0;
+  uint64_t ttft_ns = 0;
+  bool stream_cut = false;
+  std::string upstream_failure;
+};
+
+struct io_loop::impl {
+  impl(uint32_t index, const loop_context& ctx) : index(index), ctx(ctx), cache(*ctx.metrics) {
+    uv_loop_init(&loop);
+    const auto& s = ctx.settings->server;
+    http::limits lim;
+    lim.max_header_bytes = s.max_header_bytes;
+    lim.max_body_bytes = s.max_body_bytes;
+    lim.header_timeout_ms = s.header_timeout_ms;
+    lim.body_timeout_ms = s.body_timeout_ms;
+    lim.idle_timeout_ms = s.idle_timeout_ms;
+    lim.max_pipelined = s.max_pipelined;
+    lim.write_high_watermark = s.write_high_watermark;
+    lim.write_low_watermark = s.write_high_watermark / 4;
+    server = std::make_unique<http::server>(
+      &loop, lim, [this](http::request&& req, http::responder res) {
+        on_request(std::move(req), res);
+      });
+    curl = std::make_unique<upstream::curl_client>(&loop);
+    for (const auto& p : ctx.settings->providers) {
+      if (p.type == "sim") {
+        auto sim = std::make_unique<sim::provider>(&loop, p.sim);
+        transports[p.name] = sim.get();
+        sims.push_back(std::move(sim));
+      } else {
+        transports[p.name] = curl.get();
+      }
+    }
+    uv_async_init(&loop, &wake, [](uv_async_t* h) { static_cast<impl*>(h->data)->drain(); });
+    wake.data = this;
+    uv_timer_init(&loop, &gauge_timer);
+    gauge_timer.data = this;
+    std::random_device rd;
+    id_state = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 56);
+    in_flight_gauge = &ctx.metrics->requests_in_flight.Add({{"loop", std::to_string(index)}});
+    connections_gauge = &ctx.metrics->connections_open.Add({{"loop", std::to_string(index)}});
+    protocol_errors = &ctx.metrics->protocol_errors_total.Add({{"loop", std::to_string(index)}});
+  }
+
+  ~impl() {
+    if (!handles_closed) {  // never ran (start-up failed): close what the constructor opened
+      close_handles();
+      uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop);
+  }
+
+  /// Closes every handle this loop owns, so that uv_run returns.
+  void close_handles() {
+    handles_closed = true;
+    curl->close();
+    for (auto& s : sims) s->close();
+    server->close_all();
+    uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
+    uv_timer_stop(&gauge_timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(&gauge_timer), nullptr);
+  }
+
+  // -- actor world -> loop ---------------------------------------------------------------
+
+  void post(command&& cmd) {
+    queue.push(std::move(cmd));
+    uv_async_send(&wake);
+  }
+
+  void drain() {
+    command cmd;
+    while (queue.try_pop(cmd)) {
+      if (auto* d = std::get_if<dispatch_cmd>(&cmd)) {
+        start_upstream(std::move(d->plan), std::move(d->from));
+      } else if (auto* r = std::get_if<reject_cmd>(&cmd)) {
+        finish_with_error(r->to.slot, r->error);
+      } else if (auto* c = std::get_if<control_cmd>(&cmd)) {
+        (*c)();
+      }
+      cmd = std::monostate{};
+    }
+  }
+
+  // -- client requests -------------------------------------------------------------------
+
+  std::string next_request_id() {
+    // splitmix64: unique per loop, unpredictable enough for correlation ids.
+    uint64_t z = (id_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    std::string id = "req_";
+    append_hex(id, z, 16);
+    return id;
+  }
+
+  http::header_list base_headers(const std::string& request_id) {
+    return {{"x-request-id", request_id}};
+  }
+
+  void send_error(http::responder& res, const std::string& request_id,
+                  const openai::api_error& e) {
+    auto headers = base_headers(request_id);
+    headers.emplace_back("content-type", "application/json");
+    if (e.retry_after_s > 0) headers.emplace_back("retry-after", std::to_string(e.retry_after_s));
+    res.send(e.status, headers, openai::error_body(e));
+  }
+
+  void send_json(http::responder& res, const std::string& request_id, int status,
+                 std::string body) {
+    auto headers = base_headers(request_id);
+    headers.emplace_back("content-type", "application/json");
+    res.send(status, headers, std::move(body));
+  }
+
+  void on_request(http::request&& req, http::responder res) {
+    std::string_view given_id = req.header("x-request-id");
+    std::string request_id = valid_request_id(given_id) ? std::string(given_id)
+                                                        : next_request_id();
+    const std::string& path = req.path;
+    const bool get = req.method == "GET" || req.method == "HEAD";
+    const bool post = req.method == "POST";
+
+    auto api = [&](openai::endpoint kind) {
+      if (!post) return send_error(res, request_id, openai::method_not_allowed(req.method, path));
+      auto parsed = openai::parse_request(kind, std::move(req.body));
+      if (auto* e = std::get_if<openai::api_error>(&parsed)) {
+        return send_error(res, request_id, *e);
+      }
+      start_request(std::get<openai::request>(std::move(parsed)), std::move(request_id),
+                    req.header("traceparent"), req.received_ns, res);
+    };
+
+    if (path == "/v1/chat/completions") return api(openai::endpoint::chat_completions);
+    if (path == "/v1/completions") return api(openai::endpoint::completions);
+    if (path == "/v1/embeddings") return api(openai::endpoint::embeddings);
+    if (path == "/v1/models") {
+      if (!get) return send_error(res, request_id, openai::method_not_allowed(req.method, path));
+      return send_json(res, request_id, 200, ctx.models_body);
+    }
+    if (path.rfind("/v1/models/", 0) == 0) {
+      if (!get) return send_error(res, request_id, openai::method_not_allowed(req.method, path));
+      auto it = ctx.model_bodies.find(path.substr(11));
+      if (it == ctx.model_bodies.end())
+        return send_error(res, request_id, openai::model_not_found(path.substr(11)));
+      return send_json(res, request_id, 200, it->second);
+    }
+    if (path == "/healthz") return send_json(res, request_id, 200, R"({"status":"ok"})");
+    if (path == "/readyz") {
+      if (draining) return send_json(res, request_id, 503, R"({"status":"draining"})");
+      return send_json(res, request_id, 200, R"({"status":"ready"})");
+    }
+    send_error(res, request_id, openai::unknown_endpoint(req.method, path));
+  }
+
+  void start_request(openai::request&& req, std::string request_id, std::string_view traceparent,
+                     uint64_t received_ns, http::responder res) {
+    const uint64_t slot = ++next_slot;
+    pending& p = requests[slot];
+    p.client = res;
+    p.request_id = std::move(request_id);
+    p.model = req.model;
+    p.stream = req.stream;
+    p.received_ns = received_ns != 0 ? received_ns : uv_hrtime();
+    p.traceparent = make_traceparent(traceparent);
+    in_flight_gauge->Increment();
+    p.client.on_close([this, slot] { on_client_gone(slot); });
+    ctx.system->spawn(actors::connection, std::move(req), reply_target{index, slot},
+                      ctx.pipeline);
+  }
+
+  std::string make_traceparent(std::string_view incoming) {
+    std::string tp = "00-";
+    if (valid_traceparent(incoming)) {
+      tp.append(incoming.substr(3, 32));  // keep the caller's trace, new span for our hop
+    } else {
+      append_hex(tp, next_id_bits(), 16);
+      append_hex(tp, next_id_bits(), 16);
+    }
+    tp += '-';
+    append_hex(tp, next_id_bits(), 16);
+    tp += valid_traceparent(incoming) ? std::string(incoming.substr(52)) : std::string("-01");
+    return tp;
+  }
+
+  uint64_t next_id_bits() {
+    uint64_t z = (id_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+
+  // -- upstream call and relay (DESIGN §2 steps 10-12) -------------------------------------
+
+  void start_upstream(upstream_plan&& plan, caf::actor from) {
+    auto it = requests.find(plan.to.slot);
+    if (it == requests.end()) return;  // cannot happen: slots live until their outcome
+    pending& p = it->second;
+    p.actor = std::move(from);
+    p.provider = plan.provider;
+    if (p.client_gone) return finish(plan.to.slot, 499);
+    auto tr = transports.find(plan.provider);
+    if (tr == transports.end()) {
+      return finish_with_error(plan.to.slot,
+                               openai::upstream_error("no transport for provider '" +
+                                                      plan.provider + "'"));
+    }
+    p.transport = tr->second;
+    upstream::call_request call;
+    call.url = std::move(plan.url);
+    call.body = std::move(plan.body);
+    call.connect_timeout_ms = plan.connect_timeout_ms;
+    call.first_byte_timeout_ms = plan.first_byte_timeout_ms;
+    call.total_timeout_ms = plan.total_timeout_ms;
+    call.headers.reserve(5);
+    call.headers.emplace_back("Content-Type: application/json");
+    call.headers.emplace_back(p.stream ? "Accept: text/event-stream" : "Accept: application/json");
+    call.headers.emplace_back("x-request-id: " + p.request_id);
+    call.headers.emplace_back("traceparent: " + p.traceparent);
+    if (auto auth = ctx.provider_auth.find(plan.provider); auth != ctx.provider_auth.end())
+      call.headers.emplace_back(auth->second);
+
+    const uint64_t slot = plan.to.slot;
+    upstream::call_handlers h;
+    h.on_headers = [this, slot](int status, std::vector<std::pair<std::string, std::string>>&& hs) {
+      on_upstream_headers(slot, status, hs);
+    };
+    h.on_data = [this, slot](std::string_view data) { on_upstream_data(slot, data); };
+    h.on_complete = [this, slot](upstream::call_result&& r) { on_upstream_complete(slot, r); };
+    p.upstream_start_ns = uv_hrtime();
+    p.calling = true;
+    cache.upstream_in_flight(p.provider).Increment();
+    p.call = p.transport->start(std::move(call), std::move(h));
+  }
+
+  void on_upstream_headers(uint64_t slot, int status,
+                           const std::vector<std::pair<std::string, std::string>>& headers) {
+    auto it = requests.find(slot);
+    if (it == requests.end()) return;
+    pending& p = it->second;
+    p.upstream_status = status;
+    for (const auto& [name, value] : headers) {
+      if (name == "content-type") p.upstream_content_type = value;
+      else if (name == "retry-after") p.retry_after = value;
+    }
+    const bool event_stream = p.upstream_content_type.rfind("text/event-stream", 0) == 0;
+    if (p.stream && status == 200 && event_stream) {
+      auto hs = response_headers(p);
+      hs.emplace_back("content-type", "text/event-stream");
+      hs.emplace_back("cache-control", "no-cache");
+      p.client.start(200, hs);
+      p.started = true;
+    }
+  }
+
+  http::header_list response_headers(const pending& p) {
+    http::header_list hs = base_headers(p.request_id);
+    hs.emplace_back("x-tc-provider", p.provider);
+    hs.emplace_back("x-tc-cache", "miss");
+    hs.emplace_back("x-tc-queue-ms", "0");
+    return hs;
+  }
+
+  void on_upstream_data(uint64_t slot, std::string_view data) {
+    auto it = requests.find(slot);
+    if (it == requests.end()) return;
+    pending& p = it->second;
+    if (!p.started) {
+      if (p.body.size() + data.size() > max_upstream_body) {
+        p.transport->cancel(p.call);
+        p.calling = false;
+        cache.upstream_in_flight(p.provider).Decrement();
+        return finish_with_error(slot, openai::upstream_error("upstream response too large"));
+      }
+      p.body.append(data);
+      return;
+    }
+    // A stream: relay whole events, re-framed, so a cut never leaves half an event behind.
+    std::string out;
+    bool ok = p.splitter.feed(data, [&](const openai::sse_splitter::event& ev) {
+      if (ev.data == "[DONE]") {
+        p.saw_done = true;
+        out += openai::sse_done;
+        return;
+      }
+      if (p.saw_done) return;  // nothing after [DONE]
+      if (auto u = openai::find_usage(ev.data)) p.usage = u;
+      if (!ev.name.empty()) {
+        out += "event: ";
+        out += ev.name;
+        out += '\n';
+      }
+      out += openai::sse_data(ev.data);
+    });
+    if (!out.empty()) p.client.write(std::move(out));
+    if (!ok) {
+      p.transport->cancel(p.call);
+      p.calling = false;
+      cache.upstream_in_flight(p.provider).Decrement();
+      return end_cut_stream(slot, "upstream sent an oversized event", "io");
+    }
+    if (p.client.congested()) {
+      p.transport->pause(p.call);
+      p.client.on_drain([this, slot] {
+        auto it = requests.find(slot);
+        if (it != requests.end() && it->second.calling)
+          it->second.transport->resume(it->second.call);
+      });
+    }
+  }
+
+  void on_upstream_complete(uint64_t slot, const upstream::call_result& r) {
+    auto it = requests.find(slot);
+    if (it == requests.end()) return;
+    pending& p = it->second;
+    p.calling = false;
+    cache.upstream_in_flight(p.provider).Decrement();
+    const uint64_t upstream_ns = ns_since(p.upstream_start_ns, r.done_ns ? r.done_ns : uv_hrtime());
+    const uint64_t ttft_ns = r.first_byte_ns ? ns_since(p.upstream_start_ns, r.first_byte_ns) : 0;
+    auto& series = cache.upstream(p.model, p.provider);
+    series.latency->Observe(seconds(upstream_ns));
+    if (ttft_ns) series.ttft->Observe(seconds(ttft_ns));
+    p.upstream_ns = upstream_ns;
+    p.ttft_ns = ttft_ns;
+
+    if (r.why != upstream::failure::none) {
+      p.upstream_failure = upstream::to_string(r.why);
+      ctx.metrics->upstream_failures_total
+        .Add({{"provider", p.provider}, {"reason", std::string(upstream::to_string(r.why))}})
+        .Increment();
+      log::warn("upstream_failure", {{"request_id", p.request_id},
+                                     {"provider", p.provider},
+                                     {"reason", upstream::to_string(r.why)},
+                                     {"detail", r.detail}});
+    }
+    if (p.started) {
+      if (r.why == upstream::failure::none && p.saw_done) return finish_stream(slot);
+      return end_cut_stream(slot, "upstream stream ended before completion",
+                            r.why == upstream::failure::none ? "incomplete"
+                                                             : upstream::to_string(r.why));
+    }
+    switch (r.why) {
+      case upstream::failure::none: break;
+      case upstream::failure::connect_timeout:
+      case upstream::failure::first_byte_timeout:
+      case upstream::failure::total_timeout:
+        return finish_with_error(
+          slot, openai::upstream_timeout("upstream '" + p.provider + "' timed out (" +
+                                         std::string(upstream::to_string(r.why)) + ")"));
+      default:
+        return finish_with_error(
+          slot, openai::upstream_error("upstream '" + p.provider + "' failed (" +
+                                       std::string(upstream::to_string(r.why)) + ")"));
+    }
+    if (p.upstream_status >= 500) {
+      return finish_with_error(slot, openai::upstream_error("upstream '" + p.provider +
+                                                            "' answered " +
+                                                            std::to_string(p.upstream_status)));
+    }
+    // 2xx, and 4xx from an OpenAI-compatible upstream (its own error envelope): relay as is.
+    p.usage = openai::find_usage(p.body);
+    auto hs = response_headers(p);
+    hs.emplace_back("content-type", p.upstream_content_type.empty() ? "application/json"
+                                                                    : p.upstream_content_type);
+    if (!p.retry_after.empty()) hs.emplace_back("retry-after", p.retry_after);
+    const int status = p.upstream_status;
+    p.client.send(status, hs, std::move(p.body));
+    finish(slot, status);
+  }
+
+  void finish_stream(uint64_t slot) {
+    pending& p = requests.at(slot);
+    p.client.end();
+    finish(slot, 200);
+  }
+
+  /// A started stream that cannot complete: an SSE error event, no [DONE], then the end.
+  void end_cut_stream(uint64_t slot, const std::string& message, std::string_view why) {
+    pending& p = requests.at(slot);
+    auto err = openai::upstream_error(message + " (" + std::string(why) + ")");
+    p.client.write(openai::sse_error(err));
+    p.client.end();
+    ctx.metrics->streams_cut_total.Add({{"provider", p.provider}}).Increment();
+    p.stream_cut = true;
+    finish(slot, 200);
+  }
+
+  void finish_with_error(uint64_t slot, const openai::api_error& e) {
+    auto it = requests.find(slot);
+    if (it == requests.end()) return;
+    pending& p = it->second;
+    if (p.started) return end_cut_stream(slot, e.message, e.code);
+    send_error(p.client, p.request_id, e);
+    finish(slot, e.status);
+  }
+
+  void on_client_gone(uint64_t slot) {
+    auto it = requests.find(slot);
+    if (it == requests.end()) return;
+    pending& p = it->second;
+    p.client_gone = true;
+    ctx.metrics->client_disconnects_total.Add({}).Increment();
+    if (p.calling) {
+      p.transport->cancel(p.call);  // the upstream stops generating for nobody
+      p.calling = false;
+      cache.upstream_in_flight(p.provider).Decrement();
+      p.upstream_ns = ns_since(p.upstream_start_ns, uv_hrtime());
+      finish(slot, 499);
+    }
+    // Otherwise the actor has not dispatched yet: its dispatch or reject ends the request.
+  }
+
+  /// The request ended: metrics, the outcome to the actor, and the slot is freed.
+  void finish(uint64_t slot, int status) {
+    auto it = requests.find(slot);
+    if (it == requests.end()) return;
+    pending& p = it->second;
+    request_outcome outcome;
+    outcome.status = status;
+    outcome.client_gone = p.client_gone;
+    outcome.stream_cut = p.stream_cut;
+    outcome.upstream_failure = std::move(p.upstream_failure);
+    outcome.upstream_ns = p.upstream_ns;
+    outcome.ttft_ns = p.ttft_ns;
+    outcome.total_ns = ns_since(p.received_ns, uv_hrtime());
+    if (p.usage) {
+      outcome.usage = *p.usage;
+      outcome.usage_reported = true;
+    }
+    auto& rs = cache.request(p.model, p.provider, status);
+    rs.requests->Increment();
+    rs.latency->Observe(seconds(outcome.total_ns));
+    if (outcome.upstream_ns != 0 && !p.provider.empty()) {
+      cache.upstream(p.model, p.provider)
+        .overhead->Observe(seconds(ns_since(outcome.upstream_ns, outcome.total_ns)));
+    }
+    if (ctx.settings->log.access_log) {
+      log::info("request", {{"request_id", p.request_id},
+                            {"model", p.model},
+                            {"provider", p.provider},
+                            {"status", status},
+                            {"total_us", outcome.total_ns / 1000},
+                            {"upstream_us", outcome.upstream_ns / 1000}});
+    }
+    if (p.actor) caf::anon_send(p.actor, std::move(outcome));
+    in_flight_gauge->Decrement();
+    requests.erase(it);
+    maybe_drained();
+  }
+
+  // -- shutdown ----------------------------------------------------------------------------
+
+  void begin_shutdown(uint32_t grace_ms, std::function<void()> done) {
+    draining = true;
+    on_drained = std::move(done);
+    server->shutdown(grace_ms, [this] {
+      server_done = true;
+      maybe_drained();
+    });
+  }
+
+  void maybe_drained() {
+    if (!server_done || !requests.empty() || !on_drained) return;
+    // Every connection is closed and every request has reported its outcome: close the
+    // loop's own handles so uv_run returns.
+    auto done = std::move(on_drained);
+    on_drained = nullptr;
+    close_handles();
+    done();
+  }
+
+  void update_gauges() { connections_gauge->Set(static_cast<double>(server->stats().connections_open)); }
+
+  uint32_t index;
+  const loop_context& ctx;
+  uv_loop_t loop{};
+  uv_async_t wake{};
+  uv_timer_t gauge_timer{};
+  std::unique_ptr<http::server> server;
+  std::unique_ptr<upstream::curl_client> curl;
+  std::vector<std::unique_ptr<sim::provider>> sims;
+  std::unordered_map<std::string, upstream::transport*> transports;
+  mpsc_queue<command> queue;
+  std::unordered_map<uint64_t, pending> requests;
+  uint64_t next_slot = 0;
+  uint64_t id_state = 0;
+  metrics_cache cache;
+  prometheus::Gauge* in_flight_gauge = nullptr;
+  prometheus::Gauge* connections_gauge = nullptr;
+  prometheus::Counter* protocol_errors = nullptr;
+  uint64_t protocol_errors_seen = 0;
+  bool draining = false;
+  bool server_done = false;
+  bool handles_closed = false;
+  std::function<void()> on_drained;
+  std::thread thread;
+};
+
+io_loop::io_loop(uint32_t index, const loop_context& ctx)
+    : impl_(std::make_unique<impl>(index, ctx)) {}
+
+io_loop::~io_loop() { join(); }
+
+int io_loop::listen(const std::string& host, uint16_t port, bool reuse_port) {
+  return impl_->server->listen(host, port, reuse_port);
+}
+
+void io_loop::start() {
+  auto* d = impl_.get();
+  uv_timer_start(
+    &d->gauge_timer,
+    [](uv_timer_t* t) {
+      auto* self = static_cast<impl*>(t->data);
+      self->update_gauges();
+      const auto& st = self->server->stats();
+      if (st.protocol_errors > self->protocol_errors_seen) {
+        self->protocol_errors->Increment(
+          static_cast<double>(st.protocol_errors - self->protocol_errors_seen));
+        self->protocol_errors_seen = st.protocol_errors;
+      }
+    },
+    250, 250);
+  d->thread = std::thread([d] { uv_run(&d->loop, UV_RUN_DEFAULT); });
+}
+
+void io_loop::shutdown(uint32_t grace_ms, std::function<void()> done) {
+  auto* d = impl_.get();
+  d->post(control_cmd{[d, grace_ms, done = std::move(done)]() mutable {
+    d->begin_shutdown(grace_ms, std::move(done));
+  }});
+}
+
+void io_loop::join() {
+  if (impl_ && impl_->thread.joinable()) impl_->thread.join();
+}
+
+void io_loop::dispatch(upstream_plan&& plan, caf::actor from) {
+  impl_->post(dispatch_cmd{std::move(plan), std::move(from)});
+}
+
+void io_loop::reject(reply_target to, openai::api_error&& error) {
+  impl_->post(reject_cmd{to, std::move(error)});
+}
+
+}  // namespace tc::node

@@ -1,0 +1,119 @@
+#include "node/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+namespace tc::node {
+
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+/// Latency buckets from 50 µs to 60 s: the gateway's own overhead lives in the first ones.
+const prometheus::Histogram::BucketBoundaries& latency_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b{
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,     0.25,   0.5,     1,      2.5,   5,      10,    30,   60};
+  return b;
+}
+
+}  // namespace
+
+metrics::metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_total(BuildCounter()
+                       .Name("tc_requests_total")
+                       .Help("Finished client requests by model, provider and status class")
+                       .Register(*registry_)),
+      request_seconds(BuildHistogram()
+                        .Name("tc_request_duration_seconds")
+                        .Help("Client request latency, from request received to last byte")
+                        .Register(*registry_)),
+      upstream_seconds(BuildHistogram()
+                         .Name("tc_upstream_duration_seconds")
+                         .Help("Upstream call duration, from call start to its end")
+                         .Register(*registry_)),
+      upstream_ttft_seconds(BuildHistogram()
+                              .Name("tc_upstream_ttft_seconds")
+                              .Help("Upstream time to first byte of the response")
+                              .Register(*registry_)),
+      overhead_seconds(BuildHistogram()
+                         .Name("tc_gateway_overhead_seconds")
+                         .Help("Request latency minus upstream call duration")
+                         .Register(*registry_)),
+      upstream_in_flight(BuildGauge()
+                           .Name("tc_upstream_in_flight")
+                           .Help("Upstream calls in progress by provider")
+                           .Register(*registry_)),
+      requests_in_flight(BuildGauge()
+                           .Name("tc_requests_in_flight")
+                           .Help("Client requests received and not yet answered")
+                           .Register(*registry_)),
+      connections_open(BuildGauge()
+                         .Name("tc_http_connections_open")
+                         .Help("Open client connections on the data port, by I/O loop")
+                         .Register(*registry_)),
+      protocol_errors_total(BuildCounter()
+                              .Name("tc_http_protocol_errors_total")
+                              .Help("Requests refused by the HTTP layer (400/408/413/431)")
+                              .Register(*registry_)),
+      upstream_failures_total(BuildCounter()
+                                .Name("tc_upstream_failures_total")
+                                .Help("Upstream calls that failed, by provider and reason")
+                                .Register(*registry_)),
+      streams_cut_total(BuildCounter()
+                          .Name("tc_streams_cut_total")
+                          .Help("Started streams that ended with an error event")
+                          .Register(*registry_)),
+      client_disconnects_total(BuildCounter()
+                                 .Name("tc_client_disconnects_total")
+                                 .Help("Requests whose client went away before the end")
+                                 .Register(*registry_)) {}
+
+std::string metrics::serialize() const {
+  return prometheus::TextSerializer{}.Serialize(registry_->Collect());
+}
+
+std::string_view status_class(int status) {
+  static constexpr std::string_view classes[] = {"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  int c = status / 100;
+  return c >= 1 && c <= 5 ? classes[c] : classes[0];
+}
+
+metrics::request_series& metrics_cache::request(const std::string& model,
+                                                const std::string& provider, int status) {
+  std::string key;
+  key.reserve(model.size() + provider.size() + 5);
+  key.append(model).append(1, '\0').append(provider).append(1, '\0').append(status_class(status));
+  auto it = requests_.find(key);
+  if (it != requests_.end()) return it->second;
+  prometheus::Labels labels{{"model", model.empty() ? "none" : model},
+                            {"provider", provider.empty() ? "none" : provider},
+                            {"status", std::string(status_class(status))}};
+  metrics::request_series s{&m_.requests_total.Add(labels),
+                            &m_.request_seconds.Add(labels, latency_buckets())};
+  return requests_.emplace(std::move(key), s).first->second;
+}
+
+metrics::upstream_series& metrics_cache::upstream(const std::string& model,
+                                                  const std::string& provider) {
+  std::string key = model + '\0' + provider;
+  auto it = upstreams_.find(key);
+  if (it != upstreams_.end()) return it->second;
+  prometheus::Labels labels{{"model", model}, {"provider", provider}};
+  metrics::upstream_series s{&m_.upstream_seconds.Add(labels, latency_buckets()),
+                             &m_.upstream_ttft_seconds.Add(labels, latency_buckets()),
+                             &m_.overhead_seconds.Add(labels, latency_buckets())};
+  return upstreams_.emplace(std::move(key), s).first->second;
+}
+
+prometheus::Gauge& metrics_cache::upstream_in_flight(const std::string& provider) {
+  auto it = in_flight_.find(provider);
+  if (it != in_flight_.end()) return *it->second;
+  auto* g = &m_.upstream_in_flight.Add({{"provider", provider}});
+  in_flight_.emplace(provider, g);
+  return *g;
+}
+
+}  // namespace tc::node
