@@ -1,0 +1,197 @@
+#include "tests/integration/harness.hpp"
+
+#include <rapidjson/error/en.h>
+
+namespace tc::test {
+
+std::string server_toml(std::string_view extra) {
+  std::string s = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n";
+  s += extra;
+  if (!s.empty() && s.back() != '\n') s += '\n';
+  return s;
+}
+
+std::string sim_provider_toml(double ttft_ms, double tokens_per_sec, std::string_view extra_sim) {
+  std::string s = "[[providers]]\nname = \"sim\"\ntype = \"sim\"\n[providers.sim]\n";
+  s += "ttft_ms = " + std::to_string(ttft_ms) + "\n";
+  s += "tokens_per_sec = " + std::to_string(tokens_per_sec) + "\n";
+  s += extra_sim;
+  if (!s.empty() && s.back() != '\n') s += '\n';
+  s += "[[providers.models]]\nname = \"sim-chat\"\n";
+  s += "[[providers.models]]\nname = \"sim-embed\"\nkind = \"embedding\"\n";
+  return s;
+}
+
+std::string openai_provider_toml(uint16_t port, std::string_view extra_provider) {
+  std::string s = "[[providers]]\nname = \"up\"\ntype = \"openai\"\n";
+  s += "base_url = \"http://127.0.0.1:" + std::to_string(port) + "/v1\"\n";
+  s += extra_provider;
+  if (!s.empty() && s.back() != '\n') s += '\n';
+  s += "[[providers.models]]\nname = \"sim-chat\"\n";
+  s += "[[providers.models]]\nname = \"sim-embed\"\nkind = \"embedding\"\n";
+  return s;
+}
+
+bool node_process::start(const std::string& toml, const std::vector<std::string>& extra_args) {
+  std::string path = dir_.write("tokenschain.toml", toml);
+  if (path.empty()) {
+    error_ = "cannot write the config under " + dir_.path();
+    return false;
+  }
+  return start_file(path, extra_args);
+}
+
+bool node_process::start_file(const std::string& config_path,
+                              const std::vector<std::string>& extra_args) {
+  log_path_ = dir_.path() + "/tcnode.stderr";
+  std::vector<std::string> args{"--config", config_path};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  process::options opts;
+  opts.stderr_path = log_path_;
+  if (!proc_.start(bin_path("tcnode"), args, opts)) {
+    error_ = proc_.error();
+    return false;
+  }
+  auto line = proc_.wait_for_line("ready ", ready_timeout);
+  if (!line) {
+    error_ = proc_.error() + "; stderr: " + log_tail();
+    return false;
+  }
+  ready_line_ = *line;
+  auto kv = parse_kv(*line);
+  auto data = parse_endpoint(kv["data"]);
+  auto admin = parse_endpoint(kv["admin"]);
+  if (!data || !admin || data->port == 0 || admin->port == 0) {
+    error_ = "bad ready line: " + *line;
+    return false;
+  }
+  data_port_ = data->port;
+  admin_port_ = admin->port;
+  return true;
+}
+
+std::string node_process::log() const {
+  return log_path_.empty() ? "" : read_file(log_path_);
+}
+
+std::string node_process::log_tail(std::size_t max) const {
+  std::string l = log();
+  return l.size() > max ? l.substr(l.size() - max) : l;
+}
+
+bool sim_process::start(const std::vector<std::string>& args) {
+  log_path_ = dir_.path() + "/tcsim.stderr";
+  std::vector<std::string> all{"--listen", "127.0.0.1:0"};
+  all.insert(all.end(), args.begin(), args.end());
+  process::options opts;
+  opts.stderr_path = log_path_;
+  if (!proc_.start(bin_path("tcsim"), all, opts)) {
+    error_ = proc_.error();
+    return false;
+  }
+  auto line = proc_.wait_for_line("ready ", ready_timeout);
+  if (!line) {
+    error_ = proc_.error() + "; stderr: " + log_tail();
+    return false;
+  }
+  auto ep = parse_endpoint(parse_kv(*line)["sim"]);
+  if (!ep || ep->port == 0) {
+    error_ = "bad ready line: " + *line;
+    return false;
+  }
+  port_ = ep->port;
+  return true;
+}
+
+std::string sim_process::log_tail(std::size_t max) const {
+  std::string l = log_path_.empty() ? "" : read_file(log_path_);
+  return l.size() > max ? l.substr(l.size() - max) : l;
+}
+
+std::optional<double> sim_process::metric(std::string_view name) {
+  response r = get(port_, "/metrics", milliseconds(3000));
+  if (r.status != 200) return std::nullopt;
+  return metric_sum(r.body, name);
+}
+
+std::optional<double> node_metric(const node_process& node, std::string_view name) {
+  response r = get(node.admin_port(), "/metrics", milliseconds(3000));
+  if (r.status != 200) return std::nullopt;
+  return metric_sum(r.body, name);
+}
+
+std::string wait_node_idle(const node_process& node, milliseconds timeout) {
+  static constexpr std::string_view gauges[] = {"tc_requests_in_flight", "tc_upstream_in_flight",
+                                                "tc_http_connections_open"};
+  std::string busy;
+  eventually(
+      [&] {
+        busy.clear();
+        response r = get(node.admin_port(), "/metrics", milliseconds(2000));
+        if (r.status != 200) {
+          busy = "GET /metrics failed: " + r.error;
+          return false;
+        }
+        for (auto g : gauges) {
+          double v = metric_sum(r.body, g).value_or(0);
+          if (v != 0) busy += std::string(g) + "=" + std::to_string(v) + " ";
+        }
+        return busy.empty();
+      },
+      timeout, milliseconds(50));
+  return busy;
+}
+
+std::string chat_body(std::string_view model, std::string_view content, std::string_view extra) {
+  std::string s = "{\"model\":\"";
+  s += model;
+  s += "\",\"messages\":[{\"role\":\"user\",\"content\":\"";
+  s += content;
+  s += "\"}]";
+  if (!extra.empty()) {
+    s += ',';
+    s += extra;
+  }
+  s += '}';
+  return s;
+}
+
+rapidjson::Document parse_json(std::string_view text) {
+  rapidjson::Document d;
+  d.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  return d;
+}
+
+std::string str_of(const rapidjson::Value& v, const char* key) {
+  if (!v.IsObject()) return {};
+  auto it = v.FindMember(key);
+  if (it == v.MemberEnd() || !it->value.IsString()) return {};
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+api_error_view error_of(std::string_view body) {
+  api_error_view out;
+  auto d = parse_json(body);
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("error") || !d["error"].IsObject())
+    return out;
+  const auto& e = d["error"];
+  out.message = str_of(e, "message");
+  out.type = str_of(e, "type");
+  out.param = str_of(e, "param");
+  out.code = str_of(e, "code");
+  out.valid = e.HasMember("message") && e["message"].IsString() && e.HasMember("type") &&
+              e["type"].IsString() && e.HasMember("param") && e.HasMember("code");
+  return out;
+}
+
+std::vector<rapidjson::Document> sse_json_chunks(std::string_view body) {
+  std::vector<rapidjson::Document> out;
+  for (const auto& ev : parse_sse(body)) {
+    if (!ev.event.empty() || ev.data == "[DONE]") continue;
+    auto d = parse_json(ev.data);
+    if (!d.HasParseError()) out.push_back(std::move(d));
+  }
+  return out;
+}
+
+}  // namespace tc::test
