@@ -92,6 +92,7 @@ struct pending {
   uint64_t ttft_ns = 0;
   bool stream_cut = false;
   std::string upstream_failure;
+  metrics::route_series* series = nullptr;  ///< set once the provider is known
 };
 
 struct io_loop::impl {
@@ -320,8 +321,21 @@ struct io_loop::impl {
     h.on_complete = [this, slot](upstream::call_result&& r) { on_upstream_complete(slot, r); };
     p.upstream_start_ns = uv_hrtime();
     p.calling = true;
-    cache.upstream_in_flight(p.provider).Increment();
+    p.series = &cache.route(p.model, p.provider);
+    p.series->upstream_in_flight->Increment();
     p.call = p.transport->start(std::move(call), std::move(h));
+  }
+
+  /// The upstream call of `p` has ended (completed or cancelled).
+  void call_ended(pending& p) {
+    p.calling = false;
+    p.series->upstream_in_flight->Decrement();
+  }
+
+  /// Abandons the upstream call of `p`: no callback of it runs any more.
+  void cancel_call(pending& p) {
+    p.transport->cancel(p.call);
+    call_ended(p);
   }
 
   void on_upstream_headers(uint64_t slot, int status,
@@ -358,9 +372,7 @@ struct io_loop::impl {
     pending& p = it->second;
     if (!p.started) {
       if (p.body.size() + data.size() > max_upstream_body) {
-        p.transport->cancel(p.call);
-        p.calling = false;
-        cache.upstream_in_flight(p.provider).Decrement();
+        cancel_call(p);
         return finish_with_error(slot, openai::upstream_error("upstream response too large"));
       }
       p.body.append(data);
@@ -385,9 +397,7 @@ struct io_loop::impl {
     });
     if (!out.empty()) p.client.write(std::move(out));
     if (!ok) {
-      p.transport->cancel(p.call);
-      p.calling = false;
-      cache.upstream_in_flight(p.provider).Decrement();
+      cancel_call(p);
       return end_cut_stream(slot, "upstream sent an oversized event", "io");
     }
     if (p.client.congested()) {
@@ -404,13 +414,11 @@ struct io_loop::impl {
     auto it = requests.find(slot);
     if (it == requests.end()) return;
     pending& p = it->second;
-    p.calling = false;
-    cache.upstream_in_flight(p.provider).Decrement();
+    call_ended(p);
     const uint64_t upstream_ns = ns_since(p.upstream_start_ns, r.done_ns ? r.done_ns : uv_hrtime());
     const uint64_t ttft_ns = r.first_byte_ns ? ns_since(p.upstream_start_ns, r.first_byte_ns) : 0;
-    auto& series = cache.upstream(p.model, p.provider);
-    series.latency->Observe(seconds(upstream_ns));
-    if (ttft_ns) series.ttft->Observe(seconds(ttft_ns));
+    p.series->upstream_latency->Observe(seconds(upstream_ns));
+    if (ttft_ns) p.series->upstream_ttft->Observe(seconds(ttft_ns));
     p.upstream_ns = upstream_ns;
     p.ttft_ns = ttft_ns;
 
@@ -492,9 +500,7 @@ struct io_loop::impl {
     p.client_gone = true;
     ctx.metrics->client_disconnects_total.Add({}).Increment();
     if (p.calling) {
-      p.transport->cancel(p.call);  // the upstream stops generating for nobody
-      p.calling = false;
-      cache.upstream_in_flight(p.provider).Decrement();
+      cancel_call(p);  // the upstream stops generating for nobody
       p.upstream_ns = ns_since(p.upstream_start_ns, uv_hrtime());
       finish(slot, 499);
     }
@@ -518,12 +524,10 @@ struct io_loop::impl {
       outcome.usage = *p.usage;
       outcome.usage_reported = true;
     }
-    auto& rs = cache.request(p.model, p.provider, status);
-    rs.requests->Increment();
-    rs.latency->Observe(seconds(outcome.total_ns));
-    if (outcome.upstream_ns != 0 && !p.provider.empty()) {
-      cache.upstream(p.model, p.provider)
-        .overhead->Observe(seconds(ns_since(outcome.upstream_ns, outcome.total_ns)));
+    if (p.series == nullptr) p.series = &cache.route(p.model, p.provider);
+    cache.finished(*p.series, status, seconds(outcome.total_ns));
+    if (outcome.upstream_ns != 0) {
+      p.series->overhead->Observe(seconds(ns_since(outcome.upstream_ns, outcome.total_ns)));
     }
     if (ctx.settings->log.access_log) {
       log::info("request", {{"request_id", p.request_id},

@@ -81,39 +81,36 @@ std::string_view status_class(int status) {
   return c >= 1 && c <= 5 ? classes[c] : classes[0];
 }
 
-metrics::request_series& metrics_cache::request(const std::string& model,
-                                                const std::string& provider, int status) {
-  std::string key;
-  key.reserve(model.size() + provider.size() + 5);
-  key.append(model).append(1, '\0').append(provider).append(1, '\0').append(status_class(status));
-  auto it = requests_.find(key);
-  if (it != requests_.end()) return it->second;
-  prometheus::Labels labels{{"model", model.empty() ? "none" : model},
-                            {"provider", provider.empty() ? "none" : provider},
-                            {"status", std::string(status_class(status))}};
-  metrics::request_series s{&m_.requests_total.Add(labels),
-                            &m_.request_seconds.Add(labels, latency_buckets())};
-  return requests_.emplace(std::move(key), s).first->second;
+metrics::route_series& metrics_cache::route(std::string_view model, std::string_view provider) {
+  auto by_model = routes_.find(model);
+  if (by_model == routes_.end()) by_model = routes_.try_emplace(std::string(model)).first;
+  auto& providers = by_model->second;
+  auto it = providers.find(provider);
+  if (it != providers.end()) return it->second;
+  const std::string m = model.empty() ? "none" : std::string(model);
+  const std::string p = provider.empty() ? "none" : std::string(provider);
+  prometheus::Labels labels{{"model", m}, {"provider", p}};
+  metrics::route_series r;
+  r.model_label = m;
+  r.provider_label = p;
+  r.upstream_latency = &m_.upstream_seconds.Add(labels, latency_buckets());
+  r.upstream_ttft = &m_.upstream_ttft_seconds.Add(labels, latency_buckets());
+  r.overhead = &m_.overhead_seconds.Add(labels, latency_buckets());
+  r.upstream_in_flight = &m_.upstream_in_flight.Add({{"provider", p}});
+  return providers.emplace(std::string(provider), r).first->second;
 }
 
-metrics::upstream_series& metrics_cache::upstream(const std::string& model,
-                                                  const std::string& provider) {
-  std::string key = model + '\0' + provider;
-  auto it = upstreams_.find(key);
-  if (it != upstreams_.end()) return it->second;
-  prometheus::Labels labels{{"model", model}, {"provider", provider}};
-  metrics::upstream_series s{&m_.upstream_seconds.Add(labels, latency_buckets()),
-                             &m_.upstream_ttft_seconds.Add(labels, latency_buckets()),
-                             &m_.overhead_seconds.Add(labels, latency_buckets())};
-  return upstreams_.emplace(std::move(key), s).first->second;
-}
-
-prometheus::Gauge& metrics_cache::upstream_in_flight(const std::string& provider) {
-  auto it = in_flight_.find(provider);
-  if (it != in_flight_.end()) return *it->second;
-  auto* g = &m_.upstream_in_flight.Add({{"provider", provider}});
-  in_flight_.emplace(provider, g);
-  return *g;
+void metrics_cache::finished(metrics::route_series& r, int status, double seconds) {
+  const int c = status >= 100 && status < 600 ? status / 100 : 0;
+  if (r.requests[c] == nullptr) {
+    prometheus::Labels labels{{"model", r.model_label},
+                              {"provider", r.provider_label},
+                              {"status", std::string(status_class(status))}};
+    r.requests[c] = &m_.requests_total.Add(labels);
+    r.latency[c] = &m_.request_seconds.Add(labels, latency_buckets());
+  }
+  r.requests[c]->Increment();
+  r.latency[c]->Observe(seconds);
 }
 
 }  // namespace tc::node

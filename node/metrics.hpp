@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <map>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -28,16 +28,17 @@ class metrics {
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
-  /// The per-(model, provider, status class) series of finished requests.
-  struct request_series {
-    prometheus::Counter* requests;
-    prometheus::Histogram* latency;
-  };
-  /// The per-(model, provider) series of upstream calls.
-  struct upstream_series {
-    prometheus::Histogram* latency;
-    prometheus::Histogram* ttft;
+  /// The series of one (model, provider) route, created on first use.
+  struct route_series {
+    std::string model_label;
+    std::string provider_label;
+    prometheus::Histogram* upstream_latency;
+    prometheus::Histogram* upstream_ttft;
     prometheus::Histogram* overhead;
+    prometheus::Gauge* upstream_in_flight;
+    /// Finished requests by status class (index status / 100, 0 for out of range).
+    prometheus::Counter* requests[6] = {};
+    prometheus::Histogram* latency[6] = {};
   };
 
   prometheus::Family<prometheus::Counter>& requests_total;
@@ -54,22 +55,21 @@ class metrics {
   prometheus::Family<prometheus::Counter>& client_disconnects_total;
 };
 
-/// A per-loop cache of series handles so the request path does no label-map lookups under the
-/// families' mutex. Used by one I/O loop thread only.
+/// A per-loop cache of series handles, so the request path does no label-map lookups under
+/// the families' mutex and builds no label strings. Used by one I/O loop thread only.
 class metrics_cache {
  public:
   explicit metrics_cache(metrics& m) : m_(m) {}
-  metrics::request_series& request(const std::string& model, const std::string& provider,
-                                   int status);
-  metrics::upstream_series& upstream(const std::string& model, const std::string& provider);
-  prometheus::Gauge& upstream_in_flight(const std::string& provider);
+  /// The series of a (model, provider) route; an empty name is labelled "none".
+  metrics::route_series& route(std::string_view model, std::string_view provider);
+  /// Counts one finished request of the route with its status and latency.
+  void finished(metrics::route_series& r, int status, double seconds);
   metrics& families() { return m_; }
 
  private:
   metrics& m_;
-  std::unordered_map<std::string, metrics::request_series> requests_;
-  std::unordered_map<std::string, metrics::upstream_series> upstreams_;
-  std::unordered_map<std::string, prometheus::Gauge*> in_flight_;
+  std::map<std::string, std::map<std::string, metrics::route_series, std::less<>>, std::less<>>
+    routes_;
 };
 
 /// "2xx", "4xx", "5xx" ...
