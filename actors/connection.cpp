@@ -40,15 +40,10 @@ upstream_plan route(const model_route& r, openai::request& req, reply_target to)
   return plan;
 }
 
-}  // namespace
-
-caf::behavior connection(caf::stateful_actor<connection_state>* self, openai::request req,
-                         reply_target to, std::shared_ptr<const pipeline> ctx) {
+/// Steps 1-10 for one request.
+void run(caf::stateful_actor<connection_state>* self) {
   auto& st = self->state;
-  st.req = std::move(req);
-  st.to = to;
-  st.ctx = std::move(ctx);
-  io_port& port = *st.ctx->ports.at(to.loop);
+  io_port& port = *st.ctx->ports.at(st.to.loop);
 
   // 1 auth          pass-through: the anonymous tenant (issue 4 adds keys)
   // 2 admission     pass-through: no quotas yet (issue 4: tenant_quota.reserve)
@@ -56,9 +51,9 @@ caf::behavior connection(caf::stateful_actor<connection_state>* self, openai::re
   openai::api_error error;
   const model_route* r = validate(*st.ctx, st.req, error);
   if (r == nullptr) {
-    port.reject(to, std::move(error));
-    self->quit();
-    return {};
+    port.reject(st.to, std::move(error));
+    st.req = openai::request{};
+    return;
   }
   // 4 moderate in   pass-through (issue 5: moderator.check)
   // 5 canonicalize  pass-through (issue 3: full_hash, prefix_hash)
@@ -66,15 +61,27 @@ caf::behavior connection(caf::stateful_actor<connection_state>* self, openai::re
   // 7 dedup         pass-through: always the leader (issue 3: dedup_table.join)
   // 8 schedule      pass-through: dispatched at once (issue 6: batcher.enqueue)
   // 9 route         the one provider that serves the model (issue 6: router scoring)
-  upstream_plan plan = route(*r, st.req, to);
+  upstream_plan plan = route(*r, st.req, st.to);
   // 10 upstream, 11 moderate out (pass-through, issue 5), 12 reply: the I/O loop relays the
-  //    upstream answer to the client and reports how it ended.
-  port.dispatch(std::move(plan), caf::actor_cast<caf::actor>(self));
+  //    upstream answer to the client and reports how it ended with a request_outcome.
+  port.dispatch(std::move(plan));
+}
+
+}  // namespace
+
+caf::behavior connection(caf::stateful_actor<connection_state>* self,
+                         std::shared_ptr<const pipeline> ctx) {
+  self->state.ctx = std::move(ctx);
   return {
+    [self](openai::request& req, reply_target to) {
+      self->state.req = std::move(req);
+      self->state.to = to;
+      run(self);
+    },
     [self](const request_outcome&) {
       // 13 settle      pass-through: quota settle, ledger, audit, cache store and dedup
       //                completion arrive with issues 3-5. Metrics are recorded by the I/O loop.
-      self->quit();
+      self->state.req = openai::request{};
     },
   };
 }

@@ -1,6 +1,10 @@
-// The connection actor: one per client request. It runs the request pipeline of DESIGN §2 in
-// one place, from auth to settlement. It never touches a socket: the answer leaves through an
-// io_port (the node's I/O loop that holds the client connection).
+// The connection actor: one per client request in flight. It runs the request pipeline of
+// DESIGN §2 in one place, from auth to settlement. It never touches a socket: the answer leaves
+// through an io_port (the node's I/O loop that holds the client connection).
+//
+// An actor serves one request at a time and is reused for the next one once it has settled:
+// CAF 0.17 wakes its clock thread on every actor termination (local_actor::cleanup cancels
+// timeouts unconditionally), which measured as one extra context switch per request.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +24,8 @@ class io_port {
  public:
   virtual ~io_port() = default;
   /// Steps 10-12: perform the upstream call and relay its answer to the client. The port sends
-  /// exactly one request_outcome back to `from` when the request has ended.
-  virtual void dispatch(upstream_plan&& plan, caf::actor from) = 0;
+  /// exactly one request_outcome back to the connection actor when the request has ended.
+  virtual void dispatch(upstream_plan&& plan) = 0;
   /// Answers the client with an error; the request ends there (no outcome follows).
   virtual void reject(reply_target to, openai::api_error&& error) = 0;
 };
@@ -45,14 +49,16 @@ struct pipeline {
 };
 
 struct connection_state {
-  openai::request req;
+  openai::request req;  ///< the request in flight (empty between requests)
   reply_target to;
   std::shared_ptr<const pipeline> ctx;
   static inline const char* name = "connection";
 };
 
-/// Spawned by an I/O loop for each parsed request; ends after settlement.
-caf::behavior connection(caf::stateful_actor<connection_state>* self, openai::request req,
-                         reply_target to, std::shared_ptr<const pipeline> ctx);
+/// Spawned by an I/O loop (kept in its pool). Messages, in the order they arrive:
+///   (openai::request, reply_target)  a parsed request: runs steps 1-10
+///   request_outcome                  how that request ended: step 13, then ready for the next
+caf::behavior connection(caf::stateful_actor<connection_state>* self,
+                         std::shared_ptr<const pipeline> ctx);
 
 }  // namespace tc::actors

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdio>
 #include <random>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -20,11 +21,12 @@ namespace tc::node {
 namespace {
 
 constexpr std::size_t max_upstream_body = 64 * 1024 * 1024;
+/// Idle connection actors kept per loop; beyond this they exit when their request ends.
+constexpr std::size_t max_idle_actors = 4096;
 
 /// A command from the actor world to this loop.
 struct dispatch_cmd {
   upstream_plan plan;
-  caf::actor from;
 };
 struct reject_cmd {
   reply_target to;
@@ -72,12 +74,13 @@ struct pending {
   std::string traceparent;
   std::string model;
   std::string provider;
-  caf::actor actor;  ///< set once the actor dispatched; the outcome goes there
+  caf::actor actor;  ///< the connection actor serving this request (from the loop's pool)
   uint64_t received_ns = 0;
   uint64_t upstream_start_ns = 0;
   upstream::transport* transport = nullptr;
   upstream::call_id call = 0;
   bool calling = false;
+  bool dispatched = false;  ///< the actor dispatched (an outcome is owed), or it rejected
   bool stream = false;
   bool started = false;  ///< the client stream has started (status line sent)
   bool saw_done = false;
@@ -125,6 +128,9 @@ struct io_loop::impl {
     uv_async_init(&loop, &wake, [](uv_async_t* h) { static_cast<impl*>(h->data)->drain(); });
     wake.data = this;
     uv_timer_init(&loop, &gauge_timer);
+    uv_prepare_init(&loop, &flush_handle);
+    flush_handle.data = this;
+    uv_prepare_start(&flush_handle, [](uv_prepare_t* h) { static_cast<impl*>(h->data)->flush(); });
     gauge_timer.data = this;
     std::random_device rd;
     id_state = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 56);
@@ -148,6 +154,11 @@ struct io_loop::impl {
     for (auto& s : sims) s->close();
     server->close_all();
     uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
+    flush();
+    for (auto& a : idle_actors) caf::anon_send_exit(a, caf::exit_reason::normal);
+    idle_actors.clear();
+    uv_prepare_stop(&flush_handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(&flush_handle), nullptr);
     uv_timer_stop(&gauge_timer);
     uv_close(reinterpret_cast<uv_handle_t*>(&gauge_timer), nullptr);
   }
@@ -163,13 +174,43 @@ struct io_loop::impl {
     command cmd;
     while (queue.try_pop(cmd)) {
       if (auto* d = std::get_if<dispatch_cmd>(&cmd)) {
-        start_upstream(std::move(d->plan), std::move(d->from));
+        start_upstream(std::move(d->plan));
       } else if (auto* r = std::get_if<reject_cmd>(&cmd)) {
         finish_with_error(r->to.slot, r->error);
       } else if (auto* c = std::get_if<control_cmd>(&cmd)) {
         (*c)();
       }
       cmd = std::monostate{};
+    }
+  }
+
+  /// Hands this iteration's work to the actor world in one burst, right before the loop
+  /// blocks: the scheduler wakes once for many requests instead of once per message
+  /// (measured: context switches per request are what the actor hops cost on 2 cores).
+  void flush() {
+    for (auto& [actor, outcome] : to_settle) {
+      caf::anon_send(actor, std::move(outcome));
+      release_actor(std::move(actor));
+    }
+    to_settle.clear();
+    for (auto& [actor, req, to] : to_start) caf::anon_send(actor, std::move(req), to);
+    to_start.clear();
+  }
+
+  /// An idle connection actor from the pool, or a new one.
+  caf::actor acquire_actor() {
+    if (idle_actors.empty()) return ctx.system->spawn(actors::connection, ctx.pipeline);
+    caf::actor a = std::move(idle_actors.back());
+    idle_actors.pop_back();
+    return a;
+  }
+
+  /// Back to the pool once its last message for a request is sent (its mailbox keeps order).
+  void release_actor(caf::actor&& a) {
+    if (idle_actors.size() < max_idle_actors) {
+      idle_actors.push_back(std::move(a));
+    } else {
+      caf::anon_send_exit(a, caf::exit_reason::normal);
     }
   }
 
@@ -257,8 +298,8 @@ struct io_loop::impl {
     p.traceparent = make_traceparent(traceparent);
     in_flight_gauge->Increment();
     p.client.on_close([this, slot] { on_client_gone(slot); });
-    ctx.system->spawn(actors::connection, std::move(req), reply_target{index, slot},
-                      ctx.pipeline);
+    p.actor = acquire_actor();
+    to_start.emplace_back(p.actor, std::move(req), reply_target{index, slot});
   }
 
   std::string make_traceparent(std::string_view incoming) {
@@ -284,11 +325,11 @@ struct io_loop::impl {
 
   // -- upstream call and relay (DESIGN §2 steps 10-12) -------------------------------------
 
-  void start_upstream(upstream_plan&& plan, caf::actor from) {
+  void start_upstream(upstream_plan&& plan) {
     auto it = requests.find(plan.to.slot);
     if (it == requests.end()) return;  // cannot happen: slots live until their outcome
     pending& p = it->second;
-    p.actor = std::move(from);
+    p.dispatched = true;
     p.provider = plan.provider;
     if (p.client_gone) return finish(plan.to.slot, 499);
     auto tr = transports.find(plan.provider);
@@ -537,7 +578,11 @@ struct io_loop::impl {
                             {"total_us", outcome.total_ns / 1000},
                             {"upstream_us", outcome.upstream_ns / 1000}});
     }
-    if (p.actor) caf::anon_send(p.actor, std::move(outcome));
+    if (p.dispatched) {
+      to_settle.emplace_back(std::move(p.actor), std::move(outcome));
+    } else {
+      release_actor(std::move(p.actor));  // it rejected the request: nothing to settle
+    }
     in_flight_gauge->Decrement();
     requests.erase(it);
     maybe_drained();
@@ -571,6 +616,11 @@ struct io_loop::impl {
   uv_loop_t loop{};
   uv_async_t wake{};
   uv_timer_t gauge_timer{};
+  uv_prepare_t flush_handle{};
+  /// Work for the actor world, handed over in one burst before the loop polls (flush()).
+  std::vector<std::tuple<caf::actor, openai::request, reply_target>> to_start;
+  std::vector<std::pair<caf::actor, request_outcome>> to_settle;
+  std::vector<caf::actor> idle_actors;  ///< connection actors with no request
   std::unique_ptr<http::server> server;
   std::unique_ptr<upstream::curl_client> curl;
   std::vector<std::unique_ptr<sim::provider>> sims;
@@ -629,8 +679,8 @@ void io_loop::join() {
   if (impl_ && impl_->thread.joinable()) impl_->thread.join();
 }
 
-void io_loop::dispatch(upstream_plan&& plan, caf::actor from) {
-  impl_->post(dispatch_cmd{std::move(plan), std::move(from)});
+void io_loop::dispatch(upstream_plan&& plan) {
+  impl_->post(dispatch_cmd{std::move(plan)});
 }
 
 void io_loop::reject(reply_target to, openai::api_error&& error) {

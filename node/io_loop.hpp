@@ -55,7 +55,7 @@ class io_loop final : public actors::io_port {
   void join();
 
   // io_port: called from actor threads.
-  void dispatch(upstream_plan&& plan, caf::actor from) override;
+  void dispatch(upstream_plan&& plan) override;
   void reject(reply_target to, openai::api_error&& error) override;
 
  private:

@@ -1,0 +1,167 @@
+// The connection actor against a recording io_port: what it dispatches, what it rejects, and
+// that one actor serves request after request once each has settled.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/connection.hpp"
+
+namespace {
+
+/// Records what the actor hands to the I/O world; waits with a deadline.
+class recording_port : public tc::actors::io_port {
+ public:
+  void dispatch(tc::upstream_plan&& plan) override {
+    std::lock_guard<std::mutex> lock(mx_);
+    plans_.push_back(std::move(plan));
+    cv_.notify_all();
+  }
+  void reject(tc::reply_target to, tc::openai::api_error&& error) override {
+    std::lock_guard<std::mutex> lock(mx_);
+    rejects_.emplace_back(to, std::move(error));
+    cv_.notify_all();
+  }
+  /// Waits until `n` plans arrived (at most 10 s).
+  std::optional<tc::upstream_plan> plan(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mx_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(10), [&] { return plans_.size() >= n; }))
+      return std::nullopt;
+    return plans_[n - 1];
+  }
+  std::optional<std::pair<tc::reply_target, tc::openai::api_error>> rejection(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mx_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(10), [&] { return rejects_.size() >= n; }))
+      return std::nullopt;
+    return rejects_[n - 1];
+  }
+
+ private:
+  std::mutex mx_;
+  std::condition_variable cv_;
+  std::vector<tc::upstream_plan> plans_;
+  std::vector<std::pair<tc::reply_target, tc::openai::api_error>> rejects_;
+};
+
+struct quiet_config : caf::actor_system_config {
+  quiet_config() {
+    tc::add_message_types(*this);
+    set("logger.file-verbosity", caf::atom("quiet"));
+    set("logger.console-verbosity", caf::atom("quiet"));
+  }
+};
+
+tc::openai::request chat_request(std::string model, bool stream = false) {
+  tc::openai::request r;
+  r.kind = tc::openai::endpoint::chat_completions;
+  r.model = model;
+  r.stream = stream;
+  r.body = R"({"model":")" + model + R"(","messages":[{"role":"user","content":"hi"}]})";
+  return r;
+}
+
+std::shared_ptr<tc::actors::pipeline> make_pipeline(recording_port& port) {
+  auto p = std::make_shared<tc::actors::pipeline>();
+  tc::actors::model_route chat;
+  chat.provider = "deepseek";
+  chat.upstream_model = "deepseek-chat";
+  chat.base_url = "https://api.deepseek.com/v1";
+  chat.connect_timeout_ms = 1;
+  chat.first_byte_timeout_ms = 2;
+  chat.total_timeout_ms = 3;
+  p->models.emplace("chat", chat);
+  tc::actors::model_route embed;
+  embed.provider = "sim";
+  embed.upstream_model = "sim-embed";
+  embed.base_url = "sim://sim/v1";
+  embed.embedding = true;
+  p->models.emplace("sim-embed", embed);
+  p->ports.push_back(&port);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("a known model is routed: URL, renamed model, timeouts and reply target") {
+  recording_port port;
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  auto actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+  caf::anon_send(actor, chat_request("chat", true), tc::reply_target{0, 41});
+  auto plan = port.plan(1);
+  REQUIRE(plan);
+  CHECK(plan->to.loop == 0);
+  CHECK(plan->to.slot == 41);
+  CHECK(plan->provider == "deepseek");
+  CHECK(plan->model == "chat");
+  CHECK(plan->url == "https://api.deepseek.com/v1/chat/completions");
+  CHECK(plan->body == R"({"model":"deepseek-chat","messages":[{"role":"user","content":"hi"}]})");
+  CHECK(plan->stream);
+  CHECK(plan->connect_timeout_ms == 1);
+  CHECK(plan->first_byte_timeout_ms == 2);
+  CHECK(plan->total_timeout_ms == 3);
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("an unknown model is rejected with 404 model_not_found, nothing is dispatched") {
+  recording_port port;
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  auto actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+  caf::anon_send(actor, chat_request("nope"), tc::reply_target{0, 7});
+  auto rejected = port.rejection(1);
+  REQUIRE(rejected);
+  CHECK(rejected->first.slot == 7);
+  CHECK(rejected->second.status == 404);
+  CHECK(rejected->second.code == "model_not_found");
+  CHECK(rejected->second.param == "model");
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a chat request to an embedding model is a 400 naming the model") {
+  recording_port port;
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  auto actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+  caf::anon_send(actor, chat_request("sim-embed"), tc::reply_target{0, 8});
+  auto rejected = port.rejection(1);
+  REQUIRE(rejected);
+  CHECK(rejected->second.status == 400);
+  CHECK(rejected->second.param == "model");
+  auto emb = chat_request("sim-embed");
+  emb.kind = tc::openai::endpoint::embeddings;
+  caf::anon_send(actor, std::move(emb), tc::reply_target{0, 9});
+  auto plan = port.plan(1);
+  REQUIRE(plan);
+  CHECK(plan->url == "sim://sim/v1/embeddings");
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("one actor serves request after request once each has settled") {
+  recording_port port;
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  auto actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+  for (uint64_t slot = 1; slot <= 5; ++slot) {
+    caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, slot});
+    auto plan = port.plan(slot);
+    REQUIRE(plan);
+    CHECK(plan->to.slot == slot);
+    tc::request_outcome outcome;
+    outcome.status = 200;
+    caf::anon_send(actor, outcome);
+  }
+  caf::anon_send(actor, chat_request("nope"), tc::reply_target{0, 6});
+  REQUIRE(port.rejection(1));
+  caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, 7});
+  auto plan = port.plan(6);
+  REQUIRE(plan);
+  CHECK(plan->to.slot == 7);
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}
