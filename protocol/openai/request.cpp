@@ -6,6 +6,8 @@
 // the gateway knows; unknown fields are left alone (they are forwarded in `body`).
 #include "protocol/openai/request.hpp"
 
+#include "protocol/openai/json_document.hpp"
+
 #include <rapidjson/document.h>
 #include <rapidjson/reader.h>
 #include <rapidjson/error/en.h>
@@ -835,7 +837,8 @@ std::variant<request, api_error> parse_request(endpoint kind, std::string body) 
   s.text.assign(body);
   request out;
   {
-    rapidjson::Document doc;
+    stack_document parsed;
+    rapidjson::Document& doc = parsed.doc;
     depth_limited_handler handler{doc};
     rapidjson::ParseResult result;
     auto generate = [&](rapidjson::Document&) {

@@ -7,6 +7,8 @@
 // the second half of a CRLF.
 #include "protocol/openai/sse.hpp"
 
+#include "protocol/openai/json_document.hpp"
+
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -227,7 +229,8 @@ std::optional<usage> find_usage(std::string_view json) {
   if (std::memchr(json.data(), '\0', json.size()) != nullptr) return std::nullopt;
   thread_local std::string text;
   text.assign(json);
-  rapidjson::Document doc;
+  stack_document parsed;
+  rapidjson::Document& doc = parsed.doc;
   doc.ParseInsitu<rapidjson::kParseIterativeFlag>(text.data());
   std::optional<usage> out;
   if (!doc.HasParseError() && doc.IsObject()) {
