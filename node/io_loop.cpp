@@ -258,6 +258,8 @@ struct io_loop::impl {
       if (!post) return send_error(res, request_id, openai::method_not_allowed(req.method, path));
       auto parsed = openai::parse_request(kind, std::move(req.body));
       if (auto* e = std::get_if<openai::api_error>(&parsed)) {
+        cache.finished(cache.route("other", ""), e->status,
+                       seconds(ns_since(req.received_ns, uv_hrtime())));
         return send_error(res, request_id, *e);
       }
       start_request(std::get<openai::request>(std::move(parsed)), std::move(request_id),
@@ -565,7 +567,12 @@ struct io_loop::impl {
       outcome.usage = *p.usage;
       outcome.usage_reported = true;
     }
-    if (p.series == nullptr) p.series = &cache.route(p.model, p.provider);
+    if (p.series == nullptr) {
+      // Not routed: label by the model only if the configuration declares it, so a client
+      // cannot grow the label set with made-up model names.
+      const bool known = ctx.pipeline->models.count(p.model) != 0;
+      p.series = &cache.route(known ? std::string_view(p.model) : "other", p.provider);
+    }
     cache.finished(*p.series, status, seconds(outcome.total_ns));
     if (outcome.upstream_ns != 0) {
       p.series->overhead->Observe(seconds(ns_since(outcome.upstream_ns, outcome.total_ns)));
