@@ -472,6 +472,10 @@ TEST_CASE("admin /metrics counts requests") {
   auto total = metric_sum(m.body, "tc_requests_total");
   REQUIRE_MESSAGE(total.has_value(), "no tc_requests_total on /metrics");
   CHECK(*total >= 4);
+  CHECK(metric_sum(m.body, "tc_requests_total", "model=\"sim-chat\"").value_or(0) == 3);
+  // A made-up model name never becomes a label value: it is counted as "other".
+  CHECK(m.body.find("nope") == std::string::npos);
+  CHECK(metric_sum(m.body, "tc_requests_total", "model=\"other\"").value_or(0) == 1);
 }
 
 TEST_CASE("SIGTERM lets an in-flight stream finish, stops accepting, and exits 0") {
