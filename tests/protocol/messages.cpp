@@ -39,6 +39,26 @@ struct stop_on_exit {
   ~stop_on_exit() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
 };
 
+/// Two actor systems joined by a real middleman connection: an echo actor published by one,
+/// reached from the other.
+struct middleman_pair {
+  system_config server_cfg;
+  caf::actor_system server{server_cfg};
+  caf::actor echo_actor = server.spawn<echo>();
+  stop_on_exit stop{echo_actor};
+  system_config client_cfg;
+  caf::actor_system client{client_cfg};
+  caf::actor remote;
+
+  middleman_pair() {
+    auto published = server.middleman().publish(echo_actor, 0, "127.0.0.1");
+    REQUIRE(published);
+    auto proxy = client.middleman().remote_actor("127.0.0.1", *published);
+    REQUIRE(proxy);
+    remote = *proxy;
+  }
+};
+
 /// Sends `value` to the remote echo actor and checks it comes back with the same content.
 template <class T>
 void round_trip(caf::scoped_actor& self, const caf::actor& remote, const T& value) {
@@ -57,19 +77,9 @@ void round_trip(caf::scoped_actor& self, const caf::actor& remote, const T& valu
 }  // namespace
 
 TEST_CASE("every message type crosses a middleman connection unchanged") {
-  system_config server_cfg;
-  caf::actor_system server{server_cfg};
-  auto echo_actor = server.spawn<echo>();
-  stop_on_exit stop{echo_actor};
-  auto published = server.middleman().publish(echo_actor, 0, "127.0.0.1");
-  REQUIRE(published);
-  const uint16_t port = *published;
-
-  system_config client_cfg;
-  caf::actor_system client{client_cfg};
-  auto remote = client.middleman().remote_actor("127.0.0.1", port);
-  REQUIRE(remote);
-  caf::scoped_actor self{client};
+  middleman_pair mm;
+  caf::scoped_actor self{mm.client};
+  const caf::actor& remote = mm.remote;
 
   tc::openai::request req;
   req.kind = tc::openai::endpoint::embeddings;
@@ -85,11 +95,11 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   req.input_chars = 1234;
   req.user = "u-1";
   req.body = R"({"model":"sim-chat","messages":[{"role":"user","content":"你好"}]})";
-  round_trip(self, *remote, req);
+  round_trip(self, remote, req);
 
   tc::openai::request plain;  // optionals absent
   plain.model = "m";
-  round_trip(self, *remote, plain);
+  round_trip(self, remote, plain);
 
   tc::openai::api_error err;
   err.status = 429;
@@ -98,12 +108,12 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   err.param = "model";
   err.message = "slow down \"now\"";
   err.retry_after_s = 7;
-  round_trip(self, *remote, err);
+  round_trip(self, remote, err);
 
   tc::openai::usage u{10, 20, 30, 5};
-  round_trip(self, *remote, u);
+  round_trip(self, remote, u);
 
-  round_trip(self, *remote, tc::reply_target{3, 99});
+  round_trip(self, remote, tc::reply_target{3, 99});
 
   tc::upstream_plan plan;
   plan.to = {1, 2};
@@ -115,7 +125,7 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   plan.connect_timeout_ms = 1;
   plan.first_byte_timeout_ms = 2;
   plan.total_timeout_ms = 3;
-  round_trip(self, *remote, plan);
+  round_trip(self, remote, plan);
 
   tc::request_outcome out;
   out.status = 200;
@@ -127,29 +137,20 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   out.upstream_ns = 1;
   out.ttft_ns = 2;
   out.total_ns = 3;
-  round_trip(self, *remote, out);
+  round_trip(self, remote, out);
 }
 
 TEST_CASE("optional fields of a request survive the wire as absent or present") {
-  system_config server_cfg;
-  caf::actor_system server{server_cfg};
-  auto echo_actor = server.spawn<echo>();
-  stop_on_exit stop{echo_actor};
-  auto published = server.middleman().publish(echo_actor, 0, "127.0.0.1");
-  REQUIRE(published);
-  system_config client_cfg;
-  caf::actor_system client{client_cfg};
-  auto remote = client.middleman().remote_actor("127.0.0.1", *published);
-  REQUIRE(remote);
-  caf::scoped_actor self{client};
+  middleman_pair mm;
+  caf::scoped_actor self{mm.client};
   tc::openai::request req;
   req.temperature = 1.5;
-  self->request(*remote, std::chrono::seconds(10), req)
+  self->request(mm.remote, std::chrono::seconds(10), req)
     .receive(
       [&](const tc::openai::request& back) {
         REQUIRE(back.temperature.has_value());
         CHECK(*back.temperature == doctest::Approx(1.5));
         CHECK_FALSE(back.seed.has_value());
       },
-      [&](const caf::error& e) { FAIL(client.render(e)); });
+      [&](const caf::error& e) { FAIL(mm.client.render(e)); });
 }

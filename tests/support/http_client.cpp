@@ -1,4 +1,5 @@
 #include "tests/support/http_client.hpp"
+#include "tests/support/process.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,10 +21,6 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-int remaining_ms(clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
-}
 
 std::string lower(std::string_view s) {
   std::string out(s);

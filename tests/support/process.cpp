@@ -27,10 +27,6 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-int remaining_ms(clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
-}
 
 exit_status decode(int wstatus) {
   exit_status s;
@@ -44,6 +40,12 @@ exit_status decode(int wstatus) {
 }
 
 }  // namespace
+
+int remaining_ms(std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now())
+                .count();
+  return left < 0 ? 0 : static_cast<int>(left);
+}
 
 temp_dir::temp_dir() {
   char tmpl[] = "/tmp/tc-test-XXXXXX";

@@ -17,6 +17,9 @@ namespace tc::test {
 
 using std::chrono::milliseconds;
 
+/// Milliseconds left until `deadline` (0 once it has passed), for poll(2) timeouts.
+int remaining_ms(std::chrono::steady_clock::time_point deadline);
+
 /// A directory made with mkdtemp under /tmp; removed with everything in it by the destructor.
 class temp_dir {
  public:
