@@ -155,7 +155,7 @@ struct io_loop::impl {
     server->close_all();
     uv_close(reinterpret_cast<uv_handle_t*>(&wake), nullptr);
     flush();
-    for (auto& a : idle_actors) caf::anon_send_exit(a, caf::exit_reason::normal);
+    for (auto& a : idle_actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     idle_actors.clear();
     uv_prepare_stop(&flush_handle);
     uv_close(reinterpret_cast<uv_handle_t*>(&flush_handle), nullptr);
@@ -210,7 +210,8 @@ struct io_loop::impl {
     if (idle_actors.size() < max_idle_actors) {
       idle_actors.push_back(std::move(a));
     } else {
-      caf::anon_send_exit(a, caf::exit_reason::normal);
+      // Not exit_reason::normal: CAF's default exit handler ignores a normal exit message.
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     }
   }
 

@@ -165,3 +165,17 @@ TEST_CASE("one actor serves request after request once each has settled") {
   CHECK(plan->to.slot == 7);
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("an idle connection actor ends on the pool's user_shutdown exit") {
+  recording_port port;
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  auto actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+  caf::scoped_actor self{sys};
+  self->monitor(actor);
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  bool down = false;
+  self->receive([&](const caf::down_msg& d) { down = d.source == actor.address(); },
+                caf::after(std::chrono::seconds(10)) >> [] {});
+  CHECK(down);
+}

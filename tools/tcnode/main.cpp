@@ -96,5 +96,6 @@ int main(int argc, char** argv) {
     rc = 1;
   }
   curl_global_cleanup();
+  tc::log::info("exit", {{"code", rc}});
   return rc;
 }
