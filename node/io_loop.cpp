@@ -218,13 +218,8 @@ struct io_loop::impl {
   // -- client requests -------------------------------------------------------------------
 
   std::string next_request_id() {
-    // splitmix64: unique per loop, unpredictable enough for correlation ids.
-    uint64_t z = (id_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
     std::string id = "req_";
-    append_hex(id, z, 16);
+    append_hex(id, next_id_bits(), 16);
     return id;
   }
 
@@ -306,8 +301,9 @@ struct io_loop::impl {
   }
 
   std::string make_traceparent(std::string_view incoming) {
+    const bool keep_trace = valid_traceparent(incoming);
     std::string tp = "00-";
-    if (valid_traceparent(incoming)) {
+    if (keep_trace) {
       tp.append(incoming.substr(3, 32));  // keep the caller's trace, new span for our hop
     } else {
       append_hex(tp, next_id_bits(), 16);
@@ -315,10 +311,12 @@ struct io_loop::impl {
     }
     tp += '-';
     append_hex(tp, next_id_bits(), 16);
-    tp += valid_traceparent(incoming) ? std::string(incoming.substr(52)) : std::string("-01");
+    tp += keep_trace ? incoming.substr(52) : std::string_view("-01");
     return tp;
   }
 
+  /// splitmix64 over a per-loop random seed: unique ids, unpredictable enough for
+  /// correlation (request ids, trace and span ids). Not for secrets.
   uint64_t next_id_bits() {
     uint64_t z = (id_state += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
