@@ -12,6 +12,7 @@
 
 #include "actors/connection.hpp"
 #include "node/admin.hpp"
+#include "node/http/server.hpp"
 #include "node/io_loop.hpp"
 #include "node/log.hpp"
 #include "node/metrics.hpp"
@@ -19,22 +20,6 @@
 #include "protocol/openai/models.hpp"
 
 namespace tc::node {
-
-bool split_host_port(const std::string& text, std::string& host, int& port) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return false;
-  host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  int p = 0;
-  for (char c : text.substr(colon + 1)) {
-    if (c < '0' || c > '9') return false;
-    p = p * 10 + (c - '0');
-    if (p > 65535) return false;
-  }
-  port = p;
-  return true;
-}
 
 namespace {
 
@@ -130,14 +115,14 @@ void gateway::start() {
 
   // Data port: one loop per io_thread, each with its own SO_REUSEPORT listener.
   std::string host;
-  int port = 0;
-  if (!split_host_port(s.server.listen, host, port))
+  uint16_t port = 0;
+  if (!http::split_host_port(s.server.listen, host, port))
     throw std::runtime_error("server.listen: expected HOST:PORT, got '" + s.server.listen + "'");
   const uint32_t n = std::max(1u, s.server.io_threads);
   for (uint32_t i = 0; i < n; ++i) d.loops.push_back(std::make_unique<io_loop>(i, d.ctx));
   for (auto& l : d.loops) d.pipeline->ports.push_back(l.get());
   d.ctx.pipeline = d.pipeline;
-  int bound = d.loops[0]->listen(host, static_cast<uint16_t>(port), n > 1);
+  int bound = d.loops[0]->listen(host, port, n > 1);
   if (bound < 0)
     throw std::runtime_error("cannot listen on " + s.server.listen + ": " + uv_strerror(bound));
   for (uint32_t i = 1; i < n; ++i) {
@@ -147,8 +132,8 @@ void gateway::start() {
   d.data_addr = host + ":" + std::to_string(bound);
 
   std::string admin_host;
-  int admin_port = 0;
-  if (!split_host_port(s.server.admin_listen, admin_host, admin_port))
+  uint16_t admin_port = 0;
+  if (!http::split_host_port(s.server.admin_listen, admin_host, admin_port))
     throw std::runtime_error("server.admin_listen: expected HOST:PORT, got '" +
                              s.server.admin_listen + "'");
   int admin_bound = d.admin.bind(admin_host, admin_port);

@@ -31,7 +31,4 @@ class gateway {
   std::unique_ptr<impl> impl_;
 };
 
-/// Splits "HOST:PORT" (or "[v6]:PORT"). Returns false if malformed.
-bool split_host_port(const std::string& text, std::string& host, int& port);
-
 }  // namespace tc::node

@@ -146,4 +146,8 @@ class server {
 /// Reason phrase for a status code ("OK", "Not Found", ...).
 std::string_view reason_phrase(int status);
 
+/// Splits "HOST:PORT" or "[V6]:PORT" (brackets removed from the host). False when there is no
+/// host or the port is not a number in 0..65535.
+bool split_host_port(std::string_view text, std::string& host, uint16_t& port);
+
 }  // namespace tc::http

@@ -24,6 +24,8 @@
 #include <uv.h>
 #include <CLI/CLI.hpp>
 
+#include "node/http/server.hpp"
+
 namespace {
 
 enum class mode { idle, sse };
@@ -79,22 +81,13 @@ rlim_t raise_fd_limit() {
 
 /// Parses HOST:PORT into a loopback sockaddr; false (with a message) for anything else.
 bool parse_loopback_target(const std::string& text, sockaddr_storage& out, std::string& err) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
-    err = "target must be HOST:PORT";
+  std::string host;
+  uint16_t port = 0;
+  if (!tc::http::split_host_port(text, host, port) || port == 0) {
+    err = "target must be HOST:PORT with a port in 1..65535, got " + text;
     return false;
-  }
-  std::string host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
   }
   if (host == "localhost") host = "127.0.0.1";
-  char* end = nullptr;
-  long port = std::strtol(text.c_str() + colon + 1, &end, 10);
-  if (end == nullptr || *end != '\0' || port <= 0 || port > 65535) {
-    err = "bad port in " + text;
-    return false;
-  }
   std::memset(&out, 0, sizeof(out));
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);

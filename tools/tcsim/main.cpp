@@ -175,22 +175,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  auto colon = listen.rfind(':');
-  int port_in = -1;
-  if (colon != std::string::npos) {
-    try {
-      port_in = std::stoi(listen.substr(colon + 1));
-    } catch (...) {
-      port_in = -1;
-    }
-  }
-  if (colon == std::string::npos || colon == 0 || port_in < 0 || port_in > 65535) {
+  std::string host;
+  uint16_t port_in = 0;
+  if (!tc::http::split_host_port(listen, host, port_in)) {
     std::fprintf(stderr, "tcsim: bad --listen '%s' (want HOST:PORT)\n", listen.c_str());
     return 2;
   }
-  std::string host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
 
   uv_loop_t* loop = uv_default_loop();
   tc::sim::provider sim(loop, s);
@@ -217,7 +207,7 @@ int main(int argc, char** argv) {
           relay_to_provider(sim, std::move(req), res);
         }
       });
-  int port = server.listen(host, static_cast<uint16_t>(port_in));
+  int port = server.listen(host, port_in);
   if (port < 0) {
     std::fprintf(stderr, "tcsim: cannot listen on %s: %s\n", listen.c_str(), uv_strerror(port));
     return 1;
@@ -234,7 +224,8 @@ int main(int argc, char** argv) {
   uv_signal_start(&st.sigterm, on_signal, SIGTERM);
   uv_signal_start(&st.sigint, on_signal, SIGINT);
 
-  std::printf("ready sim=%s:%d\n", listen.substr(0, colon).c_str(), port);
+  const std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  std::printf("ready sim=%s:%d\n", shown.c_str(), port);
   std::fflush(stdout);
   uv_run(loop, UV_RUN_DEFAULT);
   sim.close();

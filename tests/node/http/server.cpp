@@ -1054,3 +1054,20 @@ TEST_CASE("reason phrases") {
   CHECK(reason_phrase(503) == "Service Unavailable");
   CHECK_FALSE(reason_phrase(799).empty());
 }
+
+TEST_CASE("split_host_port accepts HOST:PORT and bracketed IPv6 and refuses the rest") {
+  std::string host;
+  uint16_t port = 1;
+  CHECK(tc::http::split_host_port("127.0.0.1:8080", host, port));
+  CHECK(host == "127.0.0.1");
+  CHECK(port == 8080);
+  CHECK(tc::http::split_host_port("[::1]:0", host, port));
+  CHECK(host == "::1");
+  CHECK(port == 0);
+  CHECK(tc::http::split_host_port("localhost:65535", host, port));
+  CHECK(port == 65535);
+  for (const char* bad : {"", "8080", ":8080", "host:", "host:65536", "host:8x", "host:-1"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(tc::http::split_host_port(bad, host, port));
+  }
+}
