@@ -17,7 +17,7 @@ const model_route* validate(const pipeline& ctx, const openai::request& req,
   const bool wants_embedding = req.kind == openai::endpoint::embeddings;
   if (it->second.embedding != wants_embedding) {
     error = openai::invalid_request("The model '" + req.model + "' does not support " +
-                                      std::string(openai::path_of(req.kind)) + ".",
+                                        std::string(openai::path_of(req.kind)) + ".",
                                     "model");
     return nullptr;
   }
@@ -73,16 +73,16 @@ caf::behavior connection(caf::stateful_actor<connection_state>* self,
                          std::shared_ptr<const pipeline> ctx) {
   self->state.ctx = std::move(ctx);
   return {
-    [self](openai::request& req, reply_target to) {
-      self->state.req = std::move(req);
-      self->state.to = to;
-      run(self);
-    },
-    [self](const request_outcome&) {
-      // 13 settle      pass-through: quota settle, ledger, audit, cache store and dedup
-      //                completion arrive with issues 3-5. Metrics are recorded by the I/O loop.
-      self->state.req = openai::request{};
-    },
+      [self](openai::request& req, reply_target to) {
+        self->state.req = std::move(req);
+        self->state.to = to;
+        run(self);
+      },
+      [self](const request_outcome&) {
+        // 13 settle      pass-through: quota settle, ledger, audit, cache store and dedup
+        //                completion arrive with issues 3-5. Metrics are recorded by the I/O loop.
+        self->state.req = openai::request{};
+      },
   };
 }
 

@@ -17,18 +17,18 @@ struct sim_outage {
 
 /// The simulated GPU endpoint (a test double). Also tcsim's settings.
 struct sim_settings {
-  double ttft_ms = 50;           ///< time to first token for one sequence; 0 with tokens_per_sec 0 = instant
-  double tokens_per_sec = 60;    ///< per-sequence decode rate with one active sequence; 0 = instant
-  uint32_t max_batch = 32;       ///< concurrent sequences; more wait for a slot
-  double batch_contention = 0.05;  ///< per-sequence rate = tokens_per_sec / (1 + c*(n-1))
+  double ttft_ms = 50;  ///< time to first token for one sequence; 0 with tokens_per_sec 0 = instant
+  double tokens_per_sec = 60;  ///< per-sequence decode rate with one active sequence; 0 = instant
+  uint32_t max_batch = 32;     ///< concurrent sequences; more wait for a slot
+  double batch_contention = 0.05;    ///< per-sequence rate = tokens_per_sec / (1 + c*(n-1))
   uint32_t default_max_tokens = 48;  ///< completion length when the request sets no max_tokens
-  uint32_t embedding_dim = 256;  ///< embedding length when the request sets no dimensions
-  double error_rate = 0;         ///< fraction of requests answered with error_status
+  uint32_t embedding_dim = 256;      ///< embedding length when the request sets no dimensions
+  double error_rate = 0;             ///< fraction of requests answered with error_status
   uint32_t error_status = 503;
-  double spike_rate = 0;         ///< fraction of requests whose TTFT grows by spike_ms
+  double spike_rate = 0;  ///< fraction of requests whose TTFT grows by spike_ms
   double spike_ms = 0;
   std::vector<sim_outage> outages;  ///< windows where every request gets 503
-  uint64_t seed = 0;             ///< mixed into the per-request seed
+  uint64_t seed = 0;                ///< mixed into the per-request seed
 };
 
 /// One model served by a provider.
@@ -36,7 +36,7 @@ struct model_settings {
   std::string name;           ///< the id clients send
   std::string upstream_name;  ///< the id sent upstream (default: name)
   uint32_t context_window = 32768;
-  double price_input_per_m = 0;   ///< per 1M input tokens
+  double price_input_per_m = 0;  ///< per 1M input tokens
   double price_cached_input_per_m = 0;
   double price_output_per_m = 0;
   std::string currency = "CNY";

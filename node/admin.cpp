@@ -32,7 +32,9 @@ struct admin_server::impl {
 
 admin_server::admin_server(metrics& m) : impl_(std::make_unique<impl>(m)) {}
 
-admin_server::~admin_server() { stop(); }
+admin_server::~admin_server() {
+  stop();
+}
 
 int admin_server::bind(const std::string& host, int port) {
   if (port == 0) return impl_->srv.bind_to_any_port(host);

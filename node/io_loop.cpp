@@ -39,13 +39,15 @@ uint64_t ns_since(uint64_t start_ns, uint64_t end_ns) {
   return end_ns > start_ns ? end_ns - start_ns : 0;
 }
 
-double seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+double seconds(uint64_t ns) {
+  return static_cast<double>(ns) / 1e9;
+}
 
 bool valid_request_id(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
   });
 }
 
@@ -112,9 +114,8 @@ struct io_loop::impl {
     lim.write_high_watermark = s.write_high_watermark;
     lim.write_low_watermark = s.write_high_watermark / 4;
     server = std::make_unique<http::server>(
-      &loop, lim, [this](http::request&& req, http::responder res) {
-        on_request(std::move(req), res);
-      });
+        &loop, lim,
+        [this](http::request&& req, http::responder res) { on_request(std::move(req), res); });
     curl = std::make_unique<upstream::curl_client>(&loop);
     for (const auto& p : ctx.settings->providers) {
       if (p.type == "sim") {
@@ -227,8 +228,7 @@ struct io_loop::impl {
     return {{"x-request-id", request_id}};
   }
 
-  void send_error(http::responder& res, const std::string& request_id,
-                  const openai::api_error& e) {
+  void send_error(http::responder& res, const std::string& request_id, const openai::api_error& e) {
     auto headers = base_headers(request_id);
     headers.emplace_back("content-type", "application/json");
     if (e.retry_after_s > 0) headers.emplace_back("retry-after", std::to_string(e.retry_after_s));
@@ -244,8 +244,7 @@ struct io_loop::impl {
 
   void on_request(http::request&& req, http::responder res) {
     std::string_view given_id = req.header("x-request-id");
-    std::string request_id = valid_request_id(given_id) ? std::string(given_id)
-                                                        : next_request_id();
+    std::string request_id = valid_request_id(given_id) ? std::string(given_id) : next_request_id();
     const std::string& path = req.path;
     const bool get = req.method == "GET" || req.method == "HEAD";
     const bool post = req.method == "POST";
@@ -335,9 +334,8 @@ struct io_loop::impl {
     if (p.client_gone) return finish(plan.to.slot, 499);
     auto tr = transports.find(plan.provider);
     if (tr == transports.end()) {
-      return finish_with_error(plan.to.slot,
-                               openai::upstream_error("no transport for provider '" +
-                                                      plan.provider + "'"));
+      return finish_with_error(plan.to.slot, openai::upstream_error("no transport for provider '" +
+                                                                    plan.provider + "'"));
     }
     p.transport = tr->second;
     upstream::call_request call;
@@ -387,8 +385,10 @@ struct io_loop::impl {
     pending& p = it->second;
     p.upstream_status = status;
     for (const auto& [name, value] : headers) {
-      if (name == "content-type") p.upstream_content_type = value;
-      else if (name == "retry-after") p.retry_after = value;
+      if (name == "content-type")
+        p.upstream_content_type = value;
+      else if (name == "retry-after")
+        p.retry_after = value;
     }
     const bool event_stream = p.upstream_content_type.rfind("text/event-stream", 0) == 0;
     if (p.stream && status == 200 && event_stream) {
@@ -467,8 +467,8 @@ struct io_loop::impl {
     if (r.why != upstream::failure::none) {
       p.upstream_failure = upstream::to_string(r.why);
       ctx.metrics->upstream_failures_total
-        .Add({{"provider", p.provider}, {"reason", std::string(upstream::to_string(r.why))}})
-        .Increment();
+          .Add({{"provider", p.provider}, {"reason", std::string(upstream::to_string(r.why))}})
+          .Increment();
       log::warn("upstream_failure", {{"request_id", p.request_id},
                                      {"provider", p.provider},
                                      {"reason", upstream::to_string(r.why)},
@@ -476,33 +476,34 @@ struct io_loop::impl {
     }
     if (p.started) {
       if (r.why == upstream::failure::none && p.saw_done) return finish_stream(slot);
-      return end_cut_stream(slot, "upstream stream ended before completion",
-                            r.why == upstream::failure::none ? "incomplete"
-                                                             : upstream::to_string(r.why));
+      return end_cut_stream(
+          slot, "upstream stream ended before completion",
+          r.why == upstream::failure::none ? "incomplete" : upstream::to_string(r.why));
     }
     switch (r.why) {
-      case upstream::failure::none: break;
+      case upstream::failure::none:
+        break;
       case upstream::failure::connect_timeout:
       case upstream::failure::first_byte_timeout:
       case upstream::failure::total_timeout:
         return finish_with_error(
-          slot, openai::upstream_timeout("upstream '" + p.provider + "' timed out (" +
-                                         std::string(upstream::to_string(r.why)) + ")"));
+            slot, openai::upstream_timeout("upstream '" + p.provider + "' timed out (" +
+                                           std::string(upstream::to_string(r.why)) + ")"));
       default:
         return finish_with_error(
-          slot, openai::upstream_error("upstream '" + p.provider + "' failed (" +
-                                       std::string(upstream::to_string(r.why)) + ")"));
+            slot, openai::upstream_error("upstream '" + p.provider + "' failed (" +
+                                         std::string(upstream::to_string(r.why)) + ")"));
     }
     if (p.upstream_status >= 500) {
-      return finish_with_error(slot, openai::upstream_error("upstream '" + p.provider +
-                                                            "' answered " +
-                                                            std::to_string(p.upstream_status)));
+      return finish_with_error(slot,
+                               openai::upstream_error("upstream '" + p.provider + "' answered " +
+                                                      std::to_string(p.upstream_status)));
     }
     // 2xx, and 4xx from an OpenAI-compatible upstream (its own error envelope): relay as is.
     p.usage = openai::find_usage(p.body);
     auto hs = response_headers(p);
-    hs.emplace_back("content-type", p.upstream_content_type.empty() ? "application/json"
-                                                                    : p.upstream_content_type);
+    hs.emplace_back("content-type",
+                    p.upstream_content_type.empty() ? "application/json" : p.upstream_content_type);
     if (!p.retry_after.empty()) hs.emplace_back("retry-after", p.retry_after);
     const int status = p.upstream_status;
     p.client.send(status, hs, std::move(p.body));
@@ -615,7 +616,9 @@ struct io_loop::impl {
     done();
   }
 
-  void update_gauges() { connections_gauge->Set(static_cast<double>(server->stats().connections_open)); }
+  void update_gauges() {
+    connections_gauge->Set(static_cast<double>(server->stats().connections_open));
+  }
 
   uint32_t index;
   const loop_context& ctx;
@@ -650,7 +653,9 @@ struct io_loop::impl {
 io_loop::io_loop(uint32_t index, const loop_context& ctx)
     : impl_(std::make_unique<impl>(index, ctx)) {}
 
-io_loop::~io_loop() { join(); }
+io_loop::~io_loop() {
+  join();
+}
 
 int io_loop::listen(const std::string& host, uint16_t port, bool reuse_port) {
   return impl_->server->listen(host, port, reuse_port);
@@ -659,18 +664,18 @@ int io_loop::listen(const std::string& host, uint16_t port, bool reuse_port) {
 void io_loop::start() {
   auto* d = impl_.get();
   uv_timer_start(
-    &d->gauge_timer,
-    [](uv_timer_t* t) {
-      auto* self = static_cast<impl*>(t->data);
-      self->update_gauges();
-      const auto& st = self->server->stats();
-      if (st.protocol_errors > self->protocol_errors_seen) {
-        self->protocol_errors->Increment(
-          static_cast<double>(st.protocol_errors - self->protocol_errors_seen));
-        self->protocol_errors_seen = st.protocol_errors;
-      }
-    },
-    250, 250);
+      &d->gauge_timer,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<impl*>(t->data);
+        self->update_gauges();
+        const auto& st = self->server->stats();
+        if (st.protocol_errors > self->protocol_errors_seen) {
+          self->protocol_errors->Increment(
+              static_cast<double>(st.protocol_errors - self->protocol_errors_seen));
+          self->protocol_errors_seen = st.protocol_errors;
+        }
+      },
+      250, 250);
   d->thread = std::thread([d] { uv_run(&d->loop, UV_RUN_DEFAULT); });
 }
 

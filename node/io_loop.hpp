@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <variant>
 
-#include <caf/all.hpp>
 #include <uv.h>
+#include <caf/all.hpp>
 
 #include "actors/connection.hpp"
 #include "config/settings.hpp"
@@ -29,8 +29,8 @@ struct loop_context {
   std::shared_ptr<const actors::pipeline> pipeline;
   node::metrics* metrics = nullptr;
   const config::settings* settings = nullptr;
-  std::string models_body;                                    ///< GET /v1/models
-  std::unordered_map<std::string, std::string> model_bodies;  ///< GET /v1/models/{id}
+  std::string models_body;                                     ///< GET /v1/models
+  std::unordered_map<std::string, std::string> model_bodies;   ///< GET /v1/models/{id}
   std::unordered_map<std::string, std::string> provider_auth;  ///< name -> "Authorization: ..."
 };
 

@@ -17,11 +17,21 @@ constexpr std::string_view names[] = {"debug", "info", "warn", "error"};
 void append_escaped(std::string& out, std::string_view s) {
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -41,7 +51,9 @@ void set_level(std::string_view name) {
     if (names[i] == name) min_level.store(i, std::memory_order_relaxed);
 }
 
-bool enabled(level l) { return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed); }
+bool enabled(level l) {
+  return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed);
+}
 
 void write(level l, std::string_view event, std::initializer_list<field> fields) {
   if (!enabled(l)) return;

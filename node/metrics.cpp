@@ -13,8 +13,8 @@ using prometheus::BuildHistogram;
 /// Latency buckets from 50 µs to 60 s: the gateway's own overhead lives in the first ones.
 const prometheus::Histogram::BucketBoundaries& latency_buckets() {
   static const prometheus::Histogram::BucketBoundaries b{
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1,     0.25,   0.5,     1,      2.5,   5,      10,    30,   60};
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+      0.1,     0.25,   0.5,     1,      2.5,   5,      10,    30,   60};
   return b;
 }
 
@@ -23,53 +23,53 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
 metrics::metrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       requests_total(BuildCounter()
-                       .Name("tc_requests_total")
-                       .Help("Finished client requests by model, provider and status class")
-                       .Register(*registry_)),
+                         .Name("tc_requests_total")
+                         .Help("Finished client requests by model, provider and status class")
+                         .Register(*registry_)),
       request_seconds(BuildHistogram()
-                        .Name("tc_request_duration_seconds")
-                        .Help("Client request latency, from request received to last byte")
-                        .Register(*registry_)),
-      upstream_seconds(BuildHistogram()
-                         .Name("tc_upstream_duration_seconds")
-                         .Help("Upstream call duration, from call start to its end")
-                         .Register(*registry_)),
-      upstream_ttft_seconds(BuildHistogram()
-                              .Name("tc_upstream_ttft_seconds")
-                              .Help("Upstream time to first byte of the response")
-                              .Register(*registry_)),
-      overhead_seconds(BuildHistogram()
-                         .Name("tc_gateway_overhead_seconds")
-                         .Help("Request latency minus upstream call duration")
-                         .Register(*registry_)),
-      upstream_in_flight(BuildGauge()
-                           .Name("tc_upstream_in_flight")
-                           .Help("Upstream calls in progress by provider")
-                           .Register(*registry_)),
-      requests_in_flight(BuildGauge()
-                           .Name("tc_requests_in_flight")
-                           .Help("Client requests received and not yet answered")
-                           .Register(*registry_)),
-      connections_open(BuildGauge()
-                         .Name("tc_http_connections_open")
-                         .Help("Open client connections on the data port, by I/O loop")
-                         .Register(*registry_)),
-      protocol_errors_total(BuildCounter()
-                              .Name("tc_http_protocol_errors_total")
-                              .Help("Requests refused by the HTTP layer (400/408/413/431)")
-                              .Register(*registry_)),
-      upstream_failures_total(BuildCounter()
-                                .Name("tc_upstream_failures_total")
-                                .Help("Upstream calls that failed, by provider and reason")
-                                .Register(*registry_)),
-      streams_cut_total(BuildCounter()
-                          .Name("tc_streams_cut_total")
-                          .Help("Started streams that ended with an error event")
+                          .Name("tc_request_duration_seconds")
+                          .Help("Client request latency, from request received to last byte")
                           .Register(*registry_)),
+      upstream_seconds(BuildHistogram()
+                           .Name("tc_upstream_duration_seconds")
+                           .Help("Upstream call duration, from call start to its end")
+                           .Register(*registry_)),
+      upstream_ttft_seconds(BuildHistogram()
+                                .Name("tc_upstream_ttft_seconds")
+                                .Help("Upstream time to first byte of the response")
+                                .Register(*registry_)),
+      overhead_seconds(BuildHistogram()
+                           .Name("tc_gateway_overhead_seconds")
+                           .Help("Request latency minus upstream call duration")
+                           .Register(*registry_)),
+      upstream_in_flight(BuildGauge()
+                             .Name("tc_upstream_in_flight")
+                             .Help("Upstream calls in progress by provider")
+                             .Register(*registry_)),
+      requests_in_flight(BuildGauge()
+                             .Name("tc_requests_in_flight")
+                             .Help("Client requests received and not yet answered")
+                             .Register(*registry_)),
+      connections_open(BuildGauge()
+                           .Name("tc_http_connections_open")
+                           .Help("Open client connections on the data port, by I/O loop")
+                           .Register(*registry_)),
+      protocol_errors_total(BuildCounter()
+                                .Name("tc_http_protocol_errors_total")
+                                .Help("Requests refused by the HTTP layer (400/408/413/431)")
+                                .Register(*registry_)),
+      upstream_failures_total(BuildCounter()
+                                  .Name("tc_upstream_failures_total")
+                                  .Help("Upstream calls that failed, by provider and reason")
+                                  .Register(*registry_)),
+      streams_cut_total(BuildCounter()
+                            .Name("tc_streams_cut_total")
+                            .Help("Started streams that ended with an error event")
+                            .Register(*registry_)),
       client_disconnects_total(BuildCounter()
-                                 .Name("tc_client_disconnects_total")
-                                 .Help("Requests whose client went away before the end")
-                                 .Register(*registry_)) {}
+                                   .Name("tc_client_disconnects_total")
+                                   .Help("Requests whose client went away before the end")
+                                   .Register(*registry_)) {}
 
 std::string metrics::serialize() const {
   return prometheus::TextSerializer{}.Serialize(registry_->Collect());

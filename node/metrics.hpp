@@ -3,10 +3,10 @@
 // (model, provider) and fixed sets (status class), so cardinality is bounded.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <map>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -69,7 +69,7 @@ class metrics_cache {
  private:
   metrics& m_;
   std::map<std::string, std::map<std::string, metrics::route_series, std::less<>>, std::less<>>
-    routes_;
+      routes_;
 };
 
 /// "2xx", "4xx", "5xx" ...

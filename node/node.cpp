@@ -7,8 +7,8 @@
 #include <thread>
 #include <vector>
 
-#include <caf/all.hpp>
 #include <curl/curl.h>
+#include <caf/all.hpp>
 
 #include "actors/connection.hpp"
 #include "node/admin.hpp"
@@ -30,7 +30,8 @@ std::unique_ptr<caf::actor_system_config> make_actor_config(const config::actors
   unsigned threads = a.scheduler_threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   cfg->set("scheduler.max-threads", static_cast<size_t>(threads));
-  cfg->set("work-stealing.aggressive-poll-attempts", static_cast<size_t>(a.aggressive_poll_attempts));
+  cfg->set("work-stealing.aggressive-poll-attempts",
+           static_cast<size_t>(a.aggressive_poll_attempts));
   cfg->set("work-stealing.moderate-poll-attempts", static_cast<size_t>(a.moderate_poll_attempts));
   cfg->set("logger.file-verbosity", caf::atom("quiet"));
   cfg->set("logger.console-verbosity", caf::atom("quiet"));
@@ -84,7 +85,9 @@ struct gateway::impl {
 
 gateway::gateway(config::settings settings) : impl_(std::make_unique<impl>(std::move(settings))) {}
 
-gateway::~gateway() { shutdown(); }
+gateway::~gateway() {
+  shutdown();
+}
 
 void gateway::start() {
   auto& d = *impl_;
@@ -143,10 +146,9 @@ void gateway::start() {
   d.admin.start();
   for (auto& l : d.loops) l->start();
   d.started = true;
-  log::info("node_started", {{"node_id", s.node_id},
-                             {"data", d.data_addr},
-                             {"admin", d.admin_addr},
-                             {"io_threads", n}});
+  log::info(
+      "node_started",
+      {{"node_id", s.node_id}, {"data", d.data_addr}, {"admin", d.admin_addr}, {"io_threads", n}});
 }
 
 void gateway::shutdown() {
@@ -174,7 +176,11 @@ void gateway::shutdown() {
   // The actor system's destructor waits for the last connection actors to settle and quit.
 }
 
-std::string gateway::data_address() const { return impl_->data_addr; }
-std::string gateway::admin_address() const { return impl_->admin_addr; }
+std::string gateway::data_address() const {
+  return impl_->data_addr;
+}
+std::string gateway::admin_address() const {
+  return impl_->admin_addr;
+}
 
 }  // namespace tc::node

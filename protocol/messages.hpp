@@ -30,9 +30,9 @@ typename Inspector::result_type inspect(Inspector& f, request& x) {
     x.seed = has_seed ? std::optional<int64_t>{seed} : std::nullopt;
     return caf::none;
   });
-  return f(caf::meta::type_name("tc::openai::request"), x.kind, x.model, x.stream,
-           x.include_usage, x.max_tokens, has_temperature, temperature, has_seed, seed, x.n,
-           x.has_tools, x.message_count, x.input_chars, x.user, x.body, restore);
+  return f(caf::meta::type_name("tc::openai::request"), x.kind, x.model, x.stream, x.include_usage,
+           x.max_tokens, has_temperature, temperature, has_seed, seed, x.n, x.has_tools,
+           x.message_count, x.input_chars, x.user, x.body, restore);
 }
 
 }  // namespace tc::openai
@@ -55,10 +55,10 @@ typename Inspector::result_type inspect(Inspector& f, reply_target& x) {
 /// (DESIGN §2 steps 10-12).
 struct upstream_plan {
   reply_target to;
-  std::string provider;        ///< provider name from config
-  std::string model;           ///< the model id the client asked for (metrics labels)
-  std::string url;             ///< absolute upstream URL (sim://<provider>/... for sim)
-  std::string body;            ///< the request body to send (model renamed if needed)
+  std::string provider;  ///< provider name from config
+  std::string model;     ///< the model id the client asked for (metrics labels)
+  std::string url;       ///< absolute upstream URL (sim://<provider>/... for sim)
+  std::string body;      ///< the request body to send (model renamed if needed)
   bool stream = false;
   uint32_t connect_timeout_ms = 0;
   uint32_t first_byte_timeout_ms = 0;
@@ -74,22 +74,21 @@ typename Inspector::result_type inspect(Inspector& f, upstream_plan& x) {
 /// How a request ended, as the I/O loop saw it. I/O loop -> connection, for settlement
 /// (DESIGN §2 step 13).
 struct request_outcome {
-  int status = 0;              ///< HTTP status sent to the client
-  openai::usage usage;         ///< as reported upstream, or counted
-  bool usage_reported = false; ///< usage came from the upstream (not estimated)
-  bool client_gone = false;    ///< the client disconnected before the end
-  bool stream_cut = false;     ///< a started stream ended with an error event
+  int status = 0;                ///< HTTP status sent to the client
+  openai::usage usage;           ///< as reported upstream, or counted
+  bool usage_reported = false;   ///< usage came from the upstream (not estimated)
+  bool client_gone = false;      ///< the client disconnected before the end
+  bool stream_cut = false;       ///< a started stream ended with an error event
   std::string upstream_failure;  ///< transport failure name, empty if none
-  uint64_t upstream_ns = 0;    ///< time spent in the upstream call
-  uint64_t ttft_ns = 0;        ///< time from upstream start to its first byte
-  uint64_t total_ns = 0;       ///< time from request received to last byte written
+  uint64_t upstream_ns = 0;      ///< time spent in the upstream call
+  uint64_t ttft_ns = 0;          ///< time from upstream start to its first byte
+  uint64_t total_ns = 0;         ///< time from request received to last byte written
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_outcome& x) {
   return f(caf::meta::type_name("tc::request_outcome"), x.status, x.usage, x.usage_reported,
-           x.client_gone, x.stream_cut, x.upstream_failure, x.upstream_ns, x.ttft_ns,
-           x.total_ns);
+           x.client_gone, x.stream_cut, x.upstream_failure, x.upstream_ns, x.ttft_ns, x.total_ns);
 }
 
 /// The single type-ID block: registers every message type with the actor system.

@@ -111,8 +111,21 @@ bool is_token_char(unsigned char ch) {
   if (ch >= 'A' && ch <= 'Z') return true;
   if (ch >= '0' && ch <= '9') return true;
   switch (ch) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;

@@ -24,7 +24,7 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 
 /// Limits applied to every connection of one server.
 struct limits {
-  std::size_t max_header_bytes = 16 * 1024;    ///< request line + headers; over it: 431, close
+  std::size_t max_header_bytes = 16 * 1024;      ///< request line + headers; over it: 431, close
   std::size_t max_body_bytes = 4 * 1024 * 1024;  ///< decoded body; over it: 413, close
   uint32_t header_timeout_ms = 10'000;  ///< from first byte of a request to end of its headers: 408
   uint32_t body_timeout_ms = 30'000;    ///< from end of headers to end of body: 408
@@ -94,7 +94,8 @@ class responder {
 
  private:
   friend class server;
-  responder(server* srv, uint64_t conn_id, uint64_t seq) : srv_(srv), conn_id_(conn_id), seq_(seq) {}
+  responder(server* srv, uint64_t conn_id, uint64_t seq)
+      : srv_(srv), conn_id_(conn_id), seq_(seq) {}
   server* srv_ = nullptr;
   uint64_t conn_id_ = 0;
   uint64_t seq_ = 0;

@@ -21,15 +21,15 @@ namespace tc::sim {
 
 /// Counters of one simulated endpoint.
 struct sim_stats {
-  uint64_t requests = 0;         ///< calls started (all endpoints)
-  uint64_t completed = 0;        ///< calls that ran to a complete response
-  uint64_t errors = 0;           ///< injected errors and outage answers
-  uint64_t cancelled = 0;        ///< calls cancelled by the caller
+  uint64_t requests = 0;   ///< calls started (all endpoints)
+  uint64_t completed = 0;  ///< calls that ran to a complete response
+  uint64_t errors = 0;     ///< injected errors and outage answers
+  uint64_t cancelled = 0;  ///< calls cancelled by the caller
   uint64_t tokens_generated = 0;
   uint32_t active_sequences = 0;
-  uint32_t waiting = 0;          ///< calls waiting for a batch slot
-  double utilisation = 0;        ///< since start, in [0,1]
-  double utilisation_recent = 0; ///< over the last 10 s, in [0,1]
+  uint32_t waiting = 0;           ///< calls waiting for a batch slot
+  double utilisation = 0;         ///< since start, in [0,1]
+  double utilisation_recent = 0;  ///< over the last 10 s, in [0,1]
 };
 
 class provider final : public upstream::transport {

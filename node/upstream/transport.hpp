@@ -28,7 +28,7 @@ std::string_view to_string(failure f);
 
 struct call_request {
   std::string method = "POST";
-  std::string url;                  ///< absolute URL (http or https)
+  std::string url;                   ///< absolute URL (http or https)
   std::vector<std::string> headers;  ///< "Name: value" lines, sent as given
   std::string body;
   uint32_t connect_timeout_ms = 2'000;
@@ -38,11 +38,11 @@ struct call_request {
 
 struct call_result {
   failure why = failure::none;
-  int status = 0;                 ///< HTTP status, 0 if none was received
-  uint64_t bytes_received = 0;    ///< body bytes delivered to on_data
-  uint64_t first_byte_ns = 0;     ///< uv_hrtime() of the response header, 0 if none
-  uint64_t done_ns = 0;           ///< uv_hrtime() when the call ended
-  std::string detail;             ///< transport's own error text, for logs
+  int status = 0;               ///< HTTP status, 0 if none was received
+  uint64_t bytes_received = 0;  ///< body bytes delivered to on_data
+  uint64_t first_byte_ns = 0;   ///< uv_hrtime() of the response header, 0 if none
+  uint64_t done_ns = 0;         ///< uv_hrtime() when the call ended
+  std::string detail;           ///< transport's own error text, for logs
 };
 
 /// Callbacks of one call; all run on the transport's loop thread. After on_complete no other
@@ -50,7 +50,7 @@ struct call_result {
 struct call_handlers {
   /// Response status and headers (names lower-cased), once, before any on_data.
   std::function<void(int status, std::vector<std::pair<std::string, std::string>>&& headers)>
-    on_headers;
+      on_headers;
   /// Body bytes as they arrive (de-chunked).
   std::function<void(std::string_view data)> on_data;
   /// The call ended (success or failure). Not called after cancel().

@@ -11,10 +11,10 @@ namespace tc::openai {
 /// One error answer. `param` and `code` empty serialize as JSON null.
 struct api_error {
   int status = 500;
-  std::string type;     ///< invalid_request_error, authentication_error, ...
-  std::string code;     ///< model_not_found, request_too_large, ...
-  std::string param;    ///< offending request field, if any
-  std::string message;  ///< for people
+  std::string type;            ///< invalid_request_error, authentication_error, ...
+  std::string code;            ///< model_not_found, request_too_large, ...
+  std::string param;           ///< offending request field, if any
+  std::string message;         ///< for people
   uint32_t retry_after_s = 0;  ///< > 0: the response carries Retry-After
 
   template <class Inspector>

@@ -9,8 +9,8 @@
 #include "protocol/openai/json_document.hpp"
 
 #include <rapidjson/document.h>
-#include <rapidjson/reader.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -850,8 +850,8 @@ std::variant<request, api_error> parse_request(endpoint kind, std::string body) 
     if (result.IsError()) {
       if (s.text.capacity() > parse_scratch::keep_bytes) std::string().swap(s.text);
       if (handler.too_deep) {
-        return invalid_request("The JSON body nests deeper than " +
-                               std::to_string(max_json_depth) + " levels.");
+        return invalid_request("The JSON body nests deeper than " + std::to_string(max_json_depth) +
+                               " levels.");
       }
       return not_json(result.Code(), result.Offset());
     }

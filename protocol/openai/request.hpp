@@ -23,16 +23,16 @@ struct request {
   endpoint kind = endpoint::chat_completions;
   std::string model;
   bool stream = false;
-  bool include_usage = false;   ///< stream_options.include_usage
-  uint32_t max_tokens = 0;      ///< max_tokens or max_completion_tokens; 0 = not set
+  bool include_usage = false;  ///< stream_options.include_usage
+  uint32_t max_tokens = 0;     ///< max_tokens or max_completion_tokens; 0 = not set
   std::optional<double> temperature;
   std::optional<int64_t> seed;
   uint32_t n = 1;
-  bool has_tools = false;       ///< a non-empty tools array
-  uint32_t message_count = 0;   ///< chat: messages; completions: prompts; embeddings: inputs
-  uint32_t input_chars = 0;     ///< UTF-8 bytes of all text content (for token estimates)
-  std::string user;             ///< the `user` field, if any
-  std::string body;             ///< the raw request body as received
+  bool has_tools = false;      ///< a non-empty tools array
+  uint32_t message_count = 0;  ///< chat: messages; completions: prompts; embeddings: inputs
+  uint32_t input_chars = 0;    ///< UTF-8 bytes of all text content (for token estimates)
+  std::string user;            ///< the `user` field, if any
+  std::string body;            ///< the raw request body as received
 };  // inspect() is in protocol/messages.hpp (std::optional needs CAF 0.17 callbacks)
 
 /// Parses and validates `body` for endpoint `kind`. Errors are 400 invalid_request_error with

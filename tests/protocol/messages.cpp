@@ -65,12 +65,14 @@ void round_trip(caf::scoped_actor& self, const caf::actor& remote, const T& valu
   const std::string expected = caf::deep_to_string(value);
   bool answered = false;
   self->request(remote, std::chrono::seconds(10), value)
-    .receive(
-      [&](const T& back) {
-        answered = true;
-        CHECK(caf::deep_to_string(back) == expected);
-      },
-      [&](const caf::error& err) { FAIL("round trip failed: " << self->system().render(err)); });
+      .receive(
+          [&](const T& back) {
+            answered = true;
+            CHECK(caf::deep_to_string(back) == expected);
+          },
+          [&](const caf::error& err) {
+            FAIL("round trip failed: " << self->system().render(err));
+          });
   CHECK(answered);
 }
 
@@ -146,11 +148,11 @@ TEST_CASE("optional fields of a request survive the wire as absent or present") 
   tc::openai::request req;
   req.temperature = 1.5;
   self->request(mm.remote, std::chrono::seconds(10), req)
-    .receive(
-      [&](const tc::openai::request& back) {
-        REQUIRE(back.temperature.has_value());
-        CHECK(*back.temperature == doctest::Approx(1.5));
-        CHECK_FALSE(back.seed.has_value());
-      },
-      [&](const caf::error& e) { FAIL(mm.client.render(e)); });
+      .receive(
+          [&](const tc::openai::request& back) {
+            REQUIRE(back.temperature.has_value());
+            CHECK(*back.temperature == doctest::Approx(1.5));
+            CHECK_FALSE(back.seed.has_value());
+          },
+          [&](const caf::error& e) { FAIL(mm.client.render(e)); });
 }

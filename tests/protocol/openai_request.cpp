@@ -203,7 +203,9 @@ TEST_CASE("not JSON, not UTF-8, not an object") {
 TEST_CASE("100,000-deep nesting neither overflows the stack nor is accepted") {
   const std::string deep = deep_array(100'000);
   const std::string too_deep = "The JSON body nests deeper than 128 levels.";
-  SUBCASE("as the body") { CHECK(reject(endpoint::chat_completions, deep).message == too_deep); }
+  SUBCASE("as the body") {
+    CHECK(reject(endpoint::chat_completions, deep).message == too_deep);
+  }
   SUBCASE("as an unknown field the gateway would only forward") {
     CHECK(reject(endpoint::chat_completions, chat("\"x_deep\":" + deep)).message == too_deep);
   }

@@ -21,7 +21,6 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-
 std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

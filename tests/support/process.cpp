@@ -27,7 +27,6 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-
 exit_status decode(int wstatus) {
   exit_status s;
   if (WIFEXITED(wstatus)) {
@@ -42,8 +41,8 @@ exit_status decode(int wstatus) {
 }  // namespace
 
 int remaining_ms(std::chrono::steady_clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now())
-                .count();
+  auto left =
+      std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now()).count();
   return left < 0 ? 0 : static_cast<int>(left);
 }
 

@@ -4,14 +4,14 @@
 //   tcnode --print-config-reference
 // Prints `ready data=HOST:PORT admin=HOST:PORT` on stdout once serving; logs are JSON lines on
 // stderr. SIGTERM or SIGINT drains in-flight requests and exits 0.
+#include <pthread.h>
+#include <sys/resource.h>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <pthread.h>
-#include <sys/resource.h>
 
-#include <CLI/CLI.hpp>
 #include <curl/curl.h>
+#include <CLI/CLI.hpp>
 
 #include "config/loader.hpp"
 #include "node/log.hpp"
