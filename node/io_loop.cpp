@@ -344,9 +344,11 @@ struct io_loop::impl {
     call.connect_timeout_ms = plan.connect_timeout_ms;
     call.first_byte_timeout_ms = plan.first_byte_timeout_ms;
     call.total_timeout_ms = plan.total_timeout_ms;
-    call.headers.reserve(5);
+    // libcurl writes every request header through its printf engine, byte by byte (callgrind:
+    // a quarter of the node's instructions per request), so only headers the upstream needs:
+    // no Accept (the body's "stream" decides the answer's form).
+    call.headers.reserve(4);
     call.headers.emplace_back("Content-Type: application/json");
-    call.headers.emplace_back(p.stream ? "Accept: text/event-stream" : "Accept: application/json");
     call.headers.emplace_back("x-request-id: " + p.request_id);
     call.headers.emplace_back("traceparent: " + p.traceparent);
     if (auto auth = ctx.provider_auth.find(plan.provider); auth != ctx.provider_auth.end())
