@@ -23,7 +23,7 @@ namespace tc::node {
 
 namespace {
 
-/// The actor system's settings, from [actors] (scheduler tuned by measurement: FACTS.md).
+/// The actor system's settings, from [actors] (tuned by measurement: docs/benchmarks.md).
 std::unique_ptr<caf::actor_system_config> make_actor_config(const config::actors_settings& a) {
   auto cfg = std::make_unique<caf::actor_system_config>();
   add_message_types(*cfg);
