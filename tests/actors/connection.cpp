@@ -86,13 +86,19 @@ std::shared_ptr<tc::actors::pipeline> make_pipeline(recording_port& port) {
   return p;
 }
 
-}  // namespace
-
-TEST_CASE("a known model is routed: URL, renamed model, timeouts and reply target") {
+/// One connection actor with a recording port; the actor is ended however the test ends.
+struct connection_fixture {
   recording_port port;
   quiet_config cfg;
   caf::actor_system sys{cfg};
-  auto actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+  caf::actor actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+  ~connection_fixture() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(connection_fixture,
+                  "a known model is routed: URL, renamed model, timeouts and reply target") {
   caf::anon_send(actor, chat_request("chat", true), tc::reply_target{0, 41});
   auto plan = port.plan(1);
   REQUIRE(plan);
@@ -106,14 +112,10 @@ TEST_CASE("a known model is routed: URL, renamed model, timeouts and reply targe
   CHECK(plan->connect_timeout_ms == 1);
   CHECK(plan->first_byte_timeout_ms == 2);
   CHECK(plan->total_timeout_ms == 3);
-  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("an unknown model is rejected with 404 model_not_found, nothing is dispatched") {
-  recording_port port;
-  quiet_config cfg;
-  caf::actor_system sys{cfg};
-  auto actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+TEST_CASE_FIXTURE(connection_fixture,
+                  "an unknown model is rejected with 404 model_not_found, nothing is dispatched") {
   caf::anon_send(actor, chat_request("nope"), tc::reply_target{0, 7});
   auto rejected = port.rejection(1);
   REQUIRE(rejected);
@@ -121,14 +123,10 @@ TEST_CASE("an unknown model is rejected with 404 model_not_found, nothing is dis
   CHECK(rejected->second.status == 404);
   CHECK(rejected->second.code == "model_not_found");
   CHECK(rejected->second.param == "model");
-  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("a chat request to an embedding model is a 400 naming the model") {
-  recording_port port;
-  quiet_config cfg;
-  caf::actor_system sys{cfg};
-  auto actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+TEST_CASE_FIXTURE(connection_fixture,
+                  "a chat request to an embedding model is a 400 naming the model") {
   caf::anon_send(actor, chat_request("sim-embed"), tc::reply_target{0, 8});
   auto rejected = port.rejection(1);
   REQUIRE(rejected);
@@ -140,14 +138,10 @@ TEST_CASE("a chat request to an embedding model is a 400 naming the model") {
   auto plan = port.plan(1);
   REQUIRE(plan);
   CHECK(plan->url == "sim://sim/v1/embeddings");
-  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("one actor serves request after request once each has settled") {
-  recording_port port;
-  quiet_config cfg;
-  caf::actor_system sys{cfg};
-  auto actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+TEST_CASE_FIXTURE(connection_fixture,
+                  "one actor serves request after request once each has settled") {
   for (uint64_t slot = 1; slot <= 5; ++slot) {
     caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, slot});
     auto plan = port.plan(slot);
@@ -163,14 +157,10 @@ TEST_CASE("one actor serves request after request once each has settled") {
   auto plan = port.plan(6);
   REQUIRE(plan);
   CHECK(plan->to.slot == 7);
-  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("an idle connection actor ends on the pool's user_shutdown exit") {
-  recording_port port;
-  quiet_config cfg;
-  caf::actor_system sys{cfg};
-  auto actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+TEST_CASE_FIXTURE(connection_fixture,
+                  "an idle connection actor ends on the pool's user_shutdown exit") {
   caf::scoped_actor self{sys};
   self->monitor(actor);
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
