@@ -285,7 +285,8 @@ field_set build() {
            .default_text = "50000",
            .min = 1,
            .max = 1000000,
-           .help = "Client connections open at once"},
+           .help = "Client connections open at once, shared evenly by the I/O loops; a "
+                   "connection beyond it is closed at accept"},
           [](auto& s) -> auto& { return s.server.max_connections; }),
 
       bind<S>(

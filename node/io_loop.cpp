@@ -113,6 +113,8 @@ struct io_loop::impl {
     lim.max_pipelined = s.max_pipelined;
     lim.write_high_watermark = s.write_high_watermark;
     lim.write_low_watermark = s.write_high_watermark / 4;
+    const uint32_t loops = std::max(1u, s.io_threads);  // the node's bound, shared by its loops
+    lim.max_connections = (s.max_connections + loops - 1) / loops;
     server = std::make_unique<http::server>(
         &loop, lim,
         [this](http::request&& req, http::responder res) { on_request(std::move(req), res); });
@@ -138,6 +140,8 @@ struct io_loop::impl {
     in_flight_gauge = &ctx.metrics->requests_in_flight.Add({{"loop", std::to_string(index)}});
     connections_gauge = &ctx.metrics->connections_open.Add({{"loop", std::to_string(index)}});
     protocol_errors = &ctx.metrics->protocol_errors_total.Add({{"loop", std::to_string(index)}});
+    connections_refused =
+        &ctx.metrics->connections_refused_total.Add({{"loop", std::to_string(index)}});
   }
 
   ~impl() {
@@ -618,8 +622,15 @@ struct io_loop::impl {
     done();
   }
 
+  /// Every 250 ms: the HTTP server's own counters, copied into the metric families.
   void update_gauges() {
-    connections_gauge->Set(static_cast<double>(server->stats().connections_open));
+    const auto& st = server->stats();
+    connections_gauge->Set(static_cast<double>(st.connections_open));
+    protocol_errors->Increment(static_cast<double>(st.protocol_errors - protocol_errors_seen));
+    protocol_errors_seen = st.protocol_errors;
+    connections_refused->Increment(
+        static_cast<double>(st.connections_refused - connections_refused_seen));
+    connections_refused_seen = st.connections_refused;
   }
 
   uint32_t index;
@@ -645,6 +656,8 @@ struct io_loop::impl {
   prometheus::Gauge* connections_gauge = nullptr;
   prometheus::Counter* protocol_errors = nullptr;
   uint64_t protocol_errors_seen = 0;
+  prometheus::Counter* connections_refused = nullptr;
+  uint64_t connections_refused_seen = 0;
   bool draining = false;
   bool server_done = false;
   bool handles_closed = false;
@@ -666,18 +679,8 @@ int io_loop::listen(const std::string& host, uint16_t port, bool reuse_port) {
 void io_loop::start() {
   auto* d = impl_.get();
   uv_timer_start(
-      &d->gauge_timer,
-      [](uv_timer_t* t) {
-        auto* self = static_cast<impl*>(t->data);
-        self->update_gauges();
-        const auto& st = self->server->stats();
-        if (st.protocol_errors > self->protocol_errors_seen) {
-          self->protocol_errors->Increment(
-              static_cast<double>(st.protocol_errors - self->protocol_errors_seen));
-          self->protocol_errors_seen = st.protocol_errors;
-        }
-      },
-      250, 250);
+      &d->gauge_timer, [](uv_timer_t* t) { static_cast<impl*>(t->data)->update_gauges(); }, 250,
+      250);
   d->thread = std::thread([d] { uv_run(&d->loop, UV_RUN_DEFAULT); });
 }
 

@@ -58,6 +58,11 @@ metrics::metrics()
                                 .Name("tc_http_protocol_errors_total")
                                 .Help("Requests refused by the HTTP layer (400/408/413/431)")
                                 .Register(*registry_)),
+      connections_refused_total(
+          BuildCounter()
+              .Name("tc_http_connections_refused_total")
+              .Help("Connections closed at accept: server.max_connections open")
+              .Register(*registry_)),
       upstream_failures_total(BuildCounter()
                                   .Name("tc_upstream_failures_total")
                                   .Help("Upstream calls that failed, by provider and reason")

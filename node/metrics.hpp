@@ -50,6 +50,7 @@ class metrics {
   prometheus::Family<prometheus::Gauge>& requests_in_flight;
   prometheus::Family<prometheus::Gauge>& connections_open;
   prometheus::Family<prometheus::Counter>& protocol_errors_total;
+  prometheus::Family<prometheus::Counter>& connections_refused_total;
   prometheus::Family<prometheus::Counter>& upstream_failures_total;
   prometheus::Family<prometheus::Counter>& streams_cut_total;
   prometheus::Family<prometheus::Counter>& client_disconnects_total;

@@ -457,6 +457,11 @@ struct server::impl {
       close_now(c);
       return;
     }
+    if (lim.max_connections != 0 && stats.connections_open >= lim.max_connections) {
+      ++stats.connections_refused;  // accepted only to be closed: the backlog must not fill
+      close_now(c);
+      return;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;

@@ -32,6 +32,8 @@ struct limits {
   uint32_t max_pipelined = 64;  ///< parsed requests awaiting their response before reads pause
   std::size_t write_high_watermark = 256 * 1024;  ///< responder::congested() above this
   std::size_t write_low_watermark = 64 * 1024;    ///< on_drain fires when buffered drops below
+  std::size_t max_connections =
+      0;  ///< open connections; a new one beyond it is closed (0 = no limit)
 };
 
 /// One parsed request. Owned by the handler once passed.
@@ -112,6 +114,7 @@ struct server_stats {
   uint64_t requests = 0;
   uint64_t responses_in_flight = 0;  ///< requests received whose response is not finished
   uint64_t protocol_errors = 0;      ///< 400/408/413/431 answered by the server itself
+  uint64_t connections_refused = 0;  ///< closed at accept because max_connections were open
 };
 
 class server {

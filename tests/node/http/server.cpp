@@ -1071,3 +1071,34 @@ TEST_CASE("split_host_port accepts HOST:PORT and bracketed IPv6 and refuses the 
     CHECK_FALSE(tc::http::split_host_port(bad, host, port));
   }
 }
+
+TEST_CASE("a connection beyond max_connections is closed at once and the others keep working") {
+  limits lim;
+  lim.max_connections = 2;
+  loop_thread lt(lim, echo_handler());
+  REQUIRE(lt.port() > 0);
+  client a(lt.port());
+  client b(lt.port());
+  REQUIRE(a.send(get("/a")));
+  REQUIRE(b.send(get("/b")));
+  response ra;
+  response rb;
+  REQUIRE(a.read_response(ra));
+  REQUIRE(b.read_response(rb));
+  REQUIRE(eventually([&] { return lt.stats().connections_open == 2; }));
+  client over(lt.port());
+  CHECK(over.wait_eof(3000));
+  CHECK(over.buffer().empty());
+  CHECK(eventually([&] { return lt.stats().connections_refused == 1; }));
+  REQUIRE(a.send(get("/again")));
+  response again;
+  CHECK(a.read_response(again));
+  CHECK(again.status == 200);
+  b.close();
+  REQUIRE(eventually([&] { return lt.stats().connections_open == 1; }));
+  client later(lt.port());
+  REQUIRE(later.send(get("/later")));
+  response rl;
+  CHECK(later.read_response(rl));
+  CHECK(rl.status == 200);
+}
