@@ -369,13 +369,15 @@ field_set build() {
           {.name = "providers[].region",
            .type = vt::string,
            .default_text = R"("")",
-           .help = "Free-form region label used by routing policies"},
+           .help = "Free-form region label used by routing policies"
+                   " (accepted and validated; not used by routing yet)"},
           [](auto& p) -> auto& { return p.region; }),
       bind<P>(
           {.name = "providers[].tags",
            .type = vt::string_array,
            .default_text = "[]",
-           .help = "Free-form labels used by routing policies"},
+           .help = "Free-form labels used by routing policies"
+                   " (accepted and validated; not used by routing yet)"},
           [](auto& p) -> auto& { return p.tags; }, check_token),
       bind<P>(
           {.name = "providers[].connect_timeout_ms",
@@ -407,7 +409,8 @@ field_set build() {
            .default_text = "256",
            .min = 1,
            .max = 1000000,
-           .help = "Requests in flight to this provider; more wait in the queue"},
+           .help = "Requests in flight to this provider; more wait in the queue"
+                   " (accepted and validated; not enforced yet)"},
           [](auto& p) -> auto& { return p.max_concurrency; }),
       bind<P>(
           {.name = "providers[].capacity_tokens_per_sec",
@@ -415,7 +418,8 @@ field_set build() {
            .default_text = "0.0",
            .min = 0,
            .max = 1e9,
-           .help = "Expected throughput used for routing and admission; 0 = unknown"},
+           .help = "Expected throughput used for routing and admission; 0 = unknown"
+                   " (accepted and validated; not used yet)"},
           [](auto& p) -> auto& { return p.capacity_tokens_per_sec; }),
       nested<P>({.name = "providers[].models",
                  .type = vt::table_array,
@@ -443,7 +447,8 @@ field_set build() {
            .default_text = "32768",
            .min = 1,
            .max = 10000000,
-           .help = "Prompt plus completion tokens the model accepts"},
+           .help = "Prompt plus completion tokens the model accepts"
+                   " (accepted and validated; context-length protection is not built yet)"},
           [](auto& m) -> auto& { return m.context_window; }),
       bind<M>(
           {.name = "providers[].models[].price_input_per_m",
@@ -451,7 +456,8 @@ field_set build() {
            .default_text = "0.0",
            .min = 0,
            .max = unbounded,
-           .help = "Price per 1M input (prompt) tokens, in currency"},
+           .help = "Price per 1M input (prompt) tokens, in currency"
+                   " (accepted and validated; metering is not built yet)"},
           [](auto& m) -> auto& { return m.price_input_per_m; }),
       bind<M>(
           {.name = "providers[].models[].price_cached_input_per_m",
@@ -459,7 +465,8 @@ field_set build() {
            .default_text = "0.0",
            .min = 0,
            .max = unbounded,
-           .help = "Price per 1M input tokens served from the provider's prompt cache"},
+           .help = "Price per 1M input tokens served from the provider's prompt cache"
+                   " (accepted and validated; metering is not built yet)"},
           [](auto& m) -> auto& { return m.price_cached_input_per_m; }),
       bind<M>(
           {.name = "providers[].models[].price_output_per_m",
@@ -467,7 +474,8 @@ field_set build() {
            .default_text = "0.0",
            .min = 0,
            .max = unbounded,
-           .help = "Price per 1M output (completion) tokens, in currency"},
+           .help = "Price per 1M output (completion) tokens, in currency"
+                   " (accepted and validated; metering is not built yet)"},
           [](auto& m) -> auto& { return m.price_output_per_m; }),
       bind<M>(
           {.name = "providers[].models[].currency",
@@ -480,7 +488,9 @@ field_set build() {
           {.name = "providers[].models[].version",
            .type = vt::string,
            .default_text = R"("1")",
-           .help = "Bump to invalidate cached answers of this model"},
+           .help = "Bump to invalidate cached answers of this model"
+                   " (accepted and validated; metering is not built yet)"
+                   " (accepted and validated; the cache is not built yet)"},
           [](auto& m) -> auto& { return m.version; }, check_token),
       bind<M>(
           {.name = "providers[].models[].kind",
