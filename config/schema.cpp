@@ -481,7 +481,7 @@ field_set build() {
           {.name = "providers[].models[].currency",
            .type = vt::string,
            .default_text = R"("CNY")",
-           .help = "Currency of the prices",
+           .help = "Currency of the prices (accepted and validated; metering is not built yet)",
            .choices = {"CNY", "USD"}},
           [](auto& m) -> auto& { return m.currency; }),
       bind<M>(
@@ -489,7 +489,6 @@ field_set build() {
            .type = vt::string,
            .default_text = R"("1")",
            .help = "Bump to invalidate cached answers of this model"
-                   " (accepted and validated; metering is not built yet)"
                    " (accepted and validated; the cache is not built yet)"},
           [](auto& m) -> auto& { return m.version; }, check_token),
       bind<M>(
