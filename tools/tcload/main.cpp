@@ -193,6 +193,7 @@ class runner {
   void start_conn(conn& c);
   void send(conn& c, const std::string& bytes);
   void after_message(conn& c);
+  void on_broken(conn& c);
   void fail(conn& c, uint64_t& counter);
   void close_conn(conn& c);
   void finish_stream(conn& c);
@@ -382,24 +383,7 @@ void runner::send(conn& c, const std::string& bytes) {
 void runner::on_written(conn& c, int status) {
   if (status == 0 || !c.handle_open_) return;
   // A failed write shows up as a failure of whatever that connection was doing.
-  switch (c.state_) {
-    case conn_state::first:
-      --in_progress_;
-      fail(c, first_failed_);
-      start_next();
-      break;
-    case conn_state::verifying:
-      --verify_pending_;
-      fail(c, verify_failed_);
-      break;
-    case conn_state::streaming:
-      --open_streams_;
-      fail(c, cut_);
-      start_next();
-      break;
-    default:
-      break;
-  }
+  on_broken(c);
 }
 
 void runner::on_read(conn& c, ssize_t nread, const char* data) {
@@ -415,28 +399,7 @@ void runner::on_read(conn& c, ssize_t nread, const char* data) {
       after_message(c);
       if (!c.handle_open_) return;
     }
-    switch (c.state_) {
-      case conn_state::first:
-        --in_progress_;
-        fail(c, first_failed_);
-        start_next();
-        break;
-      case conn_state::held:
-        fail(c, closed_in_hold_);
-        break;
-      case conn_state::verifying:
-        --verify_pending_;
-        fail(c, verify_failed_);
-        break;
-      case conn_state::streaming:
-        --open_streams_;
-        fail(c, cut_);
-        start_next();
-        break;
-      default:
-        close_conn(c);
-        break;
-    }
+    on_broken(c);
     return;
   }
   size_t off = 0;
@@ -549,6 +512,32 @@ void runner::finish_stream(conn& c) {
     close_conn(c);
   }
   start_next();
+}
+
+void runner::on_broken(conn& c) {
+  // The connection broke (read error, EOF or failed write): count it against what it was doing.
+  switch (c.state_) {
+    case conn_state::first:
+      --in_progress_;
+      fail(c, first_failed_);
+      start_next();
+      break;
+    case conn_state::held:
+      fail(c, closed_in_hold_);
+      break;
+    case conn_state::verifying:
+      --verify_pending_;
+      fail(c, verify_failed_);
+      break;
+    case conn_state::streaming:
+      --open_streams_;
+      fail(c, cut_);
+      start_next();
+      break;
+    default:
+      close_conn(c);
+      break;
+  }
 }
 
 void runner::fail(conn& c, uint64_t& counter) {
