@@ -4,6 +4,32 @@
 
 namespace tc::test {
 
+namespace {
+
+/// The last `max` bytes of a file (all of it if shorter; empty if there is none).
+std::string tail_of(const std::string& path, std::size_t max) {
+  std::string l = path.empty() ? "" : read_file(path);
+  return l.size() > max ? l.substr(l.size() - max) : l;
+}
+
+/// Starts `binary` with its stderr in `log_path` and waits for its `ready ...` line. Without
+/// one, `error` says why (with the end of stderr) and nullopt is returned.
+std::optional<std::string> start_until_ready(process& proc, const std::string& binary,
+                                             const std::vector<std::string>& args,
+                                             const std::string& log_path, std::string& error) {
+  process::options opts;
+  opts.stderr_path = log_path;
+  if (!proc.start(binary, args, opts)) {
+    error = proc.error();
+    return std::nullopt;
+  }
+  auto line = proc.wait_for_line("ready ", ready_timeout);
+  if (!line) error = proc.error() + "; stderr: " + tail_of(log_path, 2000);
+  return line;
+}
+
+}  // namespace
+
 std::string server_toml(std::string_view extra) {
   std::string s = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n";
   s += extra;
@@ -46,17 +72,8 @@ bool node_process::start_file(const std::string& config_path,
   log_path_ = dir_.path() + "/tcnode.stderr";
   std::vector<std::string> args{"--config", config_path};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
-  process::options opts;
-  opts.stderr_path = log_path_;
-  if (!proc_.start(bin_path("tcnode"), args, opts)) {
-    error_ = proc_.error();
-    return false;
-  }
-  auto line = proc_.wait_for_line("ready ", ready_timeout);
-  if (!line) {
-    error_ = proc_.error() + "; stderr: " + log_tail();
-    return false;
-  }
+  auto line = start_until_ready(proc_, bin_path("tcnode"), args, log_path_, error_);
+  if (!line) return false;
   ready_line_ = *line;
   auto kv = parse_kv(*line);
   auto data = parse_endpoint(kv["data"]);
@@ -75,25 +92,15 @@ std::string node_process::log() const {
 }
 
 std::string node_process::log_tail(std::size_t max) const {
-  std::string l = log();
-  return l.size() > max ? l.substr(l.size() - max) : l;
+  return tail_of(log_path_, max);
 }
 
 bool sim_process::start(const std::vector<std::string>& args) {
   log_path_ = dir_.path() + "/tcsim.stderr";
   std::vector<std::string> all{"--listen", "127.0.0.1:0"};
   all.insert(all.end(), args.begin(), args.end());
-  process::options opts;
-  opts.stderr_path = log_path_;
-  if (!proc_.start(bin_path("tcsim"), all, opts)) {
-    error_ = proc_.error();
-    return false;
-  }
-  auto line = proc_.wait_for_line("ready ", ready_timeout);
-  if (!line) {
-    error_ = proc_.error() + "; stderr: " + log_tail();
-    return false;
-  }
+  auto line = start_until_ready(proc_, bin_path("tcsim"), all, log_path_, error_);
+  if (!line) return false;
   auto ep = parse_endpoint(parse_kv(*line)["sim"]);
   if (!ep || ep->port == 0) {
     error_ = "bad ready line: " + *line;
@@ -104,8 +111,7 @@ bool sim_process::start(const std::vector<std::string>& args) {
 }
 
 std::string sim_process::log_tail(std::size_t max) const {
-  std::string l = log_path_.empty() ? "" : read_file(log_path_);
-  return l.size() > max ? l.substr(l.size() - max) : l;
+  return tail_of(log_path_, max);
 }
 
 std::optional<double> sim_process::metric(std::string_view name) {
