@@ -26,6 +26,10 @@ add_library(tc::http_parser INTERFACE IMPORTED)
 target_include_directories(tc::http_parser INTERFACE ${HTTP_PARSER_INCLUDE_DIR})
 target_link_libraries(tc::http_parser INTERFACE ${HTTP_PARSER_LIBRARY})
 
+# libhnswlib-dev: headers only. Included by actors/semantic_index.cpp alone (FACTS: a second
+# including translation unit fails to link), compiled with -march=native for its SIMD kernels.
+find_path(HNSWLIB_INCLUDE_DIR hnswlib/hnswlib.h REQUIRED)
+
 # rapidjson-dev's config gives only include dirs.
 add_library(tc::rapidjson INTERFACE IMPORTED)
 target_include_directories(tc::rapidjson INTERFACE ${RAPIDJSON_INCLUDE_DIRS})
