@@ -15,6 +15,9 @@
 
 #include <caf/all.hpp>
 
+#include "actors/cache_shard.hpp"
+#include "protocol/canonical/canonical.hpp"
+#include "protocol/canonical/embed.hpp"
 #include "protocol/messages.hpp"
 
 namespace tc::actors {
@@ -28,6 +31,15 @@ class io_port {
   virtual void dispatch(upstream_plan&& plan) = 0;
   /// Answers the client with an error; the request ends there (no outcome follows).
   virtual void reject(reply_target to, openai::api_error&& error) = 0;
+  /// Step 6 hit: answers the client from the cache. One request_outcome follows, as for
+  /// dispatch.
+  virtual void serve(cached_reply&& reply) = 0;
+  /// Step 7, leader: also send this request's stream events to `follower` (the chunks so far,
+  /// then the live ones, then the end), as dedup_events tagged with `key`.
+  virtual void attach(reply_target leader, caf::actor follower, canonical::digest key) = 0;
+  /// Step 7, follower: relay the leader's live stream events to this client. The chunk with
+  /// `end` ends the request: one request_outcome follows.
+  virtual void follow(follow_chunk&& chunk) = 0;
 };
 
 /// Where a model is served. Built once from config by the node.
@@ -40,24 +52,63 @@ struct model_route {
   uint32_t connect_timeout_ms = 0;
   uint32_t first_byte_timeout_ms = 0;
   uint32_t total_timeout_ms = 0;
+  // Cache policy of the model (issue 3).
+  std::string version = "1";  ///< part of every cache key
+  bool cache = true;
+  uint32_t cache_ttl_s = 3600;
+  bool cache_nondeterministic = false;
+  float semantic_threshold = 0.95f;
+  double price_input_per_m = 0;  ///< for the cost a hit saves
+  double price_output_per_m = 0;
+};
+
+/// The node's cache, as the pipeline uses it (steps 5, 6 and 13).
+struct cache_plan {
+  bool enabled = false;
+  bool template_tier = true;
+  bool semantic_tier = true;
+  bool semantic_multi_turn = false;
+  uint32_t lookup_timeout_ms = 50;
+  canonical::embed_options embed;
+  std::vector<cache_shard_actor> shards;  ///< shard_of(key, shards.size()) owns key
+  bool dedup = true;
+  std::vector<caf::actor> dedup_tables;  ///< dedup_table actors, sharded like the cache
 };
 
 /// Read-only context shared by every connection actor of a node.
 struct pipeline {
   std::unordered_map<std::string, model_route> models;
   std::vector<io_port*> ports;  ///< by reply_target::loop
+  cache_plan cache;
 };
 
 struct connection_state {
   openai::request req;  ///< the request in flight (empty between requests)
   reply_target to;
+  request_meta meta;
+  const model_route* route = nullptr;
+  // Step 5's results, kept until settlement stores the answer.
+  canonical::key key;
+  canonical::digest exact_key;     ///< the scoped full hash (empty: not cacheable)
+  canonical::digest ns;            ///< the namespace the template/semantic pointers live in
+  canonical::digest template_key;  ///< empty: no template tier for this request
+  std::string guard;               ///< the semantic guard, as text
+  std::vector<float> embedding;    ///< computed on an exact miss (semantic tier only)
+  bool store = false;              ///< step 13 stores a cacheable answer
+  bool from_cache = false;         ///< answered by step 6 or by a dedup leader
+  bool leading = false;            ///< step 7: the leader of identical requests in flight
+  bool following = false;          ///< step 7: waiting on a leader's answer
+  bool live = false;               ///< following a leader's live stream
+  uint64_t lookup_start_ns = 0;
   std::shared_ptr<const pipeline> ctx;
   static inline const char* name = "connection";
 };
 
 /// Spawned by an I/O loop (kept in its pool). Messages, in the order they arrive:
-///   (openai::request, reply_target)  a parsed request: runs steps 1-10
+///   (openai::request, reply_target, request_meta)  a parsed request: runs steps 1-10
 ///   request_outcome                  how that request ended: step 13, then ready for the next
+///   dedup_attach                     (leader) a streaming follower joined
+///   dedup_events, dedup_result       (follower) the leader's stream events, its answer
 caf::behavior connection(caf::stateful_actor<connection_state>* self,
                          std::shared_ptr<const pipeline> ctx);
 

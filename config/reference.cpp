@@ -72,6 +72,10 @@ std::string section_note(const std::string& table) {
   if (table == "[server]") return "The HTTP front end: the data port and the admin port.";
   if (table == "[actors]") return "The actor runtime (CAF 0.17 scheduler).";
   if (table == "[log]") return "Structured JSON logs.";
+  if (table == "[cache]") {
+    return "The response cache and in-flight dedup (docs/cache.md). Per-model policy (TTL, "
+           "threshold, determinism) is set on each model.";
+  }
   if (table == "[providers.sim]") {
     return "Only for `type = \"sim\"`: the simulated GPU endpoint (deterministic text, real token "
            "counts, a tokens/sec and batching model, fault injection). Optional.";

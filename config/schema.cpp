@@ -315,6 +315,105 @@ field_set build() {
           [](auto& s) -> auto& { return s.actors.moderate_poll_attempts; }),
 
       bind<S>(
+          {.name = "cache.enabled",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "The response cache (exact, template and semantic tiers) and dedup"},
+          [](auto& s) -> auto& { return s.cache.enabled; }),
+      bind<S>(
+          {.name = "cache.shards",
+           .type = vt::integer,
+           .default_text = "8",
+           .min = 1,
+           .max = 1024,
+           .help = "cache_shard actors (and as many dedup_table actors) on this node"},
+          [](auto& s) -> auto& { return s.cache.shards; }),
+      bind<S>(
+          {.name = "cache.max_entries",
+           .type = vt::integer,
+           .default_text = "1000000",
+           .min = 1,
+           .max = 1000000000,
+           .help = "Entries held by this node, split evenly over the shards; beyond it the "
+                   "coldest, cheapest entries are evicted"},
+          [](auto& s) -> auto& { return s.cache.max_entries; }),
+      bind<S>(
+          {.name = "cache.max_bytes",
+           .type = vt::integer,
+           .default_text = "1073741824",
+           .min = 4096,
+           .max = 1099511627776.0,
+           .help = "Bytes of answers and keys held by this node, split evenly over the shards "
+                   "(semantic index vectors are counted apart, see /metrics)"},
+          [](auto& s) -> auto& { return s.cache.max_bytes; }),
+      bind<S>(
+          {.name = "cache.template_tier",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "Template tier: the query with its numbers, dates, names … normalised"},
+          [](auto& s) -> auto& { return s.cache.template_tier; }),
+      bind<S>(
+          {.name = "cache.semantic_tier",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "Semantic tier: nearest stored query by embedding, guarded by slots, "
+                   "entities and negation"},
+          [](auto& s) -> auto& { return s.cache.semantic_tier; }),
+      bind<S>(
+          {.name = "cache.semantic_multi_turn",
+           .type = vt::boolean,
+           .default_text = "false",
+           .help = "Semantic and template hits for requests with history too (the history must "
+                   "then match exactly)"},
+          [](auto& s) -> auto& { return s.cache.semantic_multi_turn; }),
+      bind<S>(
+          {.name = "cache.embedder",
+           .type = vt::string,
+           .default_text = R"("builtin")",
+           .help = "builtin: feature-hashed word and character n-grams, nothing downloaded",
+           .choices = {"builtin"}},
+          [](auto& s) -> auto& { return s.cache.embedder; }),
+      bind<S>(
+          {.name = "cache.embedding_dim",
+           .type = vt::integer,
+           .default_text = "256",
+           .min = 16,
+           .max = 4096,
+           .help = "Dimension of the builtin embedder's vectors"},
+          [](auto& s) -> auto& { return s.cache.embedding_dim; }),
+      bind<S>(
+          {.name = "cache.semantic_ef",
+           .type = vt::integer,
+           .default_text = "64",
+           .min = 1,
+           .max = 4096,
+           .help = "HNSW search breadth: higher finds more true neighbours, slower"},
+          [](auto& s) -> auto& { return s.cache.semantic_ef; }),
+      bind<S>(
+          {.name = "cache.semantic_m",
+           .type = vt::integer,
+           .default_text = "16",
+           .min = 4,
+           .max = 64,
+           .help = "HNSW links per node: higher is more accurate and uses more memory"},
+          [](auto& s) -> auto& { return s.cache.semantic_m; }),
+      bind<S>(
+          {.name = "cache.lookup_timeout_ms",
+           .type = vt::integer,
+           .default_text = "50",
+           .min = 1,
+           .max = 10000,
+           .help = "A cache shard that has not answered by then counts as a miss"},
+          [](auto& s) -> auto& { return s.cache.lookup_timeout_ms; }),
+      bind<S>(
+          {.name = "cache.dedup",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "Coalesce identical in-flight requests (same full hash and scope) into one "
+                   "upstream call"},
+          [](auto& s) -> auto& { return s.cache.dedup; }),
+
+      bind<S>(
           {.name = "log.level",
            .type = vt::string,
            .default_text = R"("info")",
@@ -488,8 +587,8 @@ field_set build() {
           {.name = "providers[].models[].version",
            .type = vt::string,
            .default_text = R"("1")",
-           .help = "Bump to invalidate cached answers of this model"
-                   " (accepted and validated; the cache is not built yet)"},
+           .help = "Part of every cache key of this model: bump it to invalidate its cached "
+                   "answers"},
           [](auto& m) -> auto& { return m.version; }, check_token),
       bind<M>(
           {.name = "providers[].models[].kind",
@@ -499,6 +598,35 @@ field_set build() {
                    "/v1/embeddings",
            .choices = {"chat", "embedding"}},
           [](auto& m) -> auto& { return m.kind; }),
+      bind<M>(
+          {.name = "providers[].models[].cache",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "Answers of this model may be cached (cache.enabled must be on too)"},
+          [](auto& m) -> auto& { return m.cache; }),
+      bind<M>(
+          {.name = "providers[].models[].cache_ttl_s",
+           .type = vt::integer,
+           .default_text = "3600",
+           .min = 1,
+           .max = 31536000,
+           .help = "Seconds a cached answer of this model lives; x-tc-cache-ttl may shorten it"},
+          [](auto& m) -> auto& { return m.cache_ttl_s; }),
+      bind<M>(
+          {.name = "providers[].models[].cache_nondeterministic",
+           .type = vt::boolean,
+           .default_text = "false",
+           .help = "Also cache requests that are not deterministic (temperature above 0 and "
+                   "no seed); by default only temperature 0 or seeded requests are cached"},
+          [](auto& m) -> auto& { return m.cache_nondeterministic; }),
+      bind<M>(
+          {.name = "providers[].models[].semantic_threshold",
+           .type = vt::floating,
+           .default_text = "0.95",
+           .min = 0.5,
+           .max = 1.0,
+           .help = "Cosine similarity a semantic cache hit needs for this model"},
+          [](auto& m) -> auto& { return m.semantic_threshold; }),
   };
 
   using Z = sim_settings;

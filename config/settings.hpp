@@ -40,8 +40,12 @@ struct model_settings {
   double price_cached_input_per_m = 0;
   double price_output_per_m = 0;
   std::string currency = "CNY";
-  std::string version = "1";  ///< bump to invalidate cached answers
-  std::string kind = "chat";  ///< chat | embedding
+  std::string version = "1";            ///< bump to invalidate cached answers
+  std::string kind = "chat";            ///< chat | embedding
+  bool cache = true;                    ///< answers of this model may be cached
+  uint32_t cache_ttl_s = 3600;          ///< how long a cached answer lives
+  bool cache_nondeterministic = false;  ///< also cache temperature > 0 requests with no seed
+  double semantic_threshold = 0.95;     ///< cosine similarity a semantic hit needs
 };
 
 struct provider_settings {
@@ -81,6 +85,23 @@ struct actors_settings {
   uint32_t moderate_poll_attempts = 0;
 };
 
+/// The response cache and in-flight dedup (issue 3). Per-model policy is on the model.
+struct cache_settings {
+  bool enabled = true;
+  uint32_t shards = 8;               ///< cache_shard actors (and dedup_table actors)
+  uint64_t max_entries = 1'000'000;  ///< per node, split evenly over the shards
+  uint64_t max_bytes = 1ull << 30;   ///< per node, split evenly over the shards
+  bool template_tier = true;
+  bool semantic_tier = true;
+  bool semantic_multi_turn = false;  ///< semantic hits for requests with history too
+  std::string embedder = "builtin";  ///< builtin (feature hashing)
+  uint32_t embedding_dim = 256;      ///< builtin embedder dimension
+  uint32_t semantic_ef = 64;         ///< HNSW search breadth
+  uint32_t semantic_m = 16;          ///< HNSW links per node
+  uint32_t lookup_timeout_ms = 50;   ///< a cache shard slower than this counts as a miss
+  bool dedup = true;                 ///< coalesce identical in-flight requests
+};
+
 struct log_settings {
   std::string level = "info";  ///< debug | info | warn | error
   bool access_log = false;     ///< one JSON line per request
@@ -90,6 +111,7 @@ struct settings {
   std::string node_id = "node-1";
   server_settings server;
   actors_settings actors;
+  cache_settings cache;
   log_settings log;
   std::vector<provider_settings> providers;
 };

@@ -13,7 +13,18 @@ struct admin_server::impl {
   explicit impl(metrics& m) : m(m) {
     srv.set_tcp_nodelay(true);
     srv.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      if (hooks.before_scrape) hooks.before_scrape();
       res.set_content(this->m.serialize(), "text/plain; version=0.0.4");
+    });
+    srv.Get("/v1/cache", [this](const httplib::Request&, httplib::Response& res) {
+      if (!hooks.cache_stats) return not_available(res);
+      res.set_content(hooks.cache_stats(), "application/json");
+    });
+    srv.Post("/v1/cache/invalidate", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!hooks.cache_invalidate) return not_available(res);
+      auto [status, body] = hooks.cache_invalidate(req.body);
+      res.status = status;
+      res.set_content(body, "application/json");
     });
     srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(R"({"status":"ok"})", "application/json");
@@ -25,12 +36,23 @@ struct admin_server::impl {
       }
     });
   }
+  static void not_available(httplib::Response& res) {
+    res.status = 503;
+    res.set_content(openai::error_body(openai::service_unavailable("The cache is not running.", 0)),
+                    "application/json");
+  }
+
   metrics& m;
+  admin_hooks hooks;
   httplib::Server srv;
   std::thread thread;
 };
 
 admin_server::admin_server(metrics& m) : impl_(std::make_unique<impl>(m)) {}
+
+void admin_server::set_hooks(admin_hooks hooks) {
+  impl_->hooks = std::move(hooks);
+}
 
 admin_server::~admin_server() {
   stop();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <tuple>
 #include <utility>
@@ -12,9 +13,11 @@
 #include "node/log.hpp"
 #include "node/sim/provider.hpp"
 #include "node/upstream/curl_client.hpp"
+#include "protocol/openai/answer.hpp"
 #include "protocol/openai/models.hpp"
 #include "protocol/openai/request.hpp"
 #include "protocol/openai/sse.hpp"
+#include "protocol/openai/stream.hpp"
 
 namespace tc::node {
 
@@ -32,8 +35,23 @@ struct reject_cmd {
   reply_target to;
   openai::api_error error;
 };
+struct serve_cmd {
+  cached_reply reply;
+};
+struct attach_cmd {
+  reply_target leader;
+  caf::actor follower;
+  canonical::digest key;
+};
+struct follow_cmd {
+  follow_chunk chunk;
+};
 using control_cmd = std::function<void()>;
-using command = std::variant<std::monostate, dispatch_cmd, reject_cmd, control_cmd>;
+using command = std::variant<std::monostate, dispatch_cmd, reject_cmd, serve_cmd, attach_cmd,
+                             follow_cmd, control_cmd>;
+
+/// The largest answer kept for the cache; a larger one is relayed but not stored.
+constexpr std::size_t max_captured_answer = 4 * 1024 * 1024;
 
 uint64_t ns_since(uint64_t start_ns, uint64_t end_ns) {
   return end_ns > start_ns ? end_ns - start_ns : 0;
@@ -98,6 +116,18 @@ struct pending {
   bool stream_cut = false;
   std::string upstream_failure;
   metrics::route_series* series = nullptr;  ///< set once the provider is known
+  // The cache (issue 3).
+  bool capture = false;      ///< keep the answer for the cache (plan.capture)
+  bool strip_usage = false;  ///< drop the stream's usage chunk (the client did not ask)
+  std::optional<openai::stream_assembler> assembler;  ///< a captured stream's answer so far
+  std::string answer;                                 ///< the captured answer in non-stream form
+  bool answer_cacheable = false;
+  std::string error_body;  ///< the error the client got (followers get it too)
+  // Dedup (issue 3): a leader keeps its stream's events for followers that join late.
+  bool dedup_leader = false;
+  std::vector<std::string> event_log;  ///< data payloads relayed so far (dedup leaders)
+  std::size_t event_log_bytes = 0;
+  std::vector<std::pair<caf::actor, canonical::digest>> followers;  ///< attached, streaming
 };
 
 struct io_loop::impl {
@@ -182,6 +212,12 @@ struct io_loop::impl {
         start_upstream(std::move(d->plan));
       } else if (auto* r = std::get_if<reject_cmd>(&cmd)) {
         finish_with_error(r->to.slot, r->error);
+      } else if (auto* v = std::get_if<serve_cmd>(&cmd)) {
+        serve_cached(std::move(v->reply));
+      } else if (auto* a = std::get_if<attach_cmd>(&cmd)) {
+        attach_follower(*a);
+      } else if (auto* f = std::get_if<follow_cmd>(&cmd)) {
+        follow_leader(std::move(f->chunk));
       } else if (auto* c = std::get_if<control_cmd>(&cmd)) {
         (*c)();
       }
@@ -198,7 +234,8 @@ struct io_loop::impl {
       release_actor(std::move(actor));
     }
     to_settle.clear();
-    for (auto& [actor, req, to] : to_start) caf::anon_send(actor, std::move(req), to);
+    for (auto& [actor, req, to, meta] : to_start)
+      caf::anon_send(actor, std::move(req), to, std::move(meta));
     to_start.clear();
   }
 
@@ -255,13 +292,17 @@ struct io_loop::impl {
 
     auto api = [&](openai::endpoint kind) {
       if (!post) return send_error(res, request_id, openai::method_not_allowed(req.method, path));
+      request_meta meta;
+      std::optional<openai::api_error> bad = read_meta(req, meta);
       auto parsed = openai::parse_request(kind, std::move(req.body));
-      if (auto* e = std::get_if<openai::api_error>(&parsed)) {
-        cache.finished(cache.route("other", ""), e->status,
+      if (auto* e = std::get_if<openai::api_error>(&parsed)) bad = std::move(*e);
+      if (bad) {
+        cache.finished(cache.route("other", ""), bad->status,
                        seconds(ns_since(req.received_ns, uv_hrtime())));
-        return send_error(res, request_id, *e);
+        return send_error(res, request_id, *bad);
       }
-      start_request(std::get<openai::request>(std::move(parsed)), std::move(request_id),
+      meta.request_id = request_id;
+      start_request(std::get<openai::request>(std::move(parsed)), std::move(meta),
                     req.header("traceparent"), req.received_ns, res);
     };
 
@@ -287,12 +328,47 @@ struct io_loop::impl {
     send_error(res, request_id, openai::unknown_endpoint(req.method, path));
   }
 
-  void start_request(openai::request&& req, std::string request_id, std::string_view traceparent,
+  /// The client's cache controls: Cache-Control no-cache / no-store, x-tc-cache-ttl.
+  static std::optional<openai::api_error> read_meta(const http::request& req, request_meta& meta) {
+    std::string_view cc = req.header("cache-control");
+    while (!cc.empty()) {
+      auto comma = cc.find(',');
+      std::string_view d = cc.substr(0, comma);
+      cc = comma == std::string_view::npos ? std::string_view{} : cc.substr(comma + 1);
+      while (!d.empty() && (d.front() == ' ' || d.front() == '\t')) d.remove_prefix(1);
+      while (!d.empty() && (d.back() == ' ' || d.back() == '\t')) d.remove_suffix(1);
+      auto is = [d](std::string_view want) {
+        return d.size() == want.size() &&
+               std::equal(d.begin(), d.end(), want.begin(),
+                          [](char a, char b) { return (a | 0x20) == b; });
+      };
+      if (is("no-cache")) meta.no_cache = true;
+      if (is("no-store")) meta.no_store = true;
+    }
+    std::string_view ttl = req.header("x-tc-cache-ttl");
+    if (!ttl.empty()) {
+      uint64_t v = 0;
+      bool ok = ttl.size() <= 9;
+      for (char c : ttl) {
+        ok = ok && c >= '0' && c <= '9';
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+      }
+      if (!ok || v == 0 || v > 31'536'000) {
+        return openai::invalid_request(
+            "The header x-tc-cache-ttl must be a whole number of seconds from 1 to 31536000.",
+            "x-tc-cache-ttl");
+      }
+      meta.cache_ttl_s = static_cast<uint32_t>(v);
+    }
+    return std::nullopt;
+  }
+
+  void start_request(openai::request&& req, request_meta&& meta, std::string_view traceparent,
                      uint64_t received_ns, http::responder res) {
     const uint64_t slot = ++next_slot;
     pending& p = requests[slot];
     p.client = res;
-    p.request_id = std::move(request_id);
+    p.request_id = meta.request_id;
     p.model = req.model;
     p.stream = req.stream;
     p.received_ns = received_ns != 0 ? received_ns : uv_hrtime();
@@ -300,7 +376,7 @@ struct io_loop::impl {
     in_flight_gauge->Increment();
     p.client.on_close([this, slot] { on_client_gone(slot); });
     p.actor = acquire_actor();
-    to_start.emplace_back(p.actor, std::move(req), reply_target{index, slot});
+    to_start.emplace_back(p.actor, std::move(req), reply_target{index, slot}, std::move(meta));
   }
 
   std::string make_traceparent(std::string_view incoming) {
@@ -335,6 +411,14 @@ struct io_loop::impl {
     pending& p = it->second;
     p.dispatched = true;
     p.provider = plan.provider;
+    p.capture = plan.capture;
+    p.strip_usage = plan.strip_usage;
+    p.dedup_leader = plan.dedup_leader;
+    if (plan.capture && plan.stream) p.assembler.emplace();
+    if (plan.cache_lookup_ns != 0) {
+      cache.cache(p.model).misses->Increment();
+      ctx.metrics->lookup_miss->Observe(seconds(plan.cache_lookup_ns));
+    }
     if (p.client_gone) return finish(plan.to.slot, 499);
     auto tr = transports.find(plan.provider);
     if (tr == transports.end()) {
@@ -428,6 +512,7 @@ struct io_loop::impl {
     }
     // A stream: relay whole events, re-framed, so a cut never leaves half an event behind.
     std::string out;
+    std::vector<std::string> shared;  // this read's events, for dedup followers
     bool ok = p.splitter.feed(data, [&](const openai::sse_splitter::event& ev) {
       if (ev.data == "[DONE]") {
         p.saw_done = true;
@@ -436,6 +521,15 @@ struct io_loop::impl {
       }
       if (p.saw_done) return;  // nothing after [DONE]
       if (auto u = openai::find_usage(ev.data)) p.usage = u;
+      if (p.assembler && ev.name.empty() && !p.assembler->feed(ev.data)) p.assembler.reset();
+      if (p.dedup_leader && ev.name.empty()) {
+        if (p.event_log_bytes + ev.data.size() <= max_captured_answer) {
+          p.event_log.emplace_back(ev.data);
+          p.event_log_bytes += ev.data.size();
+        }
+        if (!p.followers.empty()) shared.emplace_back(ev.data);
+      }
+      if (p.strip_usage && openai::is_usage_chunk(ev.data)) return;
       if (!ev.name.empty()) {
         out += "event: ";
         out += ev.name;
@@ -443,12 +537,16 @@ struct io_loop::impl {
       }
       out += openai::sse_data(ev.data);
     });
-    if (!out.empty()) p.client.write(std::move(out));
+    if (!out.empty() && !p.client_gone) p.client.write(std::move(out));
+    if (!shared.empty()) {
+      for (const auto& [follower, key] : p.followers)
+        caf::anon_send(follower, dedup_events{key, shared, false, false, {}});
+    }
     if (!ok) {
       cancel_call(p);
       return end_cut_stream(slot, "upstream sent an oversized event", "io");
     }
-    if (p.client.congested()) {
+    if (!p.client_gone && p.client.congested()) {
       p.transport->pause(p.call);
       p.client.on_drain([this, slot] {
         auto it = requests.find(slot);
@@ -507,6 +605,11 @@ struct io_loop::impl {
     }
     // 2xx, and 4xx from an OpenAI-compatible upstream (its own error envelope): relay as is.
     p.usage = openai::find_usage(p.body);
+    if (p.capture && p.upstream_status == 200 && p.body.size() <= max_captured_answer) {
+      p.answer = p.body;
+      p.answer_cacheable = openai::answer_cacheable(p.body);
+    }
+    if (p.upstream_status != 200) p.error_body = p.body;
     auto hs = response_headers(p);
     hs.emplace_back("content-type",
                     p.upstream_content_type.empty() ? "application/json" : p.upstream_content_type);
@@ -516,9 +619,122 @@ struct io_loop::impl {
     finish(slot, status);
   }
 
+  /// Step 6 hit: the stored answer, as JSON or as a synthesized stream.
+  void serve_cached(cached_reply&& r) {
+    auto it = requests.find(r.to.slot);
+    if (it == requests.end()) return;
+    pending& p = it->second;
+    p.dispatched = true;  // the actor awaits an outcome
+    p.provider = r.tier == "dedup" ? "dedup" : "cache";
+    auto& cs = cache.cache(r.model);
+    if (r.tier == "dedup") {
+      cs.dedup_joins->Increment();
+    } else {
+      const int tier = r.tier == "exact" ? 0 : r.tier == "template" ? 1 : 2;
+      cs.hits[tier]->Increment();
+      ctx.metrics->lookup_hit->Observe(seconds(r.cache_lookup_ns));
+    }
+    if (r.status == 200) {
+      cs.saved_prompt_tokens->Increment(r.prompt_tokens);
+      cs.saved_completion_tokens->Increment(r.completion_tokens);
+      cs.saved_cost->Increment(static_cast<double>(r.saved_cost_micros) / 1e6);
+    }
+    p.usage = openai::usage{r.prompt_tokens, r.completion_tokens,
+                            r.prompt_tokens + r.completion_tokens, 0};
+    if (p.client_gone) return finish(r.to.slot, 499);
+    http::header_list hs = base_headers(p.request_id);
+    hs.emplace_back("x-tc-cache", r.cache_header);
+    hs.emplace_back("x-tc-queue-ms", "0");
+    if (r.status != 200) {  // the dedup leader's error, as it got it
+      hs.emplace_back("content-type", "application/json");
+      p.client.send(r.status, hs, std::move(r.body));
+      return finish(r.to.slot, r.status);
+    }
+    if (r.stream) {
+      std::string events = openai::synthesize_stream(r.body, r.include_usage);
+      if (!events.empty()) {
+        hs.emplace_back("content-type", "text/event-stream");
+        hs.emplace_back("cache-control", "no-cache");
+        p.client.start(200, hs);
+        p.started = true;
+        p.client.write(std::move(events));
+        p.client.end();
+        return finish(r.to.slot, 200);
+      }
+      // Not a chat or text completion (cannot happen for a stored stream): answer as JSON.
+    }
+    hs.emplace_back("content-type", "application/json");
+    p.client.send(200, hs, std::move(r.body));
+    finish(r.to.slot, 200);
+  }
+
+  /// Step 7, leader: a streaming follower joined; it gets the events so far, then live ones.
+  void attach_follower(const attach_cmd& a) {
+    auto it = requests.find(a.leader.slot);
+    if (it == requests.end()) return;  // ended: the follower gets the result from the table
+    pending& p = it->second;
+    if (p.started && !p.event_log.empty())
+      caf::anon_send(a.follower, dedup_events{a.key, p.event_log, false, false, {}});
+    p.followers.emplace_back(a.follower, a.key);
+  }
+
+  /// The end of a dedup leader's stream, to its attached followers.
+  void end_followers(pending& p, bool cut, const std::string& error) {
+    for (const auto& [follower, key] : p.followers)
+      caf::anon_send(follower, dedup_events{key, {}, true, cut, error});
+    p.followers.clear();
+  }
+
+  /// Step 7, follower: the leader's live events, relayed as this client's stream.
+  void follow_leader(follow_chunk&& c) {
+    auto it = requests.find(c.to.slot);
+    if (it == requests.end()) return;
+    pending& p = it->second;
+    if (!p.dispatched) {
+      p.dispatched = true;
+      p.provider = "dedup";
+      cache.cache(p.model).dedup_joins->Increment();
+    }
+    if (!p.started && !p.client_gone) {
+      http::header_list hs = base_headers(p.request_id);
+      hs.emplace_back("x-tc-cache", "dedup");
+      hs.emplace_back("x-tc-queue-ms", "0");
+      hs.emplace_back("content-type", "text/event-stream");
+      hs.emplace_back("cache-control", "no-cache");
+      p.client.start(200, hs);
+      p.started = true;
+    }
+    std::string out;
+    for (const auto& ev : c.events) {
+      if (!c.include_usage && openai::is_usage_chunk(ev)) continue;
+      if (auto u = openai::find_usage(ev)) p.usage = u;
+      out += openai::sse_data(ev);
+    }
+    if (c.end) {
+      if (c.cut) {
+        out += "event: error\ndata: ";
+        out += c.error;
+        out += "\n\n";
+        p.stream_cut = true;
+      } else {
+        out += openai::sse_done;
+      }
+    }
+    if (!p.client_gone && !out.empty()) p.client.write(std::move(out));
+    if (!c.end) return;
+    if (!p.client_gone) p.client.end();
+    finish(c.to.slot, p.client_gone ? 499 : 200);
+  }
+
   void finish_stream(uint64_t slot) {
     pending& p = requests.at(slot);
-    p.client.end();
+    if (p.assembler && p.assembler->complete() && !p.assembler->failed()) {
+      p.answer = p.assembler->result();
+      p.answer_cacheable = !p.assembler->filtered_or_truncated();
+    }
+    p.assembler.reset();
+    end_followers(p, false, {});
+    if (!p.client_gone) p.client.end();
     finish(slot, 200);
   }
 
@@ -526,8 +742,12 @@ struct io_loop::impl {
   void end_cut_stream(uint64_t slot, const std::string& message, std::string_view why) {
     pending& p = requests.at(slot);
     auto err = openai::upstream_error(message + " (" + std::string(why) + ")");
-    p.client.write(openai::sse_error(err));
-    p.client.end();
+    p.error_body = openai::error_body(err);
+    end_followers(p, true, p.error_body);
+    if (!p.client_gone) {
+      p.client.write(openai::sse_error(err));
+      p.client.end();
+    }
     ctx.metrics->streams_cut_total.Add({{"provider", p.provider}}).Increment();
     p.stream_cut = true;
     finish(slot, 200);
@@ -538,7 +758,8 @@ struct io_loop::impl {
     if (it == requests.end()) return;
     pending& p = it->second;
     if (p.started) return end_cut_stream(slot, e.message, e.code);
-    send_error(p.client, p.request_id, e);
+    p.error_body = openai::error_body(e);
+    if (!p.client_gone) send_error(p.client, p.request_id, e);
     finish(slot, e.status);
   }
 
@@ -548,6 +769,11 @@ struct io_loop::impl {
     pending& p = it->second;
     p.client_gone = true;
     ctx.metrics->client_disconnects_total.Add({}).Increment();
+    if (p.calling && p.dedup_leader) {
+      // Followers may wait on this call, and its answer fills the cache: it runs on.
+      if (p.transport != nullptr) p.transport->resume(p.call);  // no client to drain to
+      return;
+    }
     if (p.calling) {
       cancel_call(p);  // the upstream stops generating for nobody
       p.upstream_ns = ns_since(p.upstream_start_ns, uv_hrtime());
@@ -573,6 +799,11 @@ struct io_loop::impl {
       outcome.usage = *p.usage;
       outcome.usage_reported = true;
     }
+    if (!p.answer.empty() && !p.stream_cut) {
+      outcome.answer = std::move(p.answer);
+      outcome.answer_cacheable = p.answer_cacheable;
+    }
+    outcome.error_body = std::move(p.error_body);
     if (p.series == nullptr) {
       // Not routed: label by the model only if the configuration declares it, so a client
       // cannot grow the label set with made-up model names.
@@ -640,7 +871,7 @@ struct io_loop::impl {
   uv_timer_t gauge_timer{};
   uv_prepare_t flush_handle{};
   /// Work for the actor world, handed over in one burst before the loop polls (flush()).
-  std::vector<std::tuple<caf::actor, openai::request, reply_target>> to_start;
+  std::vector<std::tuple<caf::actor, openai::request, reply_target, request_meta>> to_start;
   std::vector<std::pair<caf::actor, request_outcome>> to_settle;
   std::vector<caf::actor> idle_actors;  ///< connection actors with no request
   std::unique_ptr<http::server> server;
@@ -701,6 +932,18 @@ void io_loop::dispatch(upstream_plan&& plan) {
 
 void io_loop::reject(reply_target to, openai::api_error&& error) {
   impl_->post(reject_cmd{to, std::move(error)});
+}
+
+void io_loop::serve(cached_reply&& reply) {
+  impl_->post(serve_cmd{std::move(reply)});
+}
+
+void io_loop::attach(reply_target leader, caf::actor follower, canonical::digest key) {
+  impl_->post(attach_cmd{leader, std::move(follower), key});
+}
+
+void io_loop::follow(follow_chunk&& chunk) {
+  impl_->post(follow_cmd{std::move(chunk)});
 }
 
 }  // namespace tc::node

@@ -57,6 +57,9 @@ class io_loop final : public actors::io_port {
   // io_port: called from actor threads.
   void dispatch(upstream_plan&& plan) override;
   void reject(reply_target to, openai::api_error&& error) override;
+  void serve(cached_reply&& reply) override;
+  void attach(reply_target leader, caf::actor follower, canonical::digest key) override;
+  void follow(follow_chunk&& chunk) override;
 
  private:
   struct impl;

@@ -74,7 +74,62 @@ metrics::metrics()
       client_disconnects_total(BuildCounter()
                                    .Name("tc_client_disconnects_total")
                                    .Help("Requests whose client went away before the end")
-                                   .Register(*registry_)) {}
+                                   .Register(*registry_)),
+      cache_hits_total(BuildCounter()
+                           .Name("tc_cache_hits_total")
+                           .Help("Requests answered by the cache, by model and tier")
+                           .Register(*registry_)),
+      cache_misses_total(BuildCounter()
+                             .Name("tc_cache_misses_total")
+                             .Help("Cacheable requests the cache could not answer, by model")
+                             .Register(*registry_)),
+      cache_dedup_joins_total(BuildCounter()
+                                  .Name("tc_cache_dedup_joins_total")
+                                  .Help("Requests that joined an identical one in flight")
+                                  .Register(*registry_)),
+      cache_lookup_seconds(BuildHistogram()
+                               .Name("tc_cache_lookup_seconds")
+                               .Help("Time from the first cache lookup to its verdict")
+                               .Register(*registry_)),
+      cache_saved_tokens_total(BuildCounter()
+                                   .Name("tc_cache_saved_tokens_total")
+                                   .Help("Upstream tokens not paid for thanks to the cache, "
+                                         "by model and kind (prompt, completion)")
+                                   .Register(*registry_)),
+      cache_saved_cost_total(BuildCounter()
+                                 .Name("tc_cache_saved_cost_total")
+                                 .Help("Upstream cost not paid thanks to the cache, in the "
+                                       "model's configured currency")
+                                 .Register(*registry_)),
+      cache_entries(BuildGauge()
+                        .Name("tc_cache_entries")
+                        .Help("Cache records held (exact answers plus template and semantic "
+                              "pointers), read from the shards at scrape time")
+                        .Register(*registry_)),
+      cache_bytes(BuildGauge()
+                      .Name("tc_cache_bytes")
+                      .Help("Cache memory by kind: answers (bounded by cache.max_bytes) and "
+                            "semantic_index (vectors and graph links)")
+                      .Register(*registry_)),
+      cache_semantic_entries(BuildGauge()
+                                 .Name("tc_cache_semantic_entries")
+                                 .Help("Vectors in the semantic indexes")
+                                 .Register(*registry_)),
+      cache_semantic_namespaces(BuildGauge()
+                                    .Name("tc_cache_semantic_namespaces")
+                                    .Help("Semantic indexes (one per namespace with entries)")
+                                    .Register(*registry_)),
+      cache_evictions(BuildGauge()
+                          .Name("tc_cache_evictions")
+                          .Help("Records evicted by the bounds since the node started")
+                          .Register(*registry_)),
+      cache_expirations(BuildGauge()
+                            .Name("tc_cache_expirations")
+                            .Help("Records expired by TTL since the node started")
+                            .Register(*registry_)) {
+  lookup_hit = &cache_lookup_seconds.Add({{"result", "hit"}}, latency_buckets());
+  lookup_miss = &cache_lookup_seconds.Add({{"result", "miss"}}, latency_buckets());
+}
 
 std::string metrics::serialize() const {
   return prometheus::TextSerializer{}.Serialize(registry_->Collect());
@@ -103,6 +158,23 @@ metrics::route_series& metrics_cache::route(std::string_view model, std::string_
   r.overhead = &m_.overhead_seconds.Add(labels, latency_buckets());
   r.upstream_in_flight = &m_.upstream_in_flight.Add({{"provider", p}});
   return providers.emplace(std::string(provider), r).first->second;
+}
+
+metrics::cache_series& metrics_cache::cache(std::string_view model) {
+  auto it = caches_.find(model);
+  if (it != caches_.end()) return it->second;
+  const std::string m(model);
+  metrics::cache_series c;
+  static constexpr const char* tiers[] = {"exact", "template", "semantic"};
+  for (int t = 0; t < 3; ++t)
+    c.hits[t] = &m_.cache_hits_total.Add({{"model", m}, {"tier", tiers[t]}});
+  c.misses = &m_.cache_misses_total.Add({{"model", m}});
+  c.dedup_joins = &m_.cache_dedup_joins_total.Add({{"model", m}});
+  c.saved_prompt_tokens = &m_.cache_saved_tokens_total.Add({{"model", m}, {"kind", "prompt"}});
+  c.saved_completion_tokens =
+      &m_.cache_saved_tokens_total.Add({{"model", m}, {"kind", "completion"}});
+  c.saved_cost = &m_.cache_saved_cost_total.Add({{"model", m}});
+  return caches_.emplace(m, c).first->second;
 }
 
 void metrics_cache::finished(metrics::route_series& r, int status, double seconds) {

@@ -54,6 +54,32 @@ class metrics {
   prometheus::Family<prometheus::Counter>& upstream_failures_total;
   prometheus::Family<prometheus::Counter>& streams_cut_total;
   prometheus::Family<prometheus::Counter>& client_disconnects_total;
+
+  // The response cache (issue 3).
+  prometheus::Family<prometheus::Counter>& cache_hits_total;          ///< model, tier
+  prometheus::Family<prometheus::Counter>& cache_misses_total;        ///< model
+  prometheus::Family<prometheus::Counter>& cache_dedup_joins_total;   ///< model
+  prometheus::Family<prometheus::Histogram>& cache_lookup_seconds;    ///< result
+  prometheus::Family<prometheus::Counter>& cache_saved_tokens_total;  ///< model, kind
+  prometheus::Family<prometheus::Counter>& cache_saved_cost_total;    ///< model
+  prometheus::Family<prometheus::Gauge>& cache_entries;               ///< tier-independent records
+  prometheus::Family<prometheus::Gauge>& cache_bytes;  ///< kind: answers | semantic_index
+  prometheus::Family<prometheus::Gauge>& cache_semantic_entries;
+  prometheus::Family<prometheus::Gauge>& cache_semantic_namespaces;
+  prometheus::Family<prometheus::Gauge>& cache_evictions;    ///< since start (from the shards)
+  prometheus::Family<prometheus::Gauge>& cache_expirations;  ///< since start (from the shards)
+
+  /// A model's cache series.
+  struct cache_series {
+    prometheus::Counter* hits[3] = {};  ///< by actors::cache_tier
+    prometheus::Counter* misses = nullptr;
+    prometheus::Counter* dedup_joins = nullptr;
+    prometheus::Counter* saved_prompt_tokens = nullptr;
+    prometheus::Counter* saved_completion_tokens = nullptr;
+    prometheus::Counter* saved_cost = nullptr;
+  };
+  prometheus::Histogram* lookup_hit = nullptr;
+  prometheus::Histogram* lookup_miss = nullptr;
 };
 
 /// A per-loop cache of series handles, so the request path does no label-map lookups under
@@ -66,11 +92,14 @@ class metrics_cache {
   /// Counts one finished request of the route with its status and latency.
   void finished(metrics::route_series& r, int status, double seconds);
   metrics& families() { return m_; }
+  /// A model's cache series (model must be config-declared), created on first use.
+  metrics::cache_series& cache(std::string_view model);
 
  private:
   metrics& m_;
   std::map<std::string, std::map<std::string, metrics::route_series, std::less<>>, std::less<>>
       routes_;
+  std::map<std::string, metrics::cache_series, std::less<>> caches_;
 };
 
 /// "2xx", "4xx", "5xx" ...

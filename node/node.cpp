@@ -10,7 +10,13 @@
 #include <curl/curl.h>
 #include <caf/all.hpp>
 
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "actors/cache_shard.hpp"
 #include "actors/connection.hpp"
+#include "actors/dedup_table.hpp"
 #include "node/admin.hpp"
 #include "node/http/server.hpp"
 #include "node/io_loop.hpp"
@@ -54,10 +60,92 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
       r.connect_timeout_ms = prov.connect_timeout_ms;
       r.first_byte_timeout_ms = prov.first_byte_timeout_ms;
       r.total_timeout_ms = prov.total_timeout_ms;
+      r.version = m.version;
+      r.cache = m.cache;
+      r.cache_ttl_s = m.cache_ttl_s;
+      r.cache_nondeterministic = m.cache_nondeterministic;
+      r.semantic_threshold = static_cast<float>(m.semantic_threshold);
+      r.price_input_per_m = m.price_input_per_m;
+      r.price_output_per_m = m.price_output_per_m;
       p->models.emplace(m.name, std::move(r));
     }
   }
   return p;
+}
+
+/// The cache_shard actors of [cache], spawned in dependency order before the loops.
+std::vector<actors::cache_shard_actor> spawn_cache(caf::actor_system& sys,
+                                                   const config::cache_settings& c) {
+  std::vector<actors::cache_shard_actor> shards;
+  if (!c.enabled) return shards;
+  auto cfg = std::make_shared<actors::cache_shard_config>();
+  cfg->limits.max_entries = std::max<uint64_t>(1, c.max_entries / c.shards);
+  cfg->limits.max_bytes = std::max<uint64_t>(4096, c.max_bytes / c.shards);
+  cfg->semantic.dimension = c.embedding_dim;
+  cfg->semantic.m = c.semantic_m;
+  cfg->semantic.ef_search = c.semantic_ef;
+  for (uint32_t i = 0; i < c.shards; ++i) shards.push_back(sys.spawn(actors::cache_shard, cfg));
+  return shards;
+}
+
+/// Sums every shard's stats (admin thread: may block, up to 2 s per shard).
+cache_stats collect_stats(caf::actor_system& sys,
+                          const std::vector<actors::cache_shard_actor>& shards) {
+  cache_stats total;
+  caf::scoped_actor self{sys};
+  for (const auto& shard : shards) {
+    self->request(shard, std::chrono::seconds(2), actors::cache_stats_atom::value)
+        .receive(
+            [&](const cache_stats& st) {
+              total.entries += st.entries;
+              total.bytes += st.bytes;
+              total.evictions += st.evictions;
+              total.expirations += st.expirations;
+              total.semantic_entries += st.semantic_entries;
+              total.semantic_bytes += st.semantic_bytes;
+              total.namespaces += st.namespaces;
+            },
+            [](const caf::error&) {});  // a busy shard is left out of this scrape
+  }
+  return total;
+}
+
+/// POST /v1/cache/invalidate: {"tenant": "...", "model": "...", "namespace": "<32 hex>"}.
+std::pair<int, std::string> invalidate(caf::actor_system& sys,
+                                       const std::vector<actors::cache_shard_actor>& shards,
+                                       const std::string& body) {
+  auto bad = [](std::string message, std::string param) {
+    return std::pair<int, std::string>{
+        400, openai::error_body(openai::invalid_request(std::move(message), std::move(param)))};
+  };
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag>(body.empty() ? "{}" : body.c_str());
+  if (doc.HasParseError() || !doc.IsObject()) return bad("The body must be a JSON object.", "");
+  cache_filter f;
+  for (const auto& m : doc.GetObject()) {
+    std::string_view name(m.name.GetString(), m.name.GetStringLength());
+    if (!m.value.IsString())
+      return bad("'" + std::string(name) + "' must be a string.", std::string(name));
+    std::string v(m.value.GetString(), m.value.GetStringLength());
+    if (name == "tenant") {
+      f.scope = "tenant:" + v;
+    } else if (name == "model") {
+      f.model = v;
+    } else if (name == "namespace") {
+      if (!canonical::digest::parse_hex(v, f.ns))
+        return bad("'namespace' must be 32 hex digits.", "namespace");
+    } else {
+      return bad("Unknown field '" + std::string(name) + "'; expected tenant, model, namespace.",
+                 std::string(name));
+    }
+  }
+  uint64_t removed = 0;
+  caf::scoped_actor self{sys};
+  for (const auto& shard : shards) {
+    self->request(shard, std::chrono::seconds(5), actors::cache_drop_atom::value, f)
+        .receive([&](uint64_t n) { removed += n; }, [](const caf::error&) {});
+  }
+  return {200, "{\"removed\":" + std::to_string(removed) + "}"};
 }
 
 }  // namespace
@@ -75,12 +163,24 @@ struct gateway::impl {
   node::metrics metrics;
   admin_server admin;
   std::shared_ptr<actors::pipeline> pipeline;
+  std::vector<actors::cache_shard_actor> cache_shards;
+  std::vector<caf::actor> dedup_tables;
   loop_context ctx;
   std::vector<std::unique_ptr<io_loop>> loops;
   std::string data_addr;
   std::string admin_addr;
   bool started = false;
   bool stopped = false;
+
+  /// Long-lived actors stop in reverse order of their start: the cache shards last. Also on a
+  /// failed start, or the actor system's destructor would wait for them forever.
+  void stop_actors() {
+    for (auto& t : dedup_tables) caf::anon_send_exit(t, caf::exit_reason::user_shutdown);
+    dedup_tables.clear();
+    for (auto& shard : cache_shards) caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
+    cache_shards.clear();
+  }
+  ~impl() { stop_actors(); }
 };
 
 gateway::gateway(config::settings settings) : impl_(std::make_unique<impl>(std::move(settings))) {}
@@ -95,6 +195,20 @@ void gateway::start() {
   log::set_level(s.log.level);
 
   d.pipeline = make_pipeline(s);
+  d.cache_shards = spawn_cache(d.system, s.cache);
+  d.pipeline->cache.enabled = s.cache.enabled;
+  d.pipeline->cache.template_tier = s.cache.template_tier;
+  d.pipeline->cache.semantic_tier = s.cache.semantic_tier;
+  d.pipeline->cache.semantic_multi_turn = s.cache.semantic_multi_turn;
+  d.pipeline->cache.lookup_timeout_ms = s.cache.lookup_timeout_ms;
+  d.pipeline->cache.embed.dimension = s.cache.embedding_dim;
+  d.pipeline->cache.shards = d.cache_shards;
+  if (s.cache.enabled && s.cache.dedup) {
+    for (uint32_t i = 0; i < s.cache.shards; ++i)
+      d.dedup_tables.push_back(d.system.spawn(actors::dedup_table));
+  }
+  d.pipeline->cache.dedup = s.cache.dedup;
+  d.pipeline->cache.dedup_tables = d.dedup_tables;
   d.ctx.system = &d.system;
   d.ctx.metrics = &d.metrics;
   d.ctx.settings = &d.settings;
@@ -143,6 +257,35 @@ void gateway::start() {
   if (admin_bound < 0) throw std::runtime_error("cannot listen on " + s.server.admin_listen);
   d.admin_addr = admin_host + ":" + std::to_string(admin_bound);
 
+  admin_hooks hooks;
+  hooks.before_scrape = [&d] {
+    cache_stats st = collect_stats(d.system, d.cache_shards);
+    auto& m = d.metrics;
+    m.cache_entries.Add({}).Set(static_cast<double>(st.entries));
+    m.cache_bytes.Add({{"kind", "answers"}}).Set(static_cast<double>(st.bytes));
+    m.cache_bytes.Add({{"kind", "semantic_index"}}).Set(static_cast<double>(st.semantic_bytes));
+    m.cache_semantic_entries.Add({}).Set(static_cast<double>(st.semantic_entries));
+    m.cache_semantic_namespaces.Add({}).Set(static_cast<double>(st.namespaces));
+    m.cache_evictions.Add({}).Set(static_cast<double>(st.evictions));
+    m.cache_expirations.Add({}).Set(static_cast<double>(st.expirations));
+  };
+  if (!d.cache_shards.empty()) {
+    hooks.cache_stats = [&d] {
+      cache_stats st = collect_stats(d.system, d.cache_shards);
+      return "{\"shards\":" + std::to_string(d.cache_shards.size()) +
+             ",\"entries\":" + std::to_string(st.entries) +
+             ",\"bytes\":" + std::to_string(st.bytes) +
+             ",\"semantic_entries\":" + std::to_string(st.semantic_entries) +
+             ",\"semantic_bytes\":" + std::to_string(st.semantic_bytes) +
+             ",\"namespaces\":" + std::to_string(st.namespaces) +
+             ",\"evictions\":" + std::to_string(st.evictions) +
+             ",\"expirations\":" + std::to_string(st.expirations) + "}";
+    };
+    hooks.cache_invalidate = [&d](const std::string& body) {
+      return invalidate(d.system, d.cache_shards, body);
+    };
+  }
+  d.admin.set_hooks(std::move(hooks));
   d.admin.start();
   for (auto& l : d.loops) l->start();
   d.started = true;
@@ -172,6 +315,7 @@ void gateway::shutdown() {
   }
   for (auto& l : d.loops) l->join();
   d.admin.stop();
+  d.stop_actors();
   log::info("node_stopped");
   // The actor system's destructor waits for the last connection actors to settle and quit.
 }

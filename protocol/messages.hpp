@@ -12,6 +12,7 @@
 
 #include <caf/all.hpp>
 
+#include "protocol/canonical/hash.hpp"
 #include "protocol/openai/error.hpp"
 #include "protocol/openai/request.hpp"
 #include "protocol/openai/sse.hpp"
@@ -51,6 +52,20 @@ typename Inspector::result_type inspect(Inspector& f, reply_target& x) {
   return f(caf::meta::type_name("tc::reply_target"), x.loop, x.slot);
 }
 
+/// What the HTTP layer adds to a request: its id and the client's per-request cache controls.
+struct request_meta {
+  std::string request_id;
+  bool no_cache = false;     ///< Cache-Control: no-cache (answer fresh; the answer may be stored)
+  bool no_store = false;     ///< Cache-Control: no-store (do not store the answer)
+  uint32_t cache_ttl_s = 0;  ///< x-tc-cache-ttl; 0 = the model's TTL
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, request_meta& x) {
+  return f(caf::meta::type_name("tc::request_meta"), x.request_id, x.no_cache, x.no_store,
+           x.cache_ttl_s);
+}
+
 /// connection -> I/O loop: perform this upstream call and relay its answer to the client
 /// (DESIGN §2 steps 10-12).
 struct upstream_plan {
@@ -63,12 +78,41 @@ struct upstream_plan {
   uint32_t connect_timeout_ms = 0;
   uint32_t first_byte_timeout_ms = 0;
   uint32_t total_timeout_ms = 0;
+  bool capture = false;          ///< return the whole answer (non-stream form) in the outcome
+  bool dedup_leader = false;     ///< followers may wait on it: a client leaving does not cancel it
+  bool strip_usage = false;      ///< the body asks for stream usage the client did not ask for
+  uint64_t cache_lookup_ns = 0;  ///< time the cache lookup took (0: no lookup)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, upstream_plan& x) {
   return f(caf::meta::type_name("tc::upstream_plan"), x.to, x.provider, x.model, x.url, x.body,
-           x.stream, x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms);
+           x.stream, x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms, x.capture,
+           x.dedup_leader, x.strip_usage, x.cache_lookup_ns);
+}
+
+/// connection -> I/O loop: answer the client from the cache (DESIGN §2 step 6). The port sends
+/// one request_outcome back, like dispatch.
+struct cached_reply {
+  reply_target to;
+  int status = 200;  ///< not 200 (dedup: the leader's error): `body` is the error, sent as JSON
+  std::string model;
+  std::string body;     ///< the stored non-stream JSON answer
+  bool stream = false;  ///< send it as an SSE stream
+  bool include_usage = false;
+  std::string cache_header;    ///< the x-tc-cache value: hit-exact, hit-semantic;sim=0.97 ...
+  std::string tier;            ///< metrics label: exact, template, semantic
+  uint32_t prompt_tokens = 0;  ///< the original call's usage (saved tokens)
+  uint32_t completion_tokens = 0;
+  uint64_t saved_cost_micros = 0;  ///< what the original call cost
+  uint64_t cache_lookup_ns = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cached_reply& x) {
+  return f(caf::meta::type_name("tc::cached_reply"), x.to, x.status, x.model, x.body, x.stream,
+           x.include_usage, x.cache_header, x.tier, x.prompt_tokens, x.completion_tokens,
+           x.saved_cost_micros, x.cache_lookup_ns);
 }
 
 /// How a request ended, as the I/O loop saw it. I/O loop -> connection, for settlement
@@ -83,12 +127,177 @@ struct request_outcome {
   uint64_t upstream_ns = 0;      ///< time spent in the upstream call
   uint64_t ttft_ns = 0;          ///< time from upstream start to its first byte
   uint64_t total_ns = 0;         ///< time from request received to last byte written
+  std::string answer;  ///< with plan.capture: the complete answer in non-stream form, if any
+  bool answer_cacheable = false;  ///< `answer` is complete, not truncated, not filtered
+  std::string error_body;         ///< the error envelope (or upstream error body) the client got
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_outcome& x) {
   return f(caf::meta::type_name("tc::request_outcome"), x.status, x.usage, x.usage_reported,
-           x.client_gone, x.stream_cut, x.upstream_failure, x.upstream_ns, x.ttft_ns, x.total_ns);
+           x.client_gone, x.stream_cut, x.upstream_failure, x.upstream_ns, x.ttft_ns, x.total_ns,
+           x.answer, x.answer_cacheable, x.error_body);
+}
+
+// -- cache_shard (actors/cache_shard.hpp) ---------------------------------------------------
+
+/// A cache lookup's answer. `found` false is a miss.
+struct cache_hit {
+  bool found = false;
+  uint8_t tier = 0;             ///< actors::cache_tier
+  float similarity = 1.0f;      ///< semantic hits: cosine similarity
+  canonical::digest exact_key;  ///< template/semantic hits: where the answer is stored
+  std::string body;             ///< exact hits: the answer
+  uint32_t prompt_tokens = 0;
+  uint32_t completion_tokens = 0;
+  uint64_t cost_micros = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_hit& x) {
+  return f(caf::meta::type_name("tc::cache_hit"), x.found, x.tier, x.similarity, x.exact_key,
+           x.body, x.prompt_tokens, x.completion_tokens, x.cost_micros);
+}
+
+/// A template and semantic lookup in the shard that owns the namespace.
+struct cache_probe {
+  canonical::digest ns;
+  canonical::digest template_key;  ///< empty: no template lookup
+  std::vector<float> embedding;    ///< empty: no semantic lookup
+  std::string guard;               ///< the query's guard (slots, entities, negation) as text
+  float threshold = 0.95f;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_probe& x) {
+  return f(caf::meta::type_name("tc::cache_probe"), x.ns, x.template_key, x.embedding, x.guard,
+           x.threshold);
+}
+
+/// An answer to store under its exact key (in the shard that owns that key).
+struct cache_entry {
+  canonical::digest key;
+  canonical::digest ns;
+  std::string scope;
+  std::string model;
+  std::string body;
+  uint32_t prompt_tokens = 0;
+  uint32_t completion_tokens = 0;
+  uint64_t cost_micros = 0;
+  uint32_t upstream_ms = 0;
+  uint32_t ttl_s = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_entry& x) {
+  return f(caf::meta::type_name("tc::cache_entry"), x.key, x.ns, x.scope, x.model, x.body,
+           x.prompt_tokens, x.completion_tokens, x.cost_micros, x.upstream_ms, x.ttl_s);
+}
+
+/// The template and semantic pointers to a stored answer (in the shard that owns `ns`).
+struct cache_link {
+  canonical::digest ns;
+  canonical::digest exact_key;
+  canonical::digest template_key;  ///< empty: no template entry
+  std::vector<float> embedding;    ///< empty: no semantic entry
+  std::string guard;
+  std::string scope;
+  std::string model;
+  uint64_t cost_micros = 0;
+  uint32_t ttl_s = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_link& x) {
+  return f(caf::meta::type_name("tc::cache_link"), x.ns, x.exact_key, x.template_key, x.embedding,
+           x.guard, x.scope, x.model, x.cost_micros, x.ttl_s);
+}
+
+/// Which entries an invalidation removes: all given fields must match; none given = all.
+struct cache_filter {
+  std::string scope;
+  std::string model;
+  canonical::digest ns;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_filter& x) {
+  return f(caf::meta::type_name("tc::cache_filter"), x.scope, x.model, x.ns);
+}
+
+/// One shard's table sizes and counters.
+struct cache_stats {
+  uint64_t entries = 0;  ///< exact, template and semantic records
+  uint64_t bytes = 0;
+  uint64_t evictions = 0;
+  uint64_t expirations = 0;
+  uint64_t semantic_entries = 0;
+  uint64_t semantic_bytes = 0;  ///< vectors and graph links of the semantic indexes
+  uint64_t namespaces = 0;      ///< semantic indexes
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_stats& x) {
+  return f(caf::meta::type_name("tc::cache_stats"), x.entries, x.bytes, x.evictions, x.expirations,
+           x.semantic_entries, x.semantic_bytes, x.namespaces);
+}
+
+// -- dedup_table (actors/dedup_table.hpp) --------------------------------------------------
+
+/// dedup_table -> the leader's connection actor: a streaming follower wants the live chunks.
+struct dedup_attach {
+  canonical::digest key;
+  caf::actor follower;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dedup_attach& x) {
+  return f(caf::meta::type_name("tc::dedup_attach"), x.key, x.follower);
+}
+
+/// The leader's answer, to every follower (leader -> dedup_table -> followers).
+struct dedup_result {
+  canonical::digest key;
+  int status = 0;    ///< the leader's status; 0 = the leader was lost (followers go alone)
+  std::string body;  ///< status 200: the answer in non-stream form; else the error envelope
+  uint32_t prompt_tokens = 0;
+  uint32_t completion_tokens = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dedup_result& x) {
+  return f(caf::meta::type_name("tc::dedup_result"), x.key, x.status, x.body, x.prompt_tokens,
+           x.completion_tokens);
+}
+
+/// The leader's I/O loop -> a streaming follower: the stream's events so far or new ones.
+struct dedup_events {
+  canonical::digest key;
+  std::vector<std::string> events;  ///< SSE data payloads, usage chunk included
+  bool end = false;                 ///< the stream is over
+  bool cut = false;                 ///< ... with an error (no [DONE])
+  std::string error;                ///< the error envelope of a cut stream
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dedup_events& x) {
+  return f(caf::meta::type_name("tc::dedup_events"), x.key, x.events, x.end, x.cut, x.error);
+}
+
+/// A follower's connection actor -> its I/O loop: live chunks of the leader's stream.
+struct follow_chunk {
+  reply_target to;
+  std::vector<std::string> events;
+  bool include_usage = false;
+  bool end = false;
+  bool cut = false;
+  std::string error;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, follow_chunk& x) {
+  return f(caf::meta::type_name("tc::follow_chunk"), x.to, x.events, x.include_usage, x.end, x.cut,
+           x.error);
 }
 
 /// The single type-ID block: registers every message type with the actor system.
@@ -97,8 +306,21 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<openai::api_error>("tc::openai::api_error");
   cfg.add_message_type<openai::usage>("tc::openai::usage");
   cfg.add_message_type<reply_target>("tc::reply_target");
+  cfg.add_message_type<request_meta>("tc::request_meta");
   cfg.add_message_type<upstream_plan>("tc::upstream_plan");
+  cfg.add_message_type<cached_reply>("tc::cached_reply");
   cfg.add_message_type<request_outcome>("tc::request_outcome");
+  cfg.add_message_type<canonical::digest>("tc::canonical::digest");
+  cfg.add_message_type<cache_hit>("tc::cache_hit");
+  cfg.add_message_type<cache_probe>("tc::cache_probe");
+  cfg.add_message_type<cache_entry>("tc::cache_entry");
+  cfg.add_message_type<cache_link>("tc::cache_link");
+  cfg.add_message_type<cache_filter>("tc::cache_filter");
+  cfg.add_message_type<cache_stats>("tc::cache_stats");
+  cfg.add_message_type<dedup_attach>("tc::dedup_attach");
+  cfg.add_message_type<dedup_result>("tc::dedup_result");
+  cfg.add_message_type<dedup_events>("tc::dedup_events");
+  cfg.add_message_type<follow_chunk>("tc::follow_chunk");
 }
 
 }  // namespace tc

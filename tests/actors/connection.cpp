@@ -28,6 +28,19 @@ class recording_port : public tc::actors::io_port {
     rejects_.emplace_back(to, std::move(error));
     cv_.notify_all();
   }
+  void serve(tc::cached_reply&& reply) override {
+    std::lock_guard<std::mutex> lock(mx_);
+    served_.push_back(std::move(reply));
+    cv_.notify_all();
+  }
+  void attach(tc::reply_target, caf::actor, tc::canonical::digest) override {}
+  void follow(tc::follow_chunk&&) override {}
+  std::optional<tc::cached_reply> served(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mx_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(10), [&] { return served_.size() >= n; }))
+      return std::nullopt;
+    return served_[n - 1];
+  }
   /// Waits until `n` plans arrived (at most 10 s).
   std::optional<tc::upstream_plan> plan(std::size_t n) {
     std::unique_lock<std::mutex> lock(mx_);
@@ -46,6 +59,7 @@ class recording_port : public tc::actors::io_port {
   std::mutex mx_;
   std::condition_variable cv_;
   std::vector<tc::upstream_plan> plans_;
+  std::vector<tc::cached_reply> served_;
   std::vector<std::pair<tc::reply_target, tc::openai::api_error>> rejects_;
 };
 
@@ -99,7 +113,7 @@ struct connection_fixture {
 
 TEST_CASE_FIXTURE(connection_fixture,
                   "a known model is routed: URL, renamed model, timeouts and reply target") {
-  caf::anon_send(actor, chat_request("chat", true), tc::reply_target{0, 41});
+  caf::anon_send(actor, chat_request("chat", true), tc::reply_target{0, 41}, tc::request_meta{});
   auto plan = port.plan(1);
   REQUIRE(plan);
   CHECK(plan->to.loop == 0);
@@ -116,7 +130,7 @@ TEST_CASE_FIXTURE(connection_fixture,
 
 TEST_CASE_FIXTURE(connection_fixture,
                   "an unknown model is rejected with 404 model_not_found, nothing is dispatched") {
-  caf::anon_send(actor, chat_request("nope"), tc::reply_target{0, 7});
+  caf::anon_send(actor, chat_request("nope"), tc::reply_target{0, 7}, tc::request_meta{});
   auto rejected = port.rejection(1);
   REQUIRE(rejected);
   CHECK(rejected->first.slot == 7);
@@ -127,14 +141,14 @@ TEST_CASE_FIXTURE(connection_fixture,
 
 TEST_CASE_FIXTURE(connection_fixture,
                   "a chat request to an embedding model is a 400 naming the model") {
-  caf::anon_send(actor, chat_request("sim-embed"), tc::reply_target{0, 8});
+  caf::anon_send(actor, chat_request("sim-embed"), tc::reply_target{0, 8}, tc::request_meta{});
   auto rejected = port.rejection(1);
   REQUIRE(rejected);
   CHECK(rejected->second.status == 400);
   CHECK(rejected->second.param == "model");
   auto emb = chat_request("sim-embed");
   emb.kind = tc::openai::endpoint::embeddings;
-  caf::anon_send(actor, std::move(emb), tc::reply_target{0, 9});
+  caf::anon_send(actor, std::move(emb), tc::reply_target{0, 9}, tc::request_meta{});
   auto plan = port.plan(1);
   REQUIRE(plan);
   CHECK(plan->url == "sim://sim/v1/embeddings");
@@ -143,7 +157,7 @@ TEST_CASE_FIXTURE(connection_fixture,
 TEST_CASE_FIXTURE(connection_fixture,
                   "one actor serves request after request once each has settled") {
   for (uint64_t slot = 1; slot <= 5; ++slot) {
-    caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, slot});
+    caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, slot}, tc::request_meta{});
     auto plan = port.plan(slot);
     REQUIRE(plan);
     CHECK(plan->to.slot == slot);
@@ -151,9 +165,9 @@ TEST_CASE_FIXTURE(connection_fixture,
     outcome.status = 200;
     caf::anon_send(actor, outcome);
   }
-  caf::anon_send(actor, chat_request("nope"), tc::reply_target{0, 6});
+  caf::anon_send(actor, chat_request("nope"), tc::reply_target{0, 6}, tc::request_meta{});
   REQUIRE(port.rejection(1));
-  caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, 7});
+  caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, 7}, tc::request_meta{});
   auto plan = port.plan(6);
   REQUIRE(plan);
   CHECK(plan->to.slot == 7);

@@ -139,7 +139,40 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   out.upstream_ns = 1;
   out.ttft_ns = 2;
   out.total_ns = 3;
+  out.answer = R"({"choices":[]})";
+  out.answer_cacheable = true;
+  out.error_body = "{}";
   round_trip(self, remote, out);
+
+  round_trip(self, remote, tc::request_meta{"req_1", true, true, 60});
+
+  tc::cached_reply cr;
+  cr.to = {0, 5};
+  cr.status = 502;
+  cr.model = "sim-chat";
+  cr.body = "{}";
+  cr.stream = true;
+  cr.include_usage = true;
+  cr.cache_header = "hit-semantic;sim=0.97";
+  cr.tier = "semantic";
+  cr.prompt_tokens = 1;
+  cr.completion_tokens = 2;
+  cr.saved_cost_micros = 3;
+  cr.cache_lookup_ns = 4;
+  round_trip(self, remote, cr);
+
+  const tc::canonical::digest d{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+  round_trip(self, remote, d);
+  round_trip(self, remote, tc::cache_hit{true, 2, 0.97f, d, "body", 1, 2, 3});
+  round_trip(self, remote, tc::cache_probe{d, d, {0.5f, -0.25f}, "guard", 0.9f});
+  round_trip(self, remote, tc::cache_entry{d, d, "tenant:a", "m", "body", 1, 2, 3, 4, 5});
+  round_trip(self, remote, tc::cache_link{d, d, d, {1.0f}, "g", "tenant:a", "m", 6, 7});
+  round_trip(self, remote, tc::cache_filter{"tenant:a", "m", d});
+  round_trip(self, remote, tc::cache_stats{1, 2, 3, 4, 5, 6, 7});
+  round_trip(self, remote, tc::dedup_attach{d, caf::actor_cast<caf::actor>(self)});
+  round_trip(self, remote, tc::dedup_result{d, 200, "answer", 1, 2});
+  round_trip(self, remote, tc::dedup_events{d, {"a", "b"}, true, true, "err"});
+  round_trip(self, remote, tc::follow_chunk{{1, 2}, {"x"}, true, true, false, "e"});
 }
 
 TEST_CASE("optional fields of a request survive the wire as absent or present") {

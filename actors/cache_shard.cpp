@@ -1,0 +1,185 @@
+#include "actors/cache_shard.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+namespace tc::actors {
+
+namespace {
+
+uint64_t now_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+uint64_t expiry(uint64_t now, uint32_t ttl_s) {
+  return ttl_s == 0 ? 0 : now + uint64_t{ttl_s} * 1000;
+}
+
+// Template and semantic records point at the exact key of their answer: its 16 bytes lead
+// `extra`, a semantic record's guard text follows.
+std::string pointer_bytes(const canonical::digest& d) {
+  std::string out(16, '\0');
+  std::memcpy(out.data(), &d.hi, 8);
+  std::memcpy(out.data() + 8, &d.lo, 8);
+  return out;
+}
+
+canonical::digest pointed_key(const cache_record& r) {
+  canonical::digest d;
+  if (r.extra.size() < 16) return d;
+  std::memcpy(&d.hi, r.extra.data(), 8);
+  std::memcpy(&d.lo, r.extra.data() + 8, 8);
+  return d;
+}
+
+std::string_view guard_of(const cache_record& r) {
+  return r.extra.size() < 16 ? std::string_view{} : std::string_view(r.extra).substr(16);
+}
+
+bool matches(const cache_record& r, const cache_filter& f) {
+  return (f.scope.empty() || r.scope == f.scope) && (f.model.empty() || r.model == f.model) &&
+         (f.ns.empty() || r.ns == f.ns);
+}
+
+/// How many neighbours a semantic lookup inspects: the nearest may fail its guard while a
+/// slightly farther one passes.
+constexpr uint32_t semantic_candidates = 4;
+
+}  // namespace
+
+cache_shard_actor::behavior_type cache_shard(
+    cache_shard_actor::stateful_pointer<cache_shard_state> self,
+    std::shared_ptr<const cache_shard_config> cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.store =
+      std::make_unique<cache_store>(st.cfg->limits, [self](const cache_record& r, removal why) {
+        auto& s = self->state;
+        if (why == removal::expired) ++s.expirations;
+        if (r.tier != cache_tier::semantic) return;
+        auto it = s.namespaces.find(r.ns);
+        if (it == s.namespaces.end()) return;
+        it->second->index.remove(r.id);
+        if (it->second->index.size() == 0) s.namespaces.erase(it);  // no empty index kept
+      });
+  self->delayed_send(self, std::chrono::seconds(1), cache_sweep_atom::value);
+  return {
+      [self](cache_get_atom, const canonical::digest& key) {
+        cache_hit hit;
+        const cache_record* r = self->state.store->get(key, now_ms());
+        if (r == nullptr || r->tier != cache_tier::exact) return hit;
+        hit.found = true;
+        hit.tier = static_cast<uint8_t>(cache_tier::exact);
+        hit.exact_key = key;
+        hit.body = r->body;
+        hit.prompt_tokens = r->prompt_tokens;
+        hit.completion_tokens = r->completion_tokens;
+        hit.cost_micros = r->cost_micros;
+        return hit;
+      },
+      [self](cache_find_atom, const cache_probe& probe) {
+        auto& s = self->state;
+        cache_hit hit;
+        const uint64_t now = now_ms();
+        if (!probe.template_key.empty()) {
+          const cache_record* r = s.store->get(probe.template_key, now);
+          if (r != nullptr && r->tier == cache_tier::template_) {
+            hit.found = true;
+            hit.tier = static_cast<uint8_t>(cache_tier::template_);
+            hit.exact_key = pointed_key(*r);
+            return hit;
+          }
+        }
+        if (probe.embedding.size() != s.cfg->semantic.dimension) return hit;
+        auto it = s.namespaces.find(probe.ns);
+        if (it == s.namespaces.end()) return hit;
+        auto near = it->second->index.search(probe.embedding.data(), semantic_candidates);
+        for (const auto& n : near) {
+          if (n.similarity < probe.threshold) break;  // sorted: the rest are farther
+          const cache_record* r = s.store->get_by_id(n.id, now);
+          if (r == nullptr || guard_of(*r) != probe.guard) continue;
+          hit.found = true;
+          hit.tier = static_cast<uint8_t>(cache_tier::semantic);
+          hit.similarity = n.similarity;
+          hit.exact_key = pointed_key(*r);
+          return hit;
+        }
+        return hit;
+      },
+      [self](cache_put_atom, cache_entry& e) {
+        const uint64_t now = now_ms();
+        cache_record r;
+        r.tier = cache_tier::exact;
+        r.key = e.key;
+        r.ns = e.ns;
+        r.scope = std::move(e.scope);
+        r.model = std::move(e.model);
+        r.body = std::move(e.body);
+        r.prompt_tokens = e.prompt_tokens;
+        r.completion_tokens = e.completion_tokens;
+        r.cost_micros = e.cost_micros;
+        r.upstream_ms = e.upstream_ms;
+        r.expires_ms = expiry(now, e.ttl_s);
+        self->state.store->put(std::move(r), now);
+      },
+      [self](cache_link_atom, cache_link& l) {
+        auto& s = self->state;
+        const uint64_t now = now_ms();
+        auto base = [&](cache_tier tier) {
+          cache_record r;
+          r.tier = tier;
+          r.ns = l.ns;
+          r.scope = l.scope;
+          r.model = l.model;
+          r.cost_micros = l.cost_micros;
+          r.expires_ms = expiry(now, l.ttl_s);
+          r.extra = pointer_bytes(l.exact_key);
+          return r;
+        };
+        if (!l.template_key.empty()) {
+          cache_record r = base(cache_tier::template_);
+          r.key = l.template_key;
+          s.store->put(std::move(r), now);
+        }
+        if (l.embedding.size() == s.cfg->semantic.dimension) {
+          cache_record r = base(cache_tier::semantic);
+          // One semantic record per answer in a namespace: re-storing it replaces the old one
+          // (whose index entry leaves with it through the removal callback).
+          r.key = canonical::hasher{}.add("semantic").add(l.ns).add(l.exact_key).finish();
+          r.extra += l.guard;
+          const uint64_t id = s.store->put(std::move(r), now);
+          if (id != 0) {
+            auto& ns = s.namespaces[l.ns];
+            if (!ns) ns = std::make_unique<semantic_namespace>(s.cfg->semantic);
+            ns->index.add(id, l.embedding.data());
+          }
+        }
+      },
+      [self](cache_drop_atom, const cache_filter& f) -> uint64_t {
+        return self->state.store->remove_if([&f](const cache_record& r) { return matches(r, f); });
+      },
+      [self](cache_stats_atom) {
+        auto& s = self->state;
+        cache_stats out;
+        out.entries = s.store->entries();
+        out.bytes = s.store->bytes();
+        out.evictions = s.store->evictions();
+        out.expirations = s.expirations;
+        out.namespaces = s.namespaces.size();
+        for (const auto& [ns, n] : s.namespaces) {
+          out.semantic_entries += n->index.size();
+          out.semantic_bytes += n->index.memory_bytes();
+        }
+        return out;
+      },
+      [self](cache_sweep_atom) {
+        self->state.store->expire(now_ms(), 10'000);
+        self->delayed_send(self, std::chrono::seconds(1), cache_sweep_atom::value);
+      },
+  };
+}
+
+}  // namespace tc::actors

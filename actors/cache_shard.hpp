@@ -1,0 +1,72 @@
+// The cache_shard actor (DESIGN §2 step 6 and 13, issue 3): one shard of the node's response
+// cache. Exact entries live in the shard that owns their key; the template and semantic pointers
+// of a namespace (scope, model, version, prefix, params) live in the shard that owns the
+// namespace, with one semantic index per namespace. So an exact hit is one message, and a
+// template or semantic hit is two (find the pointer, then fetch the answer). Every table is
+// bounded (cache_store) and every index entry leaves with its record.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "actors/cache_store.hpp"
+#include "actors/semantic_index.hpp"
+#include "protocol/messages.hpp"
+
+namespace tc::actors {
+
+using cache_get_atom = caf::atom_constant<caf::atom("cache_get")>;
+using cache_find_atom = caf::atom_constant<caf::atom("cache_find")>;
+using cache_put_atom = caf::atom_constant<caf::atom("cache_put")>;
+using cache_link_atom = caf::atom_constant<caf::atom("cache_link")>;
+using cache_drop_atom = caf::atom_constant<caf::atom("cache_drop")>;
+using cache_stats_atom = caf::atom_constant<caf::atom("cache_stat")>;
+using cache_sweep_atom = caf::atom_constant<caf::atom("cache_swee")>;
+
+using cache_shard_actor = caf::typed_actor<
+    /// The answer stored under an exact key (a hit counts towards keeping it).
+    caf::replies_to<cache_get_atom, canonical::digest>::with<cache_hit>,
+    /// Template, then semantic lookup in a namespace owned here; a hit names the exact key.
+    caf::replies_to<cache_find_atom, cache_probe>::with<cache_hit>,
+    /// Stores an answer under its exact key.
+    caf::reacts_to<cache_put_atom, cache_entry>,
+    /// Stores the template and semantic pointers to an answer.
+    caf::reacts_to<cache_link_atom, cache_link>,
+    /// Removes the entries matching a filter; replies how many.
+    caf::replies_to<cache_drop_atom, cache_filter>::with<uint64_t>,
+    caf::replies_to<cache_stats_atom>::with<cache_stats>,
+    /// Removes expired entries (sent to itself every second).
+    caf::reacts_to<cache_sweep_atom>>;
+
+struct cache_shard_config {
+  cache_store::limits limits;
+  semantic_options semantic;
+};
+
+/// A semantic pointer: the embedding lives in the namespace's index under the record's id.
+struct semantic_namespace {
+  semantic_index index;
+  explicit semantic_namespace(const semantic_options& opt) : index(opt) {}
+};
+
+struct cache_shard_state {
+  std::shared_ptr<const cache_shard_config> cfg;
+  std::unique_ptr<cache_store> store;
+  std::unordered_map<canonical::digest, std::unique_ptr<semantic_namespace>> namespaces;
+  uint64_t expirations = 0;
+  static inline const char* name = "cache_shard";
+};
+
+cache_shard_actor::behavior_type cache_shard(
+    cache_shard_actor::stateful_pointer<cache_shard_state> self,
+    std::shared_ptr<const cache_shard_config> cfg);
+
+/// The shard index that owns `key` among `shards` (stable: the key's high bits, mod n).
+inline uint32_t shard_of(const canonical::digest& key, uint32_t shards) {
+  return shards == 0 ? 0 : static_cast<uint32_t>(key.hi % shards);
+}
+
+}  // namespace tc::actors

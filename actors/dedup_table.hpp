@@ -1,0 +1,41 @@
+// The dedup_table actor (DESIGN §2 step 7, issue 3): one shard of the node's in-flight table.
+// Identical cacheable requests (same scoped full hash) that arrive while one of them is calling
+// the upstream join it instead of calling again: the first is the leader, the rest follow and
+// get the leader's answer (streaming followers get the chunks so far, then the live ones, from
+// the leader's I/O loop). A leader that dies without an answer releases its followers to go
+// alone. Bounded: one entry per distinct request in flight, removed when the leader settles.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "protocol/messages.hpp"
+
+namespace tc::actors {
+
+using dedup_join_atom = caf::atom_constant<caf::atom("dd_join")>;
+using dedup_done_atom = caf::atom_constant<caf::atom("dd_done")>;
+
+/// Dynamically typed: it monitors leaders (down messages), which a typed actor of CAF 0.17
+/// handles less plainly. Interface:
+///   (dedup_join_atom, digest key, actor who, bool stream) -> bool (true: leader)
+///   (dedup_done_atom, dedup_result)   the leader's answer: to every follower, entry removed
+struct dedup_table_state {
+  struct entry {
+    caf::actor leader;
+    std::vector<caf::actor> followers;
+  };
+  std::unordered_map<canonical::digest, entry> in_flight;
+  /// Entries led by each leader: monitored while non-zero (one monitor per leader, so a pooled
+  /// actor that leads many requests does not collect monitors).
+  std::unordered_map<caf::actor_addr, uint32_t> led;
+  uint64_t joins = 0;
+  static inline const char* name = "dedup_table";
+};
+
+caf::behavior dedup_table(caf::stateful_actor<dedup_table_state>* self);
+
+}  // namespace tc::actors

@@ -1,0 +1,214 @@
+// The cache_shard actor: exact entries, template and semantic pointers, scopes (tenants) and
+// model versions in the key, invalidation, and the byte bound; and the dedup_table actor.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <variant>
+
+#include <caf/all.hpp>
+
+#include "actors/cache_shard.hpp"
+#include "actors/dedup_table.hpp"
+#include "protocol/canonical/canonical.hpp"
+#include "protocol/canonical/embed.hpp"
+
+using namespace tc;
+using namespace tc::actors;
+
+namespace {
+
+struct quiet_config : caf::actor_system_config {
+  quiet_config() {
+    tc::add_message_types(*this);
+    set("logger.file-verbosity", caf::atom("quiet"));
+    set("logger.console-verbosity", caf::atom("quiet"));
+  }
+};
+
+canonical::key key_for(std::string_view question, std::string_view scope,
+                       std::string_view version = "1") {
+  auto parsed = openai::parse_request(
+      openai::endpoint::chat_completions,
+      R"({"model":"m","temperature":0,"messages":[{"role":"user","content":")" +
+          std::string(question) + R"("}]})");
+  REQUIRE(std::holds_alternative<openai::request>(parsed));
+  canonical::key k;
+  std::string error;
+  REQUIRE(canonical::make_key(std::get<openai::request>(parsed), scope, version, k, error));
+  return k;
+}
+
+cache_entry entry_for(const canonical::key& k, std::string scope, std::string body) {
+  cache_entry e;
+  e.key = k.full_hash;
+  e.ns = k.namespace_hash;
+  e.scope = std::move(scope);
+  e.model = "m";
+  e.body = std::move(body);
+  e.prompt_tokens = 3;
+  e.completion_tokens = 4;
+  e.ttl_s = 3600;
+  return e;
+}
+
+struct shard_fixture {
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  cache_shard_actor shard;
+
+  explicit shard_fixture(std::size_t max_bytes = 1 << 20) {
+    auto c = std::make_shared<cache_shard_config>();
+    c->limits.max_entries = 1000;
+    c->limits.max_bytes = max_bytes;
+    c->semantic.dimension = 64;
+    shard = sys.spawn(cache_shard, c);
+  }
+  ~shard_fixture() { caf::anon_send_exit(shard, caf::exit_reason::user_shutdown); }
+
+  cache_hit get(const canonical::digest& k) {
+    cache_hit out;
+    self->request(shard, std::chrono::seconds(5), cache_get_atom::value, k)
+        .receive([&](const cache_hit& h) { out = h; },
+                 [&](const caf::error& e) { FAIL(sys.render(e)); });
+    return out;
+  }
+  cache_hit find(const cache_probe& p) {
+    cache_hit out;
+    self->request(shard, std::chrono::seconds(5), cache_find_atom::value, p)
+        .receive([&](const cache_hit& h) { out = h; },
+                 [&](const caf::error& e) { FAIL(sys.render(e)); });
+    return out;
+  }
+  uint64_t drop(const cache_filter& f) {
+    uint64_t out = 0;
+    self->request(shard, std::chrono::seconds(5), cache_drop_atom::value, f)
+        .receive([&](uint64_t n) { out = n; }, [&](const caf::error& e) { FAIL(sys.render(e)); });
+    return out;
+  }
+  cache_stats stats() {
+    cache_stats out;
+    self->request(shard, std::chrono::seconds(5), cache_stats_atom::value)
+        .receive([&](const cache_stats& s) { out = s; },
+                 [&](const caf::error& e) { FAIL(sys.render(e)); });
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(shard_fixture, "an answer is found under its key, never under another tenant's") {
+  const auto a = key_for("What is the tallest mountain?", "tenant:a");
+  const auto b = key_for("What is the tallest mountain?", "tenant:b");
+  REQUIRE(a.full_hash != b.full_hash);
+  self->send(shard, cache_put_atom::value, entry_for(a, "tenant:a", "answer for a"));
+  const cache_hit hit = get(a.full_hash);  // mailbox order: the put is handled first
+  REQUIRE(hit.found);
+  CHECK(hit.body == "answer for a");
+  CHECK(hit.prompt_tokens == 3);
+  CHECK_FALSE(get(b.full_hash).found);
+}
+
+TEST_CASE_FIXTURE(shard_fixture, "bumping the model version changes the key; invalidation drops") {
+  const auto v1 = key_for("Explain TCP.", "tenant:a", "1");
+  const auto v2 = key_for("Explain TCP.", "tenant:a", "2");
+  REQUIRE(v1.full_hash != v2.full_hash);
+  self->send(shard, cache_put_atom::value, entry_for(v1, "tenant:a", "v1 answer"));
+  CHECK(get(v1.full_hash).found);
+  CHECK_FALSE(get(v2.full_hash).found);
+  CHECK(drop(cache_filter{"tenant:b", "", {}}) == 0);
+  CHECK(drop(cache_filter{"", "m", {}}) == 1);
+  CHECK_FALSE(get(v1.full_hash).found);
+}
+
+TEST_CASE("eviction keeps the shard under its byte bound") {
+  shard_fixture f(64 * 1024);
+  for (int i = 0; i < 200; ++i) {
+    const auto k = key_for("Question number " + std::to_string(i), "tenant:a");
+    f.self->send(f.shard, cache_put_atom::value, entry_for(k, "tenant:a", std::string(2000, 'x')));
+  }
+  const cache_stats st = f.stats();
+  CHECK(st.bytes <= 64 * 1024);
+  CHECK(st.evictions > 0);
+  CHECK(st.entries < 200);
+  // The newest answers are the ones kept.
+  CHECK(f.get(key_for("Question number 199", "tenant:a").full_hash).found);
+  CHECK_FALSE(f.get(key_for("Question number 0", "tenant:a").full_hash).found);
+}
+
+TEST_CASE_FIXTURE(shard_fixture, "template and semantic pointers lead to the exact key") {
+  const auto k = key_for("What is the capital of France?", "tenant:a");
+  const canonical::digest tkey = canonical::digest_of("template key");
+  canonical::embed_options eo;
+  eo.dimension = 64;
+  cache_link l;
+  l.ns = k.namespace_hash;
+  l.exact_key = k.full_hash;
+  l.template_key = tkey;
+  l.embedding = canonical::embed("What is the capital of France?", eo);
+  l.guard = "guard-france";
+  l.scope = "tenant:a";
+  l.model = "m";
+  l.ttl_s = 60;
+  self->send(shard, cache_link_atom::value, l);
+
+  cache_probe by_template{k.namespace_hash, tkey, {}, "", 0.95f};
+  cache_hit t = find(by_template);
+  REQUIRE(t.found);
+  CHECK(t.tier == static_cast<uint8_t>(cache_tier::template_));
+  CHECK(t.exact_key == k.full_hash);
+
+  cache_probe near{k.namespace_hash,
+                   {},
+                   canonical::embed("what is the capital of france", eo),
+                   "guard-france",
+                   0.8f};
+  cache_hit s = find(near);
+  REQUIRE(s.found);
+  CHECK(s.tier == static_cast<uint8_t>(cache_tier::semantic));
+  CHECK(s.similarity >= 0.8f);
+  CHECK(s.exact_key == k.full_hash);
+
+  // A different guard (another number, entity or a negation) never hits, however similar.
+  near.guard = "guard-germany";
+  CHECK_FALSE(find(near).found);
+  // Another namespace (another tenant, model, system prompt or parameters) never hits.
+  near.guard = "guard-france";
+  near.ns = canonical::digest_of("another namespace");
+  CHECK_FALSE(find(near).found);
+  CHECK(stats().namespaces == 1);
+  CHECK(drop(cache_filter{"", "", k.namespace_hash}) == 2);
+  CHECK(stats().namespaces == 0);  // the empty index is freed with its last entry
+}
+
+TEST_CASE("dedup_table: the first is the leader, the rest follow and get its answer") {
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto table = sys.spawn(dedup_table);
+  const canonical::digest key = canonical::digest_of("request");
+  caf::scoped_actor leader{sys}, follower{sys};
+  auto join = [&](caf::scoped_actor& who, bool stream) {
+    bool lead = false;
+    self->request(table, std::chrono::seconds(5), dedup_join_atom::value, key,
+                  caf::actor_cast<caf::actor>(who), stream)
+        .receive([&](bool l) { lead = l; }, [&](const caf::error& e) { FAIL(sys.render(e)); });
+    return lead;
+  };
+  CHECK(join(leader, false));
+  CHECK_FALSE(join(follower, true));
+  // A streaming follower: the leader is asked to attach it.
+  bool attached = false;
+  leader->receive([&](const dedup_attach& a) { attached = a.key == key; },
+                  caf::after(std::chrono::seconds(5)) >> [] {});
+  CHECK(attached);
+  self->send(table, dedup_done_atom::value, dedup_result{key, 200, "the answer", 1, 2});
+  std::string got;
+  follower->receive([&](const dedup_result& r) { got = r.body; },
+                    caf::after(std::chrono::seconds(5)) >> [] {});
+  CHECK(got == "the answer");
+  // The entry is gone: the next identical request leads again.
+  CHECK(join(follower, false));
+  caf::anon_send_exit(table, caf::exit_reason::user_shutdown);
+}
