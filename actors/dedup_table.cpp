@@ -21,7 +21,8 @@ void unlead(caf::stateful_actor<dedup_table_state>* self, const caf::actor& lead
 
 }  // namespace
 
-caf::behavior dedup_table(caf::stateful_actor<dedup_table_state>* self) {
+caf::behavior dedup_table(caf::stateful_actor<dedup_table_state>* self, uint32_t shard) {
+  self->state.shard = shard;
   // A leader lost before its answer (its node went down): its followers go alone.
   self->set_down_handler([self](const caf::down_msg& down) {
     auto& in_flight = self->state.in_flight;

@@ -33,9 +33,12 @@ struct dedup_table_state {
   /// actor that leads many requests does not collect monitors).
   std::unordered_map<caf::actor_addr, uint32_t> led;
   uint64_t joins = 0;
+  uint32_t shard = 0;
   static inline const char* name = "dedup_table";
 };
 
-caf::behavior dedup_table(caf::stateful_actor<dedup_table_state>* self);
+/// `shard` is this table's index among the node's tables (a spawn argument also keeps CAF 0.17
+/// from dereferencing an empty argument tuple: FACTS, UBSan).
+caf::behavior dedup_table(caf::stateful_actor<dedup_table_state>* self, uint32_t shard);
 
 }  // namespace tc::actors

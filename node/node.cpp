@@ -205,7 +205,7 @@ void gateway::start() {
   d.pipeline->cache.shards = d.cache_shards;
   if (s.cache.enabled && s.cache.dedup) {
     for (uint32_t i = 0; i < s.cache.shards; ++i)
-      d.dedup_tables.push_back(d.system.spawn(actors::dedup_table));
+      d.dedup_tables.push_back(d.system.spawn(actors::dedup_table, i));
   }
   d.pipeline->cache.dedup = s.cache.dedup;
   d.pipeline->cache.dedup_tables = d.dedup_tables;

@@ -186,7 +186,7 @@ TEST_CASE("dedup_table: the first is the leader, the rest follow and get its ans
   quiet_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
-  auto table = sys.spawn(dedup_table);
+  auto table = sys.spawn(dedup_table, uint32_t{0});
   const canonical::digest key = canonical::digest_of("request");
   caf::scoped_actor leader{sys}, follower{sys};
   auto join = [&](caf::scoped_actor& who, bool stream) {
