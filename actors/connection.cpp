@@ -71,21 +71,27 @@ bool canonicalize(connection_state& st) {
   st.store = !st.meta.no_store;
   const bool query_tiers = !embeddings && !st.key.query_text.empty() &&
                            (st.key.single_turn || cache.semantic_multi_turn);
-  if (query_tiers && (cache.template_tier || cache.semantic_tier)) {
-    // With history, the history must match exactly: it joins the namespace.
-    st.ns = st.key.single_turn
-                ? st.key.namespace_hash
-                : canonical::hasher{}.add(st.key.namespace_hash).add(st.key.history_hash).finish();
-    if (cache.template_tier) {
-      canonical::templated t = canonical::make_template(st.key.query_text);
-      canonical::hasher h;
-      h.add("template").add(st.ns).add(t.text);
-      for (const auto& s : t.slots) h.add(uint64_t{static_cast<uint8_t>(s.kind)}).add(s.value);
-      st.template_key = h.finish();
-    }
-    if (cache.semantic_tier) st.guard = guard_text(st.key.query_text);
-  }
+  st.query_tiers = query_tiers && (cache.template_tier || cache.semantic_tier);
   return !st.meta.no_cache;
+}
+
+/// The template key and the semantic guard, computed only once the exact tier has missed
+/// (an exact hit never needs them).
+void prepare_query_tiers(connection_state& st) {
+  if (!st.query_tiers || !st.ns.empty()) return;
+  const cache_plan& cache = st.ctx->cache;
+  // With history, the history must match exactly: it joins the namespace.
+  st.ns = st.key.single_turn
+              ? st.key.namespace_hash
+              : canonical::hasher{}.add(st.key.namespace_hash).add(st.key.history_hash).finish();
+  if (cache.template_tier) {
+    canonical::templated t = canonical::make_template(st.key.query_text);
+    canonical::hasher h;
+    h.add("template").add(st.ns).add(t.text);
+    for (const auto& s : t.slots) h.add(uint64_t{static_cast<uint8_t>(s.kind)}).add(s.value);
+    st.template_key = h.finish();
+  }
+  if (cache.semantic_tier) st.guard = guard_text(st.key.query_text);
 }
 
 /// Step 9: the upstream call for the chosen route.
@@ -121,6 +127,7 @@ void end_request(connection_state& st) {
   st.guard.clear();
   st.embedding.clear();
   st.store = false;
+  st.query_tiers = false;
   st.from_cache = false;
   st.leading = false;
   st.following = false;
@@ -140,8 +147,14 @@ const cache_shard_actor& owner(const connection_state& st, const canonical::dige
   return shards[shard_of(key, static_cast<uint32_t>(shards.size()))];
 }
 
-std::chrono::milliseconds lookup_timeout(const connection_state& st) {
-  return std::chrono::milliseconds(st.ctx->cache.lookup_timeout_ms);
+/// How long to wait for a shard or table. A local one always answers (or, if it is gone, CAF
+/// answers with an error at once), so no timeout is armed: each armed timeout wakes CAF 0.17's
+/// clock thread, measured as a context switch per request on the cache-hit path. Remote ones
+/// (cluster) get cache.lookup_timeout_ms.
+template <class Handle>
+caf::duration lookup_timeout(self_ptr self, const Handle& target) {
+  if (target.node() == self->node()) return caf::infinite;
+  return caf::duration{std::chrono::milliseconds(self->state.ctx->cache.lookup_timeout_ms)};
 }
 
 /// Steps 1-6 for one request; step 6 continues asynchronously when the cache is asked.
@@ -170,7 +183,8 @@ void run(self_ptr self) {
 void lookup_exact(self_ptr self) {
   auto& st = self->state;
   st.lookup_start_ns = now_ns();
-  self->request(owner(st, st.exact_key), lookup_timeout(st), cache_get_atom::value, st.exact_key)
+  const auto& shard = owner(st, st.exact_key);
+  self->request(shard, lookup_timeout(self, shard), cache_get_atom::value, st.exact_key)
       .then(
           [self](cache_hit& hit) {
             if (hit.found) return serve_hit(self, hit);
@@ -182,6 +196,7 @@ void lookup_exact(self_ptr self) {
 /// Exact miss: the template and semantic pointers, in the shard that owns the namespace.
 void lookup_pointers(self_ptr self) {
   auto& st = self->state;
+  prepare_query_tiers(st);
   if (st.template_key.empty() && st.guard.empty()) return dispatch(self);
   cache_probe probe;
   probe.ns = st.ns;
@@ -192,7 +207,8 @@ void lookup_pointers(self_ptr self) {
     probe.guard = st.guard;
     probe.threshold = st.route->semantic_threshold;
   }
-  self->request(owner(st, st.ns), lookup_timeout(st), cache_find_atom::value, std::move(probe))
+  const auto& shard = owner(st, st.ns);
+  self->request(shard, lookup_timeout(self, shard), cache_find_atom::value, std::move(probe))
       .then(
           [self](cache_hit& pointer) {
             if (!pointer.found) return dispatch(self);
@@ -204,8 +220,8 @@ void lookup_pointers(self_ptr self) {
 /// A template or semantic pointer: the answer itself lives under its exact key.
 void fetch_pointed(self_ptr self, const cache_hit& pointer) {
   auto& st = self->state;
-  self->request(owner(st, pointer.exact_key), lookup_timeout(st), cache_get_atom::value,
-                pointer.exact_key)
+  const auto& shard = owner(st, pointer.exact_key);
+  self->request(shard, lookup_timeout(self, shard), cache_get_atom::value, pointer.exact_key)
       .then(
           [self, tier = pointer.tier, sim = pointer.similarity](cache_hit& hit) {
             if (!hit.found) return dispatch(self);  // the answer left before its pointer
@@ -257,7 +273,7 @@ void dispatch(self_ptr self) {
   if (!st.ctx->cache.dedup || tables.empty() || st.exact_key.empty()) return call_upstream(self);
   if (st.lookup_start_ns == 0) st.lookup_start_ns = now_ns();
   const auto& table = tables[shard_of(st.exact_key, static_cast<uint32_t>(tables.size()))];
-  self->request(table, lookup_timeout(st), dedup_join_atom::value, st.exact_key,
+  self->request(table, lookup_timeout(self, table), dedup_join_atom::value, st.exact_key,
                 caf::actor_cast<caf::actor>(self), st.req.stream)
       .then(
           [self](bool leader) {
@@ -343,6 +359,7 @@ void settle(self_ptr self, request_outcome& outcome) {
                dedup_done_atom::value, std::move(r));
   }
   if (st.store && !st.from_cache && outcome.answer_cacheable && st.route != nullptr) {
+    prepare_query_tiers(st);  // a no-cache request skipped the lookup that computes them
     const model_route& r = *st.route;
     const uint32_t ttl =
         st.meta.cache_ttl_s != 0 ? std::min(st.meta.cache_ttl_s, r.cache_ttl_s) : r.cache_ttl_s;

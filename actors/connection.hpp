@@ -95,6 +95,7 @@ struct connection_state {
   std::string guard;               ///< the semantic guard, as text
   std::vector<float> embedding;    ///< computed on an exact miss (semantic tier only)
   bool store = false;              ///< step 13 stores a cacheable answer
+  bool query_tiers = false;        ///< the template/semantic tiers apply (keys made lazily)
   bool from_cache = false;         ///< answered by step 6 or by a dedup leader
   bool leading = false;            ///< step 7: the leader of identical requests in flight
   bool following = false;          ///< step 7: waiting on a leader's answer
