@@ -34,6 +34,27 @@
 #include <utility>
 
 namespace tc::canonical {
+
+const char* kind_name(slot_kind k) {
+  switch (k) {
+    case slot_kind::number:
+      return "number";
+    case slot_kind::date:
+      return "date";
+    case slot_kind::money:
+      return "money";
+    case slot_kind::email:
+      return "email";
+    case slot_kind::phone:
+      return "phone";
+    case slot_kind::id:
+      return "id";
+    case slot_kind::quoted:
+      return "quoted";
+  }
+  return "slot";
+}
+
 namespace {
 
 constexpr size_t npos = std::string_view::npos;
@@ -103,26 +124,6 @@ int small_int(std::string_view s, size_t i, size_t len) {
   int v = 0;
   for (size_t k = 0; k < len; ++k) v = v * 10 + (s[i + k] - '0');
   return v;
-}
-
-const char* kind_name(slot_kind k) {
-  switch (k) {
-    case slot_kind::number:
-      return "number";
-    case slot_kind::date:
-      return "date";
-    case slot_kind::money:
-      return "money";
-    case slot_kind::email:
-      return "email";
-    case slot_kind::phone:
-      return "phone";
-    case slot_kind::id:
-      return "id";
-    case slot_kind::quoted:
-      return "quoted";
-  }
-  return "slot";
 }
 
 bool valid_date(int y, int m, int d) {

@@ -12,6 +12,9 @@ namespace tc::canonical {
 
 enum class slot_kind : uint8_t { number, date, money, email, phone, id, quoted };
 
+/// The kind's name as it appears in a template placeholder: "number" for {number} ...
+const char* kind_name(slot_kind k);
+
 /// One value taken out of a query, in a normal form so that equal values compare equal
 /// ("1,000" and "1000" -> "1000"; "$5" and "5 USD" -> "USD 5"; "2026-11-21", "21 Nov 2026",
 /// "November 21, 2026" -> "2026-11-21"; emails lower-cased; phone digits only).

@@ -7,6 +7,7 @@
 #include "protocol/openai/request.hpp"
 
 #include "protocol/openai/json_document.hpp"
+#include "protocol/openai/json_scan.hpp"
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
@@ -656,60 +657,10 @@ api_error not_json(rapidjson::ParseErrorCode code, std::size_t offset) {
 
 // --- with_model helpers: a scanner for the top-level object only ---
 
-/// Advances `i` past the string whose opening quote is at `i`. False if unterminated.
-bool skip_string(std::string_view s, std::size_t& i) {
-  std::size_t j = i + 1;
-  for (;;) {
-    const void* q = std::memchr(s.data() + j, '"', s.size() - j);
-    if (q == nullptr) return false;
-    std::size_t k = static_cast<const char*>(q) - s.data();
-    std::size_t backslashes = 0;
-    while (k - backslashes > i + 1 && s[k - backslashes - 1] == '\\') ++backslashes;
-    if (backslashes % 2 == 0) {
-      i = k + 1;
-      return true;
-    }
-    j = k + 1;
-  }
-}
-
-bool is_ws(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-void skip_ws(std::string_view s, std::size_t& i) {
-  while (i < s.size() && is_ws(s[i])) ++i;
-}
-
-/// Advances `i` past one JSON value (iteratively for containers). False if malformed.
-bool skip_value(std::string_view s, std::size_t& i) {
-  if (i >= s.size()) return false;
-  const char c = s[i];
-  if (c == '"') return skip_string(s, i);
-  if (c == '{' || c == '[') {
-    std::size_t depth = 0;
-    while (i < s.size()) {
-      const char d = s[i];
-      if (d == '"') {
-        if (!skip_string(s, i)) return false;
-        continue;
-      }
-      if (d == '{' || d == '[') {
-        ++depth;
-      } else if (d == '}' || d == ']') {
-        if (--depth == 0) {
-          ++i;
-          return true;
-        }
-      }
-      ++i;
-    }
-    return false;
-  }
-  const std::size_t start = i;
-  while (i < s.size() && !is_ws(s[i]) && s[i] != ',' && s[i] != '}' && s[i] != ']') ++i;
-  return i > start;
-}
+using json_scan::is_ws;
+using json_scan::skip_string;
+using json_scan::skip_value;
+using json_scan::skip_ws;
 
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {

@@ -27,6 +27,7 @@
 #include "protocol/openai/stream.hpp"
 
 #include "protocol/openai/json_document.hpp"
+#include "protocol/openai/json_scan.hpp"
 
 #include <rapidjson/document.h>
 #include <rapidjson/reader.h>
@@ -1192,56 +1193,10 @@ std::string synthesize_stream(std::string_view response, bool include_usage, uin
 
 namespace {
 
-bool is_ws(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-void skip_ws(std::string_view s, std::size_t& i) {
-  while (i < s.size() && is_ws(s[i])) ++i;
-}
-
-/// Advances `i` past the string whose opening quote is at `i`. False if unterminated.
-bool skip_string(std::string_view s, std::size_t& i) {
-  for (std::size_t j = i + 1; j < s.size(); ++j) {
-    if (s[j] == '\\') {
-      ++j;
-    } else if (s[j] == '"') {
-      i = j + 1;
-      return true;
-    }
-  }
-  return false;
-}
-
-/// Advances `i` past one JSON value (containers by bracket depth). False if malformed.
-bool skip_value(std::string_view s, std::size_t& i) {
-  if (i >= s.size()) return false;
-  const char c = s[i];
-  if (c == '"') return skip_string(s, i);
-  if (c == '{' || c == '[') {
-    std::size_t depth = 0;
-    while (i < s.size()) {
-      const char d = s[i];
-      if (d == '"') {
-        if (!skip_string(s, i)) return false;
-        continue;
-      }
-      if (d == '{' || d == '[') {
-        ++depth;
-      } else if (d == '}' || d == ']') {
-        if (--depth == 0) {
-          ++i;
-          return true;
-        }
-      }
-      ++i;
-    }
-    return false;
-  }
-  const std::size_t start = i;
-  while (i < s.size() && !is_ws(s[i]) && s[i] != ',' && s[i] != '}' && s[i] != ']') ++i;
-  return i > start;
-}
+using json_scan::is_ws;
+using json_scan::skip_string;
+using json_scan::skip_value;
+using json_scan::skip_ws;
 
 /// True if the JSON string literal `raw` (without quotes) decodes to the ASCII `want`.
 bool key_equals(std::string_view raw, std::string_view want) {

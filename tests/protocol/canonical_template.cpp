@@ -14,6 +14,7 @@
 #include "protocol/canonical/template.hpp"
 
 using tc::canonical::guard;
+using tc::canonical::kind_name;
 using tc::canonical::make_guard;
 using tc::canonical::make_template;
 using tc::canonical::slot;
@@ -21,26 +22,6 @@ using tc::canonical::slot_kind;
 using tc::canonical::templated;
 
 namespace {
-
-const char* kind_name(slot_kind k) {
-  switch (k) {
-    case slot_kind::number:
-      return "number";
-    case slot_kind::date:
-      return "date";
-    case slot_kind::money:
-      return "money";
-    case slot_kind::email:
-      return "email";
-    case slot_kind::phone:
-      return "phone";
-    case slot_kind::id:
-      return "id";
-    case slot_kind::quoted:
-      return "quoted";
-  }
-  return "?";
-}
 
 std::string describe(const std::vector<slot>& slots) {
   std::string out;
