@@ -147,6 +147,12 @@ const cache_shard_actor& owner(const connection_state& st, const canonical::dige
   return shards[shard_of(key, static_cast<uint32_t>(shards.size()))];
 }
 
+/// The dedup_table that owns the request's key (sharded like the cache).
+const caf::actor& dedup_owner(const connection_state& st) {
+  const auto& tables = st.ctx->cache.dedup_tables;
+  return tables[shard_of(st.exact_key, static_cast<uint32_t>(tables.size()))];
+}
+
 /// How long to wait for a shard or table. A local one always answers (or, if it is gone, CAF
 /// answers with an error at once), so no timeout is armed: each armed timeout wakes CAF 0.17's
 /// clock thread, measured as a context switch per request on the cache-hit path. Remote ones
@@ -232,15 +238,21 @@ void fetch_pointed(self_ptr self, const cache_hit& pointer) {
           [self](caf::error&) { dispatch(self); });
 }
 
-void serve_hit(self_ptr self, cache_hit& hit) {
-  auto& st = self->state;
-  st.from_cache = true;
+/// A stored or shared answer addressed to this request's client, in the form it asked for.
+cached_reply reply_to_client(const connection_state& st, std::string body) {
   cached_reply reply;
   reply.to = st.to;
   reply.model = st.req.model;
-  reply.body = std::move(hit.body);
+  reply.body = std::move(body);
   reply.stream = st.req.stream;
   reply.include_usage = st.req.include_usage;
+  return reply;
+}
+
+void serve_hit(self_ptr self, cache_hit& hit) {
+  auto& st = self->state;
+  st.from_cache = true;
+  cached_reply reply = reply_to_client(st, std::move(hit.body));
   switch (static_cast<cache_tier>(hit.tier)) {
     case cache_tier::exact:
       reply.tier = "exact";
@@ -272,7 +284,7 @@ void dispatch(self_ptr self) {
   const auto& tables = st.ctx->cache.dedup_tables;
   if (!st.ctx->cache.dedup || tables.empty() || st.exact_key.empty()) return call_upstream(self);
   if (st.lookup_start_ns == 0) st.lookup_start_ns = now_ns();
-  const auto& table = tables[shard_of(st.exact_key, static_cast<uint32_t>(tables.size()))];
+  const auto& table = dedup_owner(st);
   self->request(table, lookup_timeout(self, table), dedup_join_atom::value, st.exact_key,
                 caf::actor_cast<caf::actor>(self), st.req.stream)
       .then(
@@ -296,13 +308,8 @@ void serve_leader_result(self_ptr self, dedup_result& r) {
     return call_upstream(self);
   }
   st.from_cache = true;
-  cached_reply reply;
-  reply.to = st.to;
+  cached_reply reply = reply_to_client(st, std::move(r.body));
   reply.status = r.status;
-  reply.model = st.req.model;
-  reply.body = std::move(r.body);
-  reply.stream = st.req.stream;
-  reply.include_usage = st.req.include_usage;
   reply.cache_header = "dedup";
   reply.tier = "dedup";
   reply.prompt_tokens = r.prompt_tokens;
@@ -354,9 +361,7 @@ void settle(self_ptr self, request_outcome& outcome) {
       r.body = openai::error_body(
           openai::upstream_error("The identical request this one joined did not complete."));
     }
-    const auto& tables = st.ctx->cache.dedup_tables;
-    self->send(tables[shard_of(st.exact_key, static_cast<uint32_t>(tables.size()))],
-               dedup_done_atom::value, std::move(r));
+    self->send(dedup_owner(st), dedup_done_atom::value, std::move(r));
   }
   if (st.store && !st.from_cache && outcome.answer_cacheable && st.route != nullptr) {
     prepare_query_tiers(st);  // a no-cache request skipped the lookup that computes them

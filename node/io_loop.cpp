@@ -712,9 +712,7 @@ struct io_loop::impl {
     }
     if (c.end) {
       if (c.cut) {
-        out += "event: error\ndata: ";
-        out += c.error;
-        out += "\n\n";
+        out += openai::sse_error(c.error);
         p.stream_cut = true;
       } else {
         out += openai::sse_done;
@@ -745,7 +743,7 @@ struct io_loop::impl {
     p.error_body = openai::error_body(err);
     end_followers(p, true, p.error_body);
     if (!p.client_gone) {
-      p.client.write(openai::sse_error(err));
+      p.client.write(openai::sse_error(p.error_body));
       p.client.end();
     }
     ctx.metrics->streams_cut_total.Add({{"provider", p.provider}}).Increment();

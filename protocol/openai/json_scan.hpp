@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string_view>
 
@@ -63,6 +64,27 @@ inline bool skip_value(std::string_view s, std::size_t& i) {
   const std::size_t start = i;
   while (i < s.size() && !is_ws(s[i]) && s[i] != ',' && s[i] != '}' && s[i] != ']') ++i;
   return i > start;
+}
+
+/// Reads the 4 hex digits at `i` (of a \uXXXX escape) into `v`. False if there are fewer than
+/// 4 or one is not a hex digit.
+inline bool hex4(std::string_view s, std::size_t i, uint32_t& v) {
+  if (i + 4 > s.size()) return false;
+  v = 0;
+  for (std::size_t k = i; k < i + 4; ++k) {
+    const char c = s[k];
+    v <<= 4;
+    if (c >= '0' && c <= '9') {
+      v |= static_cast<uint32_t>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      v |= static_cast<uint32_t>(c - 'a' + 10);
+    } else if (c >= 'A' && c <= 'F') {
+      v |= static_cast<uint32_t>(c - 'A' + 10);
+    } else {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace tc::openai::json_scan

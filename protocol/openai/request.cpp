@@ -680,24 +680,7 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-bool hex4(std::string_view s, std::size_t i, uint32_t& v) {
-  if (i + 4 > s.size()) return false;
-  v = 0;
-  for (std::size_t k = i; k < i + 4; ++k) {
-    const char c = s[k];
-    v <<= 4;
-    if (c >= '0' && c <= '9') {
-      v |= static_cast<uint32_t>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      v |= static_cast<uint32_t>(c - 'a' + 10);
-    } else if (c >= 'A' && c <= 'F') {
-      v |= static_cast<uint32_t>(c - 'A' + 10);
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
+using json_scan::hex4;
 
 /// Decodes the inside of a JSON string literal (without quotes). False if malformed.
 bool unescape(std::string_view raw, std::string& out) {

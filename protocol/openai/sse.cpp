@@ -187,14 +187,17 @@ std::string sse_data(std::string_view payload) {
   return out;
 }
 
-std::string sse_error(const api_error& e) {
-  std::string body = error_body(e);
+std::string sse_error(std::string_view envelope) {
   std::string out;
-  out.reserve(body.size() + 22);
+  out.reserve(envelope.size() + 22);
   out += "event: error\ndata: ";
-  out += body;
+  out += envelope;
   out += "\n\n";
   return out;
+}
+
+std::string sse_error(const api_error& e) {
+  return sse_error(error_body(e));
 }
 
 bool sse_splitter::feed(std::string_view bytes, const std::function<void(const event&)>& on_event) {

@@ -21,6 +21,8 @@ std::string sse_data(std::string_view payload);
 
 /// `event: error\ndata: <error envelope>\n\n`: the end of a stream that failed mid-way.
 std::string sse_error(const api_error& e);
+/// The same event for an envelope already serialized (a dedup leader's error, relayed).
+std::string sse_error(std::string_view envelope);
 
 /// Splits an incoming byte stream into SSE events, across arbitrary chunk boundaries.
 /// Handles \n, \r\n and \r line ends, multi-line data, comments and the `event:` field.

@@ -1207,21 +1207,8 @@ bool key_equals(std::string_view raw, std::string_view want) {
       if (++i >= raw.size()) return false;
       switch (raw[i]) {
         case 'u': {
-          if (i + 4 >= raw.size()) return false;
-          unsigned cp = 0;
-          for (std::size_t h = i + 1; h <= i + 4; ++h) {
-            const char x = raw[h];
-            cp <<= 4;
-            if (x >= '0' && x <= '9') {
-              cp |= static_cast<unsigned>(x - '0');
-            } else if (x >= 'a' && x <= 'f') {
-              cp |= static_cast<unsigned>(x - 'a' + 10);
-            } else if (x >= 'A' && x <= 'F') {
-              cp |= static_cast<unsigned>(x - 'A' + 10);
-            } else {
-              return false;
-            }
-          }
+          uint32_t cp = 0;
+          if (!json_scan::hex4(raw, i + 1, cp)) return false;
           if (cp >= 0x80) return false;  // `want` is ASCII
           c = static_cast<char>(cp);
           i += 4;
