@@ -10,6 +10,8 @@ find_package(tomlplusplus CONFIG REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(OpenSSL REQUIRED)
+# librocksdb-dev's config needs gflags, snappy, zlib, bz2, lz4 and zstd dev packages (setup).
+find_package(RocksDB CONFIG REQUIRED)
 
 # libcaf-dev 0.17 ships no CMake config and no .pc file.
 find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)

@@ -1,0 +1,256 @@
+// The node's RocksDB database: column families, status mapping, batches, scans.
+//
+// Contract notes beyond the header:
+// - open() also opens any column family the DB already has beyond ours (RocksDB refuses to open
+//   a DB without naming all of them), so a DB written by a newer build still opens.
+// - A second open() of a path already open in this process fails (RocksDB's LOCK file) with
+//   io_error; it never touches the first instance.
+// - write() leaves the batch as it was (the caller may retry it or drop it); an empty batch is
+//   not written and returns ok.
+// - multi_get() leaves values[i] empty for every key that is not ok.
+// - scan_range() with to <= from visits nothing.
+// - Every family gets 10-bit-per-key Bloom filters (a table setting: old files keep theirs).
+// - Thread-safe as RocksDB is: calls may come from several detached actors at once.
+#include "actors/store.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/status.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tc::actors {
+
+namespace {
+
+constexpr std::array<const char*, 6> kFamilyNames = {"keys",  "tenants", "ledger",
+                                                     "audit", "quota",   "meta"};
+constexpr size_t kFamilies = kFamilyNames.size();
+
+rocksdb::Slice slice(std::string_view s) {
+  return rocksdb::Slice(s.data(), s.size());
+}
+
+std::string_view view(const rocksdb::Slice& s) {
+  return std::string_view(s.data(), s.size());
+}
+
+store::status to_status(const rocksdb::Status& s) {
+  using code = store::status::code;
+  store::status out;
+  if (s.ok()) return out;
+  if (s.IsNotFound()) {
+    out.value = code::not_found;
+  } else if (s.IsIOError()) {
+    out.value = code::io_error;
+  } else if (s.IsCorruption()) {
+    out.value = code::corruption;
+  } else if (s.IsInvalidArgument()) {
+    out.value = code::invalid;
+  } else if (s.IsBusy() || s.IsTryAgain()) {
+    out.value = code::busy;
+  } else {
+    out.value = code::other;
+  }
+  out.message = s.ToString();
+  return out;
+}
+
+}  // namespace
+
+// ---- batch ----
+
+struct store::batch::impl {
+  struct op {
+    family f;
+    bool del;
+    std::string key;
+    std::string value;
+  };
+  std::vector<op> ops;
+};
+
+store::batch::batch() : impl_(std::make_unique<impl>()) {}
+store::batch::~batch() = default;
+store::batch::batch(batch&&) noexcept = default;
+store::batch& store::batch::operator=(batch&&) noexcept = default;
+
+void store::batch::put(family f, std::string_view key, std::string_view value) {
+  if (!impl_) impl_ = std::make_unique<impl>();  // a moved-from batch is usable again
+  impl_->ops.push_back({f, false, std::string(key), std::string(value)});
+}
+
+void store::batch::del(family f, std::string_view key) {
+  if (!impl_) impl_ = std::make_unique<impl>();
+  impl_->ops.push_back({f, true, std::string(key), {}});
+}
+
+size_t store::batch::count() const {
+  return impl_ ? impl_->ops.size() : 0;
+}
+
+// ---- store ----
+
+struct store::impl {
+  std::unique_ptr<rocksdb::Env> memory_env;  // path "": an in-memory file system (outlives db)
+  std::string path;
+  rocksdb::WriteOptions write_options;
+  std::unique_ptr<rocksdb::DB> db;
+  std::array<rocksdb::ColumnFamilyHandle*, kFamilies> families{};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // every handle opened, ours included
+
+  rocksdb::ColumnFamilyHandle* cf(family f) const { return families[static_cast<size_t>(f)]; }
+
+  ~impl() {
+    if (!db) return;
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    handles.clear();
+    (void)db->Close();  // nothing to do with a failure here: the WAL already holds every write
+    db.reset();
+  }
+};
+
+store::store() : impl_(std::make_unique<impl>()) {}
+store::~store() = default;
+
+std::unique_ptr<store> store::open(const std::string& path, bool fsync, status& error) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  // Bloom filters: most point lookups (idempotency checks, key auth) are for absent or recent
+  // keys, which without a filter read an index and a data block from every level.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  // Our families, plus whatever the DB already has (which must all be named to open it).
+  std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};
+  for (const char* n : kFamilyNames) names.emplace_back(n);
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(options, path, &existing).ok()) {
+    for (auto& n : existing)
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.reserve(names.size());
+  for (auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions(options));
+
+  std::unique_ptr<store> s(new store());
+  std::string db_path = path;
+  if (path.empty()) {
+    // In memory: the same engine on a private in-memory file system, gone at close.
+    s->impl_->memory_env.reset(rocksdb::NewMemEnv(rocksdb::Env::Default()));
+    options.env = s->impl_->memory_env.get();
+    db_path = "/tokenschain-memory";
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status st = rocksdb::DB::Open(options, db_path, descriptors, &s->impl_->handles, &raw);
+  if (!st.ok()) {
+    error = to_status(st);
+    return nullptr;
+  }
+  s->impl_->db.reset(raw);
+  if (s->impl_->handles.size() != names.size()) {
+    error = {status::code::other, "rocksdb returned " + std::to_string(s->impl_->handles.size()) +
+                                      " column family handles for " + std::to_string(names.size()) +
+                                      " families"};
+    return nullptr;  // ~impl releases what was opened
+  }
+  for (size_t i = 0; i < kFamilies; ++i) s->impl_->families[i] = s->impl_->handles[i + 1];
+  s->impl_->path = path;
+  s->impl_->write_options.sync = fsync;
+  s->impl_->write_options.disableWAL = false;
+  error = {};
+  return s;
+}
+
+store::status store::put(family f, std::string_view key, std::string_view value) {
+  return to_status(impl_->db->Put(impl_->write_options, impl_->cf(f), slice(key), slice(value)));
+}
+
+store::status store::del(family f, std::string_view key) {
+  return to_status(impl_->db->Delete(impl_->write_options, impl_->cf(f), slice(key)));
+}
+
+store::status store::get(family f, std::string_view key, std::string& value) const {
+  return to_status(impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(f), slice(key), &value));
+}
+
+std::vector<store::status> store::multi_get(family f, const std::vector<std::string>& keys,
+                                            std::vector<std::string>& values) const {
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs(keys.size(), impl_->cf(f));
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (const auto& k : keys) slices.emplace_back(k);
+  values.clear();
+  std::vector<rocksdb::Status> st =
+      impl_->db->MultiGet(rocksdb::ReadOptions(), cfs, slices, &values);
+  values.resize(keys.size());
+  std::vector<status> out;
+  out.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    out.push_back(i < st.size() ? to_status(st[i])
+                                : status{status::code::other, "rocksdb: missing MultiGet status"});
+    if (!out.back().ok()) values[i].clear();
+  }
+  return out;
+}
+
+store::status store::write(batch& b) {
+  if (b.count() == 0) return {};
+  rocksdb::WriteBatch wb;
+  for (const auto& op : b.impl_->ops) {
+    rocksdb::Status st = op.del ? wb.Delete(impl_->cf(op.f), slice(op.key))
+                                : wb.Put(impl_->cf(op.f), slice(op.key), slice(op.value));
+    if (!st.ok()) return to_status(st);
+  }
+  return to_status(impl_->db->Write(impl_->write_options, &wb));
+}
+
+store::status store::scan(
+    family f, std::string_view prefix,
+    const std::function<bool(std::string_view, std::string_view)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(f)));
+  for (it->Seek(slice(prefix)); it->Valid(); it->Next()) {
+    const std::string_view key = view(it->key());
+    if (key.substr(0, prefix.size()) != prefix) break;
+    if (!visit(key, view(it->value()))) break;
+  }
+  return to_status(it->status());
+}
+
+store::status store::scan_range(
+    family f, std::string_view from, std::string_view to,
+    const std::function<bool(std::string_view, std::string_view)>& visit) const {
+  if (to <= from) return {};
+  const rocksdb::Slice upper = slice(to);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf(f)));
+  for (it->Seek(slice(from)); it->Valid(); it->Next()) {
+    const std::string_view key = view(it->key());
+    if (key >= to) break;  // the bound already stops it; kept as the contract's own check
+    if (!visit(key, view(it->value()))) break;
+  }
+  return to_status(it->status());
+}
+
+store::status store::sync_wal() {
+  return to_status(impl_->db->FlushWAL(true));
+}
+
+const std::string& store::path() const {
+  return impl_->path;
+}
+
+}  // namespace tc::actors
