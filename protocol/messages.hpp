@@ -12,6 +12,8 @@
 
 #include <caf/all.hpp>
 
+#include "protocol/accounts/accounts.hpp"
+#include "protocol/billing/usage.hpp"
 #include "protocol/canonical/hash.hpp"
 #include "protocol/openai/error.hpp"
 #include "protocol/openai/request.hpp"
@@ -58,12 +60,30 @@ struct request_meta {
   bool no_cache = false;     ///< Cache-Control: no-cache (answer fresh; the answer may be stored)
   bool no_store = false;     ///< Cache-Control: no-store (do not store the answer)
   uint32_t cache_ttl_s = 0;  ///< x-tc-cache-ttl; 0 = the model's TTL
+  std::string api_key;       ///< the bearer token as sent (never logged, never forwarded)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_meta& x) {
   return f(caf::meta::type_name("tc::request_meta"), x.request_id, x.no_cache, x.no_store,
-           x.cache_ttl_s);
+           x.cache_ttl_s, x.api_key);
+}
+
+/// OpenAI's x-ratelimit-* values for one response (from the tightest limit of its scopes).
+/// A limit of 0 means no such limit applies: those three headers are left out.
+struct rate_headers {
+  uint64_t limit_requests = 0;
+  uint64_t remaining_requests = 0;
+  uint32_t reset_requests_ms = 0;
+  uint64_t limit_tokens = 0;
+  uint64_t remaining_tokens = 0;
+  uint32_t reset_tokens_ms = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rate_headers& x) {
+  return f(caf::meta::type_name("tc::rate_headers"), x.limit_requests, x.remaining_requests,
+           x.reset_requests_ms, x.limit_tokens, x.remaining_tokens, x.reset_tokens_ms);
 }
 
 /// connection -> I/O loop: perform this upstream call and relay its answer to the client
@@ -82,13 +102,14 @@ struct upstream_plan {
   bool dedup_leader = false;     ///< followers may wait on it: a client leaving does not cancel it
   bool strip_usage = false;      ///< the body asks for stream usage the client did not ask for
   uint64_t cache_lookup_ns = 0;  ///< time the cache lookup took (0: no lookup)
+  rate_headers rate;             ///< the x-ratelimit-* headers of the response
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, upstream_plan& x) {
   return f(caf::meta::type_name("tc::upstream_plan"), x.to, x.provider, x.model, x.url, x.body,
            x.stream, x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms, x.capture,
-           x.dedup_leader, x.strip_usage, x.cache_lookup_ns);
+           x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate);
 }
 
 /// connection -> I/O loop: answer the client from the cache (DESIGN §2 step 6). The port sends
@@ -106,13 +127,14 @@ struct cached_reply {
   uint32_t completion_tokens = 0;
   uint64_t saved_cost_micros = 0;  ///< what the original call cost
   uint64_t cache_lookup_ns = 0;
+  rate_headers rate;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cached_reply& x) {
   return f(caf::meta::type_name("tc::cached_reply"), x.to, x.status, x.model, x.body, x.stream,
            x.include_usage, x.cache_header, x.tier, x.prompt_tokens, x.completion_tokens,
-           x.saved_cost_micros, x.cache_lookup_ns);
+           x.saved_cost_micros, x.cache_lookup_ns, x.rate);
 }
 
 /// How a request ended, as the I/O loop saw it. I/O loop -> connection, for settlement
@@ -300,6 +322,176 @@ typename Inspector::result_type inspect(Inspector& f, follow_chunk& x) {
            x.error);
 }
 
+// -- accounts, tenant_quota, ledger (issue 4) -----------------------------------------------
+
+}  // namespace tc
+
+namespace tc::accounts {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, limits& x) {
+  return f(caf::meta::type_name("tc::accounts::limits"), x.rpm, x.rpd, x.tpm, x.max_concurrent,
+           x.burst_pct, x.daily_budget, x.monthly_budget, x.soft_budget);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tenant& x) {
+  return f(caf::meta::type_name("tc::accounts::tenant"), x.id, x.name, x.currency, x.price_factor,
+           x.cache_scope, x.priority, x.limit, x.model_limits, x.disabled, x.created_at);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, project& x) {
+  return f(caf::meta::type_name("tc::accounts::project"), x.tenant, x.id, x.name, x.limit,
+           x.created_at);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, api_key& x) {
+  return f(caf::meta::type_name("tc::accounts::api_key"), x.id, x.tenant, x.project, x.environment,
+           x.name, x.prefix, x.hash, x.created_at, x.expires_at, x.revoked_at, x.replaced_by,
+           x.grace_until, x.allowed_models, x.allowed_endpoints, x.priority, x.limit);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, admin_token& x) {
+  auto level = static_cast<uint8_t>(x.level);
+  auto restore = caf::meta::load_callback([&]() -> caf::error {
+    x.level = static_cast<role>(level > 2 ? 0 : level);
+    return caf::none;
+  });
+  return f(caf::meta::type_name("tc::accounts::admin_token"), x.id, x.name, level, x.prefix, x.hash,
+           x.created_at, x.revoked_at, restore);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, price& x) {
+  return f(caf::meta::type_name("tc::accounts::price"), x.provider, x.model, x.input_per_m,
+           x.cached_input_per_m, x.output_per_m, x.currency);
+}
+
+}  // namespace tc::accounts
+
+namespace tc::billing {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage_record& x) {
+  auto result = static_cast<uint8_t>(x.result);
+  auto restore = caf::meta::load_callback([&]() -> caf::error {
+    x.result = static_cast<outcome>(result > 6 ? 0 : result);
+    return caf::none;
+  });
+  return f(caf::meta::type_name("tc::billing::usage_record"), x.request_id, x.ts_ms, x.tenant,
+           x.project, x.key, x.model, x.provider, x.endpoint, x.status, result, x.prompt_tokens,
+           x.cached_tokens, x.completion_tokens, x.estimated, x.cost_micros, x.cost_currency,
+           x.charged_micros, x.charged_currency, x.saved_micros, restore);
+}
+
+}  // namespace tc::billing
+
+namespace tc {
+
+/// A change to the account tables, admin -> accounts actor (the tables' one writer).
+struct accounts_op {
+  enum kind : uint8_t {
+    create_tenant,
+    update_tenant,
+    delete_tenant,
+    create_project,
+    update_project,
+    delete_project,
+    create_key,
+    update_key,
+    revoke_key,
+    rotate_key,
+    create_admin_token,
+    revoke_admin_token,
+    put_price,
+    delete_price,
+  };
+  uint8_t op = 0;
+  accounts::tenant tenant;
+  accounts::project project;
+  accounts::api_key key;
+  accounts::admin_token admin;
+  accounts::price price;
+  std::string id;       ///< the object's id for deletes, revokes and rotations
+  int64_t grace_s = 0;  ///< rotate_key: how long the old key keeps working
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, accounts_op& x) {
+  return f(caf::meta::type_name("tc::accounts_op"), x.op, x.tenant, x.project, x.key, x.admin,
+           x.price, x.id, x.grace_s);
+}
+
+/// The accounts actor's answer to an accounts_op.
+struct accounts_result {
+  int status = 200;     ///< 200, 201, 404 (no such object), 409 (exists, or in use), 503 (store)
+  std::string message;  ///< why, when not 2xx
+  std::string param;
+  std::string json;    ///< the object after the change (accounts::to_json)
+  std::string secret;  ///< create_key, rotate_key, create_admin_token: shown once
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, accounts_result& x) {
+  return f(caf::meta::type_name("tc::accounts_result"), x.status, x.message, x.param, x.json,
+           x.secret);
+}
+
+// -- tenant_quota (actors/tenant_quota.hpp) -------------------------------------------------
+
+/// One scope a request counts against, with the limits that apply to it now. Limits travel
+/// with every request (from the node's replicated directory), so the book holds counters only.
+struct quota_scope {
+  std::string id;  ///< unique over all scopes: "t:acme", "p:acme/web", "k:key_..", "m:acme/gpt-4*"
+  accounts::limits limit;
+};
+
+/// Admission of one request: every scope is checked, and only if all admit is anything reserved.
+struct quota_ask {
+  std::vector<quota_scope> scopes;  ///< tenant first; empty limits still count usage
+  uint64_t tokens = 0;              ///< estimated input + output tokens to reserve against tpm
+  int64_t cost_micros = 0;          ///< estimated charge (tenant currency, 1e-6 units) to hold
+};
+
+/// The answer to a quota_ask.
+struct quota_verdict {
+  bool granted = false;
+  uint64_t ticket = 0;          ///< granted: give it back to settle()
+  int status = 0;               ///< denied: 429
+  std::string code;             ///< denied: rate_limit_exceeded | insufficient_quota
+  std::string message;          ///< denied: which limit of which scope, for people
+  uint32_t retry_after_s = 0;   ///< denied: when a retry can succeed (at least 1)
+  bool budget_warning = false;  ///< granted over a soft budget (under 120% of it)
+  // OpenAI's x-ratelimit-* values from the tightest request and token limits over all scopes,
+  // after this request; limit 0 = no such limit applies (the headers are left out).
+  uint64_t limit_requests = 0;
+  uint64_t remaining_requests = 0;
+  uint32_t reset_requests_ms = 0;  ///< until the window has room for one more request
+  uint64_t limit_tokens = 0;
+  uint64_t remaining_tokens = 0;
+  uint32_t reset_tokens_ms = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, quota_scope& x) {
+  return f(caf::meta::type_name("tc::quota_scope"), x.id, x.limit);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, quota_ask& x) {
+  return f(caf::meta::type_name("tc::quota_ask"), x.scopes, x.tokens, x.cost_micros);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, quota_verdict& x) {
+  return f(caf::meta::type_name("tc::quota_verdict"), x.granted, x.ticket, x.status, x.code,
+           x.message, x.retry_after_s, x.budget_warning, x.limit_requests, x.remaining_requests,
+           x.reset_requests_ms, x.limit_tokens, x.remaining_tokens, x.reset_tokens_ms);
+}
+
 /// The single type-ID block: registers every message type with the actor system.
 inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<openai::request>("tc::openai::request");
@@ -321,6 +513,19 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<dedup_result>("tc::dedup_result");
   cfg.add_message_type<dedup_events>("tc::dedup_events");
   cfg.add_message_type<follow_chunk>("tc::follow_chunk");
+  cfg.add_message_type<rate_headers>("tc::rate_headers");
+  cfg.add_message_type<accounts::limits>("tc::accounts::limits");
+  cfg.add_message_type<accounts::tenant>("tc::accounts::tenant");
+  cfg.add_message_type<accounts::project>("tc::accounts::project");
+  cfg.add_message_type<accounts::api_key>("tc::accounts::api_key");
+  cfg.add_message_type<accounts::admin_token>("tc::accounts::admin_token");
+  cfg.add_message_type<accounts::price>("tc::accounts::price");
+  cfg.add_message_type<billing::usage_record>("tc::billing::usage_record");
+  cfg.add_message_type<accounts_op>("tc::accounts_op");
+  cfg.add_message_type<accounts_result>("tc::accounts_result");
+  cfg.add_message_type<quota_scope>("tc::quota_scope");
+  cfg.add_message_type<quota_ask>("tc::quota_ask");
+  cfg.add_message_type<quota_verdict>("tc::quota_verdict");
 }
 
 }  // namespace tc

@@ -144,7 +144,7 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   out.error_body = "{}";
   round_trip(self, remote, out);
 
-  round_trip(self, remote, tc::request_meta{"req_1", true, true, 60});
+  round_trip(self, remote, tc::request_meta{"req_1", true, true, 60, "sk-tc-secret"});
 
   tc::cached_reply cr;
   cr.to = {0, 5};
@@ -173,6 +173,86 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   round_trip(self, remote, tc::dedup_result{d, 200, "answer", 1, 2});
   round_trip(self, remote, tc::dedup_events{d, {"a", "b"}, true, true, "err"});
   round_trip(self, remote, tc::follow_chunk{{1, 2}, {"x"}, true, true, false, "e"});
+
+  // Issue 4: accounts, quotas, usage.
+  round_trip(self, remote, tc::rate_headers{100, 99, 1500, 1000, 900, 20});
+  tc::accounts::limits lim{10, 20, 30, 4, 50, 1.5, 30.25, true};
+  round_trip(self, remote, lim);
+  tc::accounts::tenant t;
+  t.id = "acme";
+  t.name = "Acme";
+  t.currency = "USD";
+  t.price_factor = 0.9;
+  t.cache_scope = "shared1";
+  t.priority = 1;
+  t.limit = lim;
+  t.model_limits["gpt-4*"] = lim;
+  t.disabled = true;
+  t.created_at = 1763769600;
+  round_trip(self, remote, t);
+  round_trip(self, remote, tc::accounts::project{"acme", "web", "Web", lim, 17});
+  tc::accounts::api_key k;
+  k.id = "key_0123456789abcdef";
+  k.tenant = "acme";
+  k.project = "web";
+  k.environment = "dev";
+  k.name = "ci";
+  k.prefix = "sk-tc-AbCdEf";
+  k.hash = std::string(64, 'a');
+  k.created_at = 1;
+  k.expires_at = 2;
+  k.revoked_at = 3;
+  k.replaced_by = "key_x";
+  k.grace_until = 4;
+  k.allowed_models = {"sim-*", "gpt-?"};
+  k.allowed_endpoints = {"chat"};
+  k.priority = 0;
+  k.limit = lim;
+  round_trip(self, remote, k);
+  tc::accounts::admin_token at{"adm_1", "ops", tc::accounts::role::operator_, "tc-adm-x", "h",
+                               5,       6};
+  round_trip(self, remote, at);
+  tc::accounts::price pr{"sim", "Qwen/Qwen2.5", 2.0, 0.5, 8.0, "USD"};
+  round_trip(self, remote, pr);
+  tc::billing::usage_record rec;
+  rec.request_id = "req_1";
+  rec.ts_ms = 1763769600123;
+  rec.tenant = "acme";
+  rec.project = "web";
+  rec.key = "key_1";
+  rec.model = "sim-chat";
+  rec.provider = "sim";
+  rec.endpoint = "chat";
+  rec.status = 200;
+  rec.result = tc::billing::outcome::client_gone;
+  rec.prompt_tokens = 10;
+  rec.cached_tokens = 4;
+  rec.completion_tokens = 20;
+  rec.estimated = true;
+  rec.cost_micros = 1250;
+  rec.cost_currency = "USD";
+  rec.charged_micros = 9000;
+  rec.charged_currency = "CNY";
+  rec.saved_micros = 7;
+  round_trip(self, remote, rec);
+  tc::accounts_op op;
+  op.op = tc::accounts_op::rotate_key;
+  op.tenant = t;
+  op.key = k;
+  op.admin = at;
+  op.price = pr;
+  op.id = "key_1";
+  op.grace_s = 3600;
+  round_trip(self, remote, op);
+  round_trip(self, remote, tc::accounts_result{409, "exists", "id", "{}", "sk-tc-s"});
+  tc::quota_ask ask;
+  ask.scopes = {{"t:acme", lim}, {"k:key_1", tc::accounts::limits{}}};
+  ask.tokens = 300;
+  ask.cost_micros = 42;
+  round_trip(self, remote, ask);
+  round_trip(self, remote,
+             tc::quota_verdict{false, 7, 429, "rate_limit_exceeded", "slow down", 3, true, 100, 0,
+                               1500, 1000, 10, 20});
 }
 
 TEST_CASE("optional fields of a request survive the wire as absent or present") {
