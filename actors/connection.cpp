@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "actors/dedup_table.hpp"
+#include "actors/tenant_quota.hpp"
+#include "protocol/accounts/json.hpp"
 #include "protocol/canonical/template.hpp"
 #include "protocol/openai/stream.hpp"
 
@@ -14,10 +16,6 @@ namespace tc::actors {
 namespace {
 
 using self_ptr = caf::stateful_actor<connection_state>*;
-
-/// The cache scope of a request. Every request is the anonymous tenant's until API keys exist
-/// (issue 4); then the scope is the key's tenant, or a scope the tenant declares shared.
-constexpr std::string_view anonymous_scope = "tenant:anonymous";
 
 uint64_t now_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -54,6 +52,81 @@ std::string guard_text(std::string_view query) {
   return h.finish().hex();
 }
 
+std::string_view endpoint_name(openai::endpoint kind) {
+  switch (kind) {
+    case openai::endpoint::chat_completions:
+      return "chat";
+    case openai::endpoint::completions:
+      return "completions";
+    case openai::endpoint::embeddings:
+      return "embeddings";
+  }
+  return "chat";
+}
+
+/// "sk-tc-AbCdEf…" style, for messages: never the whole secret.
+std::string masked(std::string_view secret) {
+  if (secret.size() <= 10) return "****";
+  return std::string(secret.substr(0, 8)) + "****" + std::string(secret.substr(secret.size() - 2));
+}
+
+/// The list price of a route, with a price stored through the admin API winning.
+accounts::price price_of(const directory& dir, const model_route& r, const std::string& model) {
+  auto it = dir.prices.find(r.provider + "/" + model);
+  if (it != dir.prices.end()) return it->second;
+  accounts::price p;
+  p.provider = r.provider;
+  p.model = model;
+  p.input_per_m = r.price_input_per_m;
+  p.cached_input_per_m = r.price_cached_input_per_m;
+  p.output_per_m = r.price_output_per_m;
+  p.currency = r.currency;
+  return p;
+}
+
+/// A price per 1M tokens times tokens is the cost in micro-units of the price's currency.
+int64_t cost_of(const accounts::price& p, uint64_t prompt, uint64_t cached, uint64_t completion) {
+  const uint64_t uncached = prompt > cached ? prompt - cached : 0;
+  return static_cast<int64_t>(std::llround(p.input_per_m * static_cast<double>(uncached) +
+                                           p.cached_input_per_m * static_cast<double>(cached) +
+                                           p.output_per_m * static_cast<double>(completion)));
+}
+
+/// `micros` of `from` currency in the tenant's currency, times its price factor.
+int64_t charge_of(const account_plan& plan, const accounts::tenant* t, int64_t micros,
+                  const std::string& from) {
+  double v = static_cast<double>(micros);
+  const std::string& to = t != nullptr ? t->currency : from;
+  if (from == "USD" && to == "CNY") v *= plan.cny_per_usd;
+  if (from == "CNY" && to == "USD") v /= plan.cny_per_usd;
+  if (t != nullptr) v *= t->price_factor;
+  return static_cast<int64_t>(std::llround(v));
+}
+
+/// Step 2's scopes: the tenant, the project, the key and the tenant's model limit (the first
+/// glob that matches), each with its limits now.
+std::vector<quota_scope> scopes_of(const connection_state& st) {
+  std::vector<quota_scope> scopes;
+  const accounts::tenant* t = st.dir->tenant(st.tenant);
+  scopes.push_back({"t:" + st.tenant, t != nullptr ? t->limit : accounts::limits{}});
+  if (st.caller != nullptr) {
+    if (!st.caller->project.empty()) {
+      const accounts::project* p = st.dir->project(st.caller->tenant, st.caller->project);
+      if (p != nullptr) scopes.push_back({"p:" + st.tenant + "/" + p->id, p->limit});
+    }
+    scopes.push_back({"k:" + st.caller->id, st.caller->limit});
+  }
+  if (t != nullptr) {
+    for (const auto& [glob, l] : t->model_limits) {
+      if (accounts::glob_match(glob, st.req.model)) {
+        scopes.push_back({"m:" + st.tenant + "/" + glob, l});
+        break;
+      }
+    }
+  }
+  return scopes;
+}
+
 /// Step 5: the request's keys, and whether steps 6 and 13 apply to it.
 /// Returns true if the cache may answer it (step 6).
 bool canonicalize(connection_state& st) {
@@ -61,7 +134,7 @@ bool canonicalize(connection_state& st) {
   const model_route& r = *st.route;
   if (!cache.enabled || !r.cache || cache.shards.empty()) return false;
   std::string error;
-  if (!canonical::make_key(st.req, anonymous_scope, r.version, st.key, error)) return false;
+  if (!canonical::make_key(st.req, st.scope, r.version, st.key, error)) return false;
   // Embeddings are deterministic; chat and completions only at temperature 0 or with a seed,
   // unless the model says otherwise.
   const bool embeddings = st.req.kind == openai::endpoint::embeddings;
@@ -132,7 +205,15 @@ void end_request(connection_state& st) {
   st.leading = false;
   st.following = false;
   st.live = false;
+  st.deduped = false;
   st.lookup_start_ns = 0;
+  st.dir.reset();
+  st.caller = nullptr;
+  st.tenant.clear();
+  st.scope.clear();
+  st.ticket = 0;
+  st.rate = rate_headers{};
+  st.received_ms = 0;
 }
 
 void lookup_exact(self_ptr self);
@@ -163,21 +244,85 @@ caf::duration lookup_timeout(self_ptr self, const Handle& target) {
   return caf::duration{std::chrono::milliseconds(self->state.ctx->cache.lookup_timeout_ms)};
 }
 
-/// Steps 1-6 for one request; step 6 continues asynchronously when the cache is asked.
+/// Ends a request with an error before anything was reserved or called.
+void refuse(self_ptr self, openai::api_error&& error) {
+  auto& st = self->state;
+  st.ctx->ports.at(st.to.loop)->reject(st.to, std::move(error), st.rate);
+  end_request(st);
+}
+
+/// The tenant_quota shard that owns the request's tenant.
+const caf::actor& quota_owner(const connection_state& st) {
+  const auto& shards = st.ctx->accounts.quota;
+  return shards[tenant_shard(st.tenant, shards.size())];
+}
+
+void admit(self_ptr self);
+void after_admission(self_ptr self);
+
+/// Steps 1-6 for one request; steps 2 and 6 continue asynchronously when an actor is asked.
 void run(self_ptr self) {
   auto& st = self->state;
-  io_port& port = *st.ctx->ports.at(st.to.loop);
-
-  // 1 auth          pass-through: the anonymous tenant (issue 4 adds keys)
-  // 2 admission     pass-through: no quotas yet (issue 4: tenant_quota.reserve)
-  // 3 validate      the model is known and serves this endpoint
+  st.received_ms = unix_ms();
+  // 1 auth          the caller's key (or the anonymous tenant), its endpoint and models
+  st.dir = st.ctx->accounts.directory->get();
   openai::api_error error;
+  if (!authenticate(st.ctx->accounts, *st.dir, st.meta.api_key, endpoint_name(st.req.kind),
+                    st.req.model, st.received_ms / 1000, st.caller, st.tenant, error))
+    return refuse(self, std::move(error));
+  const accounts::tenant* t = st.dir->tenant(st.tenant);
+  st.scope =
+      t != nullptr && !t->cache_scope.empty() ? "shared:" + t->cache_scope : "tenant:" + st.tenant;
+  // 3 validate      the model is known and serves this endpoint (before 2: the reservation
+  //                 is priced by the model)
   st.route = validate(*st.ctx, st.req, error);
-  if (st.route == nullptr) {
-    port.reject(st.to, std::move(error));
-    end_request(st);
-    return;
-  }
+  if (st.route == nullptr) return refuse(self, std::move(error));
+  // 2 admission     every scope's limits checked and reserved in one step at the owner
+  admit(self);
+}
+
+void admit(self_ptr self) {
+  auto& st = self->state;
+  std::vector<quota_scope> scopes = scopes_of(st);
+  bool limited = false;
+  for (const auto& sc : scopes) limited = limited || !sc.limit.empty();
+  if (!limited || st.ctx->accounts.quota.empty()) return after_admission(self);
+  quota_ask ask;
+  ask.scopes = std::move(scopes);
+  // Reserved from an estimate, settled to the actual usage: the input at ~3 characters a
+  // token (over-counts English, the safe side), plus the most the answer may take.
+  const uint64_t completion = st.req.max_tokens != 0 ? st.req.max_tokens : 256;
+  ask.tokens = st.req.input_chars / 3 + 1 + completion;
+  const accounts::price price = price_of(*st.dir, *st.route, st.req.model);
+  ask.cost_micros =
+      charge_of(st.ctx->accounts, st.dir->tenant(st.tenant),
+                cost_of(price, ask.tokens - completion, 0, completion), price.currency);
+  const auto& shard = quota_owner(st);
+  self->request(shard, lookup_timeout(self, shard), std::move(ask))
+      .then(
+          [self](quota_verdict& v) {
+            auto& st = self->state;
+            st.rate.limit_requests = v.limit_requests;
+            st.rate.remaining_requests = v.remaining_requests;
+            st.rate.reset_requests_ms = v.reset_requests_ms;
+            st.rate.limit_tokens = v.limit_tokens;
+            st.rate.remaining_tokens = v.remaining_tokens;
+            st.rate.reset_tokens_ms = v.reset_tokens_ms;
+            if (!v.granted)
+              return refuse(self, openai::rate_limited(std::move(v.code), std::move(v.message),
+                                                       v.retry_after_s));
+            st.ticket = v.ticket;
+            after_admission(self);
+          },
+          [self](caf::error&) {
+            // The owner of the tenant's counters is gone: refuse rather than admit unmetered.
+            refuse(self, openai::service_unavailable(
+                             "The quota service is unavailable; retry shortly.", 1));
+          });
+}
+
+void after_admission(self_ptr self) {
+  auto& st = self->state;
   // 4 moderate in   pass-through (issue 5: moderator.check)
   // 5 canonicalize  full_hash, prefix_hash, namespace; whether the cache applies
   const bool lookup = canonicalize(st);
@@ -246,6 +391,7 @@ cached_reply reply_to_client(const connection_state& st, std::string body) {
   reply.body = std::move(body);
   reply.stream = st.req.stream;
   reply.include_usage = st.req.include_usage;
+  reply.rate = st.rate;
   return reply;
 }
 
@@ -308,6 +454,7 @@ void serve_leader_result(self_ptr self, dedup_result& r) {
     return call_upstream(self);
   }
   st.from_cache = true;
+  st.deduped = true;
   cached_reply reply = reply_to_client(st, std::move(r.body));
   reply.status = r.status;
   reply.cache_header = "dedup";
@@ -325,6 +472,7 @@ void call_upstream(self_ptr self) {
   // 8 schedule      pass-through: dispatched at once (issue 6: batcher.enqueue)
   // 9 route         the one provider that serves the model (issue 6: router scoring)
   upstream_plan plan = route(*st.route, st.req, st.to);
+  plan.rate = st.rate;
   if (st.lookup_start_ns != 0) plan.cache_lookup_ns = now_ns() - st.lookup_start_ns;
   plan.dedup_leader = st.leading;
   if (st.store || st.leading) {
@@ -340,12 +488,68 @@ void call_upstream(self_ptr self) {
   st.ctx->ports.at(st.to.loop)->dispatch(std::move(plan));
 }
 
+/// Step 13's money: the reservation settled to the actual usage, and one usage record.
+void bill(self_ptr self, const request_outcome& outcome) {
+  auto& st = self->state;
+  const account_plan& plan = st.ctx->accounts;
+  const accounts::tenant* t = st.dir->tenant(st.tenant);
+  const accounts::price price = price_of(*st.dir, *st.route, st.req.model);
+  billing::usage_record rec;
+  rec.request_id = st.meta.request_id;
+  rec.ts_ms = unix_ms();
+  rec.tenant = st.tenant;
+  if (st.caller != nullptr) {
+    rec.project = st.caller->project;
+    rec.key = st.caller->id;
+  }
+  rec.model = st.req.model;
+  rec.endpoint = std::string(endpoint_name(st.req.kind));
+  rec.status = outcome.status;
+  rec.prompt_tokens = outcome.usage.prompt_tokens;
+  rec.cached_tokens = outcome.usage.cached_tokens;
+  rec.completion_tokens = outcome.usage.completion_tokens;
+  rec.cost_currency = price.currency;
+  rec.charged_currency = t != nullptr ? t->currency : price.currency;
+  const int64_t list = cost_of(price, rec.prompt_tokens, rec.cached_tokens, rec.completion_tokens);
+  uint64_t spent_tokens = 0;  // against tpm: only what an upstream generated for this request
+  if (st.from_cache) {
+    rec.result = outcome.status != 200 ? billing::outcome::upstream_error
+                 : st.deduped          ? billing::outcome::dedup
+                                       : billing::outcome::cache_hit;
+    if (outcome.status == 200) {
+      rec.saved_micros = list;
+      rec.charged_micros = static_cast<int64_t>(std::llround(
+          plan.cache_hit_charge * static_cast<double>(charge_of(plan, t, list, price.currency))));
+    }
+  } else {
+    rec.provider = st.route->provider;
+    if (!outcome.usage_reported && outcome.status == 200) {
+      // No usage from the upstream: the input is estimated (the answer's length is not known
+      // here yet), and the record says it is an estimate.
+      rec.estimated = true;
+      rec.prompt_tokens = static_cast<uint32_t>(st.req.input_chars / 4 + 1);
+    }
+    rec.result = outcome.client_gone                           ? billing::outcome::client_gone
+                 : outcome.stream_cut || outcome.status != 200 ? billing::outcome::upstream_error
+                                                               : billing::outcome::ok;
+    rec.cost_micros = cost_of(price, rec.prompt_tokens, rec.cached_tokens, rec.completion_tokens);
+    rec.charged_micros = charge_of(plan, t, rec.cost_micros, price.currency);
+    spent_tokens = uint64_t{rec.prompt_tokens} + rec.completion_tokens;
+  }
+  if (st.ticket != 0) {
+    self->send(quota_owner(st), quota_settle_atom::value, st.ticket, spent_tokens,
+               rec.charged_micros);
+  }
+  if (plan.ledger) self->send(plan.ledger, std::move(rec));
+}
+
 /// Step 13 for one request.
 void settle(self_ptr self, request_outcome& outcome) {
   auto& st = self->state;
-  // 13 settle      quota settle, ledger and audit arrive with issues 4-5; the cache stores
-  //                a complete, cacheable answer; the dedup table gives the leader's answer to
-  //                its followers; metrics are recorded by the I/O loop.
+  // 13 settle      the dedup table gives the leader's answer to its followers; the cache
+  //                stores a complete, cacheable answer; the quota reservation is settled and
+  //                the ledger records the usage (audit arrives with issue 5); metrics are
+  //                recorded by the I/O loop.
   if (st.leading) {
     dedup_result r;
     r.key = st.exact_key;
@@ -373,7 +577,7 @@ void settle(self_ptr self, request_outcome& outcome) {
     cache_entry e;
     e.key = st.exact_key;
     e.ns = st.key.namespace_hash;
-    e.scope = std::string(anonymous_scope);
+    e.scope = st.scope;
     e.model = st.req.model;
     e.body = std::move(outcome.answer);
     e.prompt_tokens = outcome.usage.prompt_tokens;
@@ -393,17 +597,75 @@ void settle(self_ptr self, request_outcome& outcome) {
                           : std::move(st.embedding);
         l.guard = st.guard;
       }
-      l.scope = std::string(anonymous_scope);
+      l.scope = st.scope;
       l.model = st.req.model;
       l.cost_micros = cost;
       l.ttl_s = ttl;
       self->send(owner(st, st.ns), cache_link_atom::value, std::move(l));
     }
   }
+  if (st.route != nullptr) bill(self, outcome);
   end_request(st);
+  if (st.ctx->accounts.settling) --*st.ctx->accounts.settling;
 }
 
 }  // namespace
+
+bool authenticate(const account_plan& plan, const directory& dir, std::string_view bearer,
+                  std::string_view endpoint, std::string_view model, int64_t now_s,
+                  const accounts::api_key*& key, std::string& tenant, openai::api_error& error) {
+  key = nullptr;
+  tenant = plan.anonymous_tenant;
+  if (bearer.empty()) {
+    if (!plan.required) return true;
+    error = openai::unauthenticated(
+        "missing_api_key",
+        "You didn't provide an API key. Send it in the Authorization header as "
+        "'Authorization: Bearer sk-tc-…'.");
+    return false;
+  }
+  const accounts::api_key* k = dir.key_by_secret_hash(accounts::secret_hash(bearer));
+  if (k == nullptr) {
+    // On a node that does not require keys, a placeholder key (SDKs insist on one) is the
+    // anonymous tenant; a key of ours that does not resolve is always refused.
+    if (!plan.required && bearer.substr(0, accounts::key_scheme.size()) != accounts::key_scheme)
+      return true;
+    error = openai::unauthenticated("invalid_api_key",
+                                    "Incorrect API key provided: " + masked(bearer) + ".");
+    return false;
+  }
+  std::string_view status = accounts::key_status(*k, now_s);
+  if (status == "revoked" || status == "expired") {
+    error = openai::unauthenticated(
+        "invalid_api_key", "The API key " + k->prefix + "… has " +
+                               std::string(status == "revoked" ? "been revoked." : "expired."));
+    return false;
+  }
+  const accounts::tenant* t = dir.tenant(k->tenant);
+  if (t == nullptr || t->disabled) {
+    error = openai::permission_denied("The tenant of this API key is disabled.");
+    return false;
+  }
+  bool endpoint_ok = false;
+  for (const auto& e : k->allowed_endpoints) endpoint_ok = endpoint_ok || e == endpoint;
+  if (!endpoint_ok) {
+    error = openai::permission_denied("This API key may not use the " + std::string(endpoint) +
+                                      " endpoint.");
+    return false;
+  }
+  if (!model.empty()) {
+    bool model_ok = false;
+    for (const auto& g : k->allowed_models) model_ok = model_ok || accounts::glob_match(g, model);
+    if (!model_ok) {
+      error = openai::permission_denied(
+          "This API key may not use the model '" + std::string(model) + "'.", "model");
+      return false;
+    }
+  }
+  key = k;
+  tenant = k->tenant;
+  return true;
+}
 
 caf::behavior connection(caf::stateful_actor<connection_state>* self,
                          std::shared_ptr<const pipeline> ctx) {
@@ -426,6 +688,7 @@ caf::behavior connection(caf::stateful_actor<connection_state>* self,
         if (!st.following || ev.key != st.exact_key) return;  // not (or no longer) waiting
         st.live = true;
         st.from_cache = true;
+        st.deduped = true;
         if (ev.end) st.following = false;  // the leader's result that follows is not needed
         follow_chunk c;
         c.to = st.to;

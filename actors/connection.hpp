@@ -15,6 +15,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/accounts.hpp"
 #include "actors/cache_shard.hpp"
 #include "protocol/canonical/canonical.hpp"
 #include "protocol/canonical/embed.hpp"
@@ -30,7 +31,7 @@ class io_port {
   /// exactly one request_outcome back to the connection actor when the request has ended.
   virtual void dispatch(upstream_plan&& plan) = 0;
   /// Answers the client with an error; the request ends there (no outcome follows).
-  virtual void reject(reply_target to, openai::api_error&& error) = 0;
+  virtual void reject(reply_target to, openai::api_error&& error, const rate_headers& rate) = 0;
   /// Step 6 hit: answers the client from the cache. One request_outcome follows, as for
   /// dispatch.
   virtual void serve(cached_reply&& reply) = 0;
@@ -58,8 +59,25 @@ struct model_route {
   uint32_t cache_ttl_s = 3600;
   bool cache_nondeterministic = false;
   float semantic_threshold = 0.95f;
-  double price_input_per_m = 0;  ///< for the cost a hit saves
+  // List prices per 1M tokens (a price stored through the admin API overrides them).
+  double price_input_per_m = 0;
+  double price_cached_input_per_m = 0;
   double price_output_per_m = 0;
+  std::string currency = "CNY";
+};
+
+/// Who may call, what they may spend, and where usage is recorded (steps 1, 2 and 13).
+struct account_plan {
+  bool required = false;                       ///< every request needs an API key
+  std::string anonymous_tenant = "anonymous";  ///< the tenant of requests without a key
+  std::shared_ptr<directory_cell> directory = std::make_shared<directory_cell>();  ///< never null
+  std::vector<caf::actor> quota;  ///< tenant_quota shards, by tenant
+  caf::actor ledger;              ///< usage records (may be unset in unit tests)
+  double cny_per_usd = 7.2;       ///< to charge a tenant in the other currency
+  double cache_hit_charge = 0;    ///< fraction of the list price charged for a cache/dedup answer
+  /// Outcomes sent to connection actors and not yet settled (the node waits for 0 at shutdown,
+  /// before the ledger's last write). Incremented by the I/O loops.
+  std::shared_ptr<std::atomic<int64_t>> settling;
 };
 
 /// The node's cache, as the pipeline uses it (steps 5, 6 and 13).
@@ -80,7 +98,16 @@ struct pipeline {
   std::unordered_map<std::string, model_route> models;
   std::vector<io_port*> ports;  ///< by reply_target::loop
   cache_plan cache;
+  account_plan accounts;
 };
+
+/// Step 1 for any endpoint: who is calling. `bearer` is the token after "Bearer " (may be
+/// empty); `endpoint` is chat | completions | embeddings | models; `model` may be empty
+/// (/v1/models). Returns false and sets `error` (401 or 403) when refused. On success `key` is
+/// the caller's key (null: anonymous) and `tenant` its tenant id.
+bool authenticate(const account_plan& plan, const directory& dir, std::string_view bearer,
+                  std::string_view endpoint, std::string_view model, int64_t now_s,
+                  const accounts::api_key*& key, std::string& tenant, openai::api_error& error);
 
 struct connection_state {
   openai::request req;  ///< the request in flight (empty between requests)
@@ -100,7 +127,16 @@ struct connection_state {
   bool leading = false;            ///< step 7: the leader of identical requests in flight
   bool following = false;          ///< step 7: waiting on a leader's answer
   bool live = false;               ///< following a leader's live stream
+  bool deduped = false;            ///< answered by a dedup leader (not the cache)
   uint64_t lookup_start_ns = 0;
+  // Steps 1-2: the caller and what was reserved for it.
+  std::shared_ptr<const directory> dir;       ///< the account tables this request was checked by
+  const accounts::api_key* caller = nullptr;  ///< the caller's key; null: anonymous (in `dir`)
+  std::string tenant;
+  std::string scope;    ///< the cache scope: "tenant:<id>" or "shared:<name>"
+  uint64_t ticket = 0;  ///< tenant_quota reservation (0: none)
+  rate_headers rate;
+  int64_t received_ms = 0;
   std::shared_ptr<const pipeline> ctx;
   static inline const char* name = "connection";
 };

@@ -414,6 +414,75 @@ field_set build() {
           [](auto& s) -> auto& { return s.cache.dedup; }),
 
       bind<S>(
+          {.name = "auth.required",
+           .type = vt::boolean,
+           .default_text = "false",
+           .help = "Every data-plane request needs an API key (sk-tc-…); without it, requests "
+                   "with no key (or another scheme's placeholder key) are the anonymous tenant"},
+          [](auto& s) -> auto& { return s.auth.required; }),
+      bind<S>(
+          {.name = "auth.anonymous_tenant",
+           .type = vt::string,
+           .default_text = R"("anonymous")",
+           .help = "Tenant id of requests without a key; create a tenant with this id to give "
+                   "them limits"},
+          [](auto& s) -> auto& { return s.auth.anonymous_tenant; }, check_provider_name),
+      bind<S>(
+          {.name = "admin.token_env",
+           .type = vt::string,
+           .default_text = R"("TC_ADMIN_TOKEN")",
+           .help = "Environment variable holding the first owner admin token; while it is unset "
+                   "and no admin token exists, the admin API is open"},
+          [](auto& s) -> auto& { return s.admin.token_env; }, check_env_name),
+      bind<S>(
+          {.name = "store.path",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "RocksDB directory for accounts and the usage ledger; \"\" keeps them in "
+                   "memory (lost at exit)"},
+          [](auto& s) -> auto& { return s.store.path; }),
+      bind<S>(
+          {.name = "store.durability",
+           .type = vt::string,
+           .default_text = R"("process")",
+           .help = "process: every write reaches the WAL (survives kill -9); fsync: and the disk "
+                   "(survives power loss, slower)",
+           .choices = {"process", "fsync"}},
+          [](auto& s) -> auto& { return s.store.durability; }),
+      bind<S>(
+          {.name = "store.fail_mode",
+           .type = vt::string,
+           .default_text = R"("closed")",
+           .help = "closed: refuse requests (503) when quotas cannot be checked; open: serve "
+                   "them under strict fallback limits",
+           .choices = {"closed", "open"}},
+          [](auto& s) -> auto& { return s.store.fail_mode; }),
+      bind<S>(
+          {.name = "billing.cny_per_usd",
+           .type = vt::floating,
+           .default_text = "7.2",
+           .min = 0.01,
+           .max = 1000,
+           .help = "Exchange rate used to charge a tenant in the other currency"},
+          [](auto& s) -> auto& { return s.billing.cny_per_usd; }),
+      bind<S>(
+          {.name = "billing.cache_hit_charge",
+           .type = vt::floating,
+           .default_text = "0.0",
+           .min = 0,
+           .max = 1,
+           .help = "Fraction of the list price charged for an answer served by the cache or dedup"},
+          [](auto& s) -> auto& { return s.billing.cache_hit_charge; }),
+      bind<S>(
+          {.name = "billing.quota_shards",
+           .type = vt::integer,
+           .default_text = "4",
+           .min = 1,
+           .max = 1024,
+           .help = "tenant_quota actors on this node (tenants are spread over them)"},
+          [](auto& s) -> auto& { return s.billing.quota_shards; }),
+
+      bind<S>(
           {.name = "log.level",
            .type = vt::string,
            .default_text = R"("info")",

@@ -102,6 +102,31 @@ struct cache_settings {
   bool dedup = true;                 ///< coalesce identical in-flight requests
 };
 
+/// Who may call (issue 4). Keys, tenants and their limits are managed through the admin API.
+struct auth_settings {
+  bool required = false;                       ///< every data-plane request needs an API key
+  std::string anonymous_tenant = "anonymous";  ///< the tenant of requests without a key
+};
+
+/// The admin port's own credentials.
+struct admin_settings {
+  std::string token_env = "TC_ADMIN_TOKEN";  ///< env var holding the first owner token
+};
+
+/// The node's RocksDB database: accounts, usage ledger (and audit, issue 5).
+struct store_settings {
+  std::string path;                    ///< a directory; "" = in memory (lost at exit)
+  std::string durability = "process";  ///< process (survives kill -9) | fsync (power loss)
+  std::string fail_mode = "closed";    ///< closed: 503 when the quota owner is unreachable
+};
+
+/// Money: how usage is priced and charged.
+struct billing_settings {
+  double cny_per_usd = 7.2;       ///< to charge a tenant in the other currency
+  double cache_hit_charge = 0.0;  ///< fraction of the list price charged for a cache/dedup answer
+  uint32_t quota_shards = 4;      ///< tenant_quota actors on this node
+};
+
 struct log_settings {
   std::string level = "info";  ///< debug | info | warn | error
   bool access_log = false;     ///< one JSON line per request
@@ -112,6 +137,10 @@ struct settings {
   server_settings server;
   actors_settings actors;
   cache_settings cache;
+  auth_settings auth;
+  admin_settings admin;
+  store_settings store;
+  billing_settings billing;
   log_settings log;
   std::vector<provider_settings> providers;
 };

@@ -16,16 +16,29 @@ struct admin_server::impl {
       if (hooks.before_scrape) hooks.before_scrape();
       res.set_content(this->m.serialize(), "text/plain; version=0.0.4");
     });
-    srv.Get("/v1/cache", [this](const httplib::Request&, httplib::Response& res) {
-      if (!hooks.cache_stats) return not_available(res);
-      res.set_content(hooks.cache_stats(), "application/json");
-    });
-    srv.Post("/v1/cache/invalidate", [this](const httplib::Request& req, httplib::Response& res) {
-      if (!hooks.cache_invalidate) return not_available(res);
-      auto [status, body] = hooks.cache_invalidate(req.body);
-      res.status = status;
-      res.set_content(body, "application/json");
-    });
+    auto api = [this](const httplib::Request& req, httplib::Response& res) {
+      if (!hooks.api) {
+        res.status = 503;
+        res.set_content(
+            openai::error_body(openai::service_unavailable("The admin API is not running.", 1)),
+            "application/json");
+        return;
+      }
+      admin_call call;
+      call.method = req.method;
+      call.path = req.path;
+      for (const auto& [k, v] : req.params) call.query.emplace_back(k, v);
+      call.body = req.body;
+      call.authorization = req.get_header_value("Authorization");
+      admin_answer a = hooks.api(call);
+      res.status = a.status;
+      res.set_content(a.body, a.content_type.c_str());
+    };
+    srv.Get(R"(/v1/.*)", api);
+    srv.Post(R"(/v1/.*)", api);
+    srv.Put(R"(/v1/.*)", api);
+    srv.Patch(R"(/v1/.*)", api);
+    srv.Delete(R"(/v1/.*)", api);
     srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(R"({"status":"ok"})", "application/json");
     });
@@ -36,12 +49,6 @@ struct admin_server::impl {
       }
     });
   }
-  static void not_available(httplib::Response& res) {
-    res.status = 503;
-    res.set_content(openai::error_body(openai::service_unavailable("The cache is not running.", 0)),
-                    "application/json");
-  }
-
   metrics& m;
   admin_hooks hooks;
   httplib::Server srv;

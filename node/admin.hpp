@@ -6,20 +6,34 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace tc::node {
 
 class metrics;
 
+/// One call to the admin API (any method under /v1/), as the hook sees it.
+struct admin_call {
+  std::string method;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> query;  ///< decoded ?name=value pairs
+  std::string body;
+  std::string authorization;  ///< the Authorization header as sent
+};
+
+struct admin_answer {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
 /// What the admin port can ask of the node, set by node/node.cpp. Each may block briefly.
 struct admin_hooks {
   /// Refreshes gauges that are read from actors (cache sizes) before /metrics is served.
   std::function<void()> before_scrape;
-  /// GET /v1/cache: the cache's sizes and counters as JSON.
-  std::function<std::string()> cache_stats;
-  /// POST /v1/cache/invalidate: body {"tenant","model","namespace"} (each optional) ->
-  /// (status, JSON body).
-  std::function<std::pair<int, std::string>(const std::string& body)> cache_invalidate;
+  /// Every call under /v1/ (node/admin_api): authentication, roles and the routes.
+  std::function<admin_answer(const admin_call&)> api;
 };
 
 class admin_server {

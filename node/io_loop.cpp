@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <random>
@@ -34,6 +35,7 @@ struct dispatch_cmd {
 struct reject_cmd {
   reply_target to;
   openai::api_error error;
+  rate_headers rate;
 };
 struct serve_cmd {
   cached_reply reply;
@@ -52,6 +54,17 @@ using command = std::variant<std::monostate, dispatch_cmd, reject_cmd, serve_cmd
 
 /// The largest answer kept for the cache; a larger one is relayed but not stored.
 constexpr std::size_t max_captured_answer = 4 * 1024 * 1024;
+
+/// A reset time the way OpenAI writes it: "20ms", "1.5s", "6m0s".
+std::string reset_text(uint32_t ms) {
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  if (ms < 60'000) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", ms / 1000.0);
+    return std::string(buf) + "s";
+  }
+  return std::to_string(ms / 60'000) + "m" + std::to_string(ms % 60'000 / 1000) + "s";
+}
 
 uint64_t ns_since(uint64_t start_ns, uint64_t end_ns) {
   return end_ns > start_ns ? end_ns - start_ns : 0;
@@ -91,6 +104,7 @@ void append_hex(std::string& out, uint64_t v, int digits) {
 struct pending {
   http::responder client;
   std::string request_id;
+  rate_headers rate;  ///< the x-ratelimit-* headers the response carries
   std::string traceparent;
   std::string model;
   std::string provider;
@@ -211,6 +225,7 @@ struct io_loop::impl {
       if (auto* d = std::get_if<dispatch_cmd>(&cmd)) {
         start_upstream(std::move(d->plan));
       } else if (auto* r = std::get_if<reject_cmd>(&cmd)) {
+        if (auto it = requests.find(r->to.slot); it != requests.end()) it->second.rate = r->rate;
         finish_with_error(r->to.slot, r->error);
       } else if (auto* v = std::get_if<serve_cmd>(&cmd)) {
         serve_cached(std::move(v->reply));
@@ -229,6 +244,8 @@ struct io_loop::impl {
   /// blocks: the scheduler wakes once for many requests instead of once per message
   /// (measured: context switches per request are what the actor hops cost on 2 cores).
   void flush() {
+    if (!to_settle.empty() && ctx.pipeline->accounts.settling)
+      *ctx.pipeline->accounts.settling += static_cast<int64_t>(to_settle.size());
     for (auto& [actor, outcome] : to_settle) {
       caf::anon_send(actor, std::move(outcome));
       release_actor(std::move(actor));
@@ -265,12 +282,28 @@ struct io_loop::impl {
     return id;
   }
 
+  /// OpenAI's x-ratelimit-* headers, for the limits that apply (none: no headers).
+  static void add_rate_headers(http::header_list& hs, const rate_headers& r) {
+    if (r.limit_requests != 0) {
+      hs.emplace_back("x-ratelimit-limit-requests", std::to_string(r.limit_requests));
+      hs.emplace_back("x-ratelimit-remaining-requests", std::to_string(r.remaining_requests));
+      hs.emplace_back("x-ratelimit-reset-requests", reset_text(r.reset_requests_ms));
+    }
+    if (r.limit_tokens != 0) {
+      hs.emplace_back("x-ratelimit-limit-tokens", std::to_string(r.limit_tokens));
+      hs.emplace_back("x-ratelimit-remaining-tokens", std::to_string(r.remaining_tokens));
+      hs.emplace_back("x-ratelimit-reset-tokens", reset_text(r.reset_tokens_ms));
+    }
+  }
+
   http::header_list base_headers(const std::string& request_id) {
     return {{"x-request-id", request_id}};
   }
 
-  void send_error(http::responder& res, const std::string& request_id, const openai::api_error& e) {
+  void send_error(http::responder& res, const std::string& request_id, const openai::api_error& e,
+                  const rate_headers& rate = {}) {
     auto headers = base_headers(request_id);
+    add_rate_headers(headers, rate);
     headers.emplace_back("content-type", "application/json");
     if (e.retry_after_s > 0) headers.emplace_back("retry-after", std::to_string(e.retry_after_s));
     res.send(e.status, headers, openai::error_body(e));
@@ -293,6 +326,7 @@ struct io_loop::impl {
     auto api = [&](openai::endpoint kind) {
       if (!post) return send_error(res, request_id, openai::method_not_allowed(req.method, path));
       request_meta meta;
+      meta.api_key = std::string(bearer_token(req.header("authorization")));
       std::optional<openai::api_error> bad = read_meta(req, meta);
       auto parsed = openai::parse_request(kind, std::move(req.body));
       if (auto* e = std::get_if<openai::api_error>(&parsed)) bad = std::move(*e);
@@ -311,10 +345,12 @@ struct io_loop::impl {
     if (path == "/v1/embeddings") return api(openai::endpoint::embeddings);
     if (path == "/v1/models") {
       if (!get) return send_error(res, request_id, openai::method_not_allowed(req.method, path));
+      if (auto refused = check_models_auth(req)) return send_error(res, request_id, *refused);
       return send_json(res, request_id, 200, ctx.models_body);
     }
     if (path.rfind("/v1/models/", 0) == 0) {
       if (!get) return send_error(res, request_id, openai::method_not_allowed(req.method, path));
+      if (auto refused = check_models_auth(req)) return send_error(res, request_id, *refused);
       auto it = ctx.model_bodies.find(path.substr(11));
       if (it == ctx.model_bodies.end())
         return send_error(res, request_id, openai::model_not_found(path.substr(11)));
@@ -326,6 +362,36 @@ struct io_loop::impl {
       return send_json(res, request_id, 200, R"({"status":"ready"})");
     }
     send_error(res, request_id, openai::unknown_endpoint(req.method, path));
+  }
+
+  /// Step 1 for /v1/models, answered by the loop itself: reads the published account tables
+  /// (no actor is asked).
+  std::optional<openai::api_error> check_models_auth(const http::request& req) {
+    const actors::account_plan& plan = ctx.pipeline->accounts;
+    std::string_view bearer = bearer_token(req.header("authorization"));
+    if (bearer.empty() && !plan.required) return std::nullopt;
+    const accounts::api_key* key = nullptr;
+    std::string tenant;
+    openai::api_error error;
+    const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+    if (actors::authenticate(plan, *plan.directory->get(), bearer, "models", {}, now_s, key, tenant,
+                             error))
+      return std::nullopt;
+    return error;
+  }
+
+  /// The token of an "Authorization: Bearer <token>" header (empty if none).
+  static std::string_view bearer_token(std::string_view h) {
+    constexpr std::string_view scheme = "bearer ";
+    if (h.size() <= scheme.size()) return {};
+    for (size_t i = 0; i < scheme.size(); ++i)
+      if ((h[i] | 0x20) != scheme[i]) return {};
+    h.remove_prefix(scheme.size());
+    while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+    while (!h.empty() && (h.back() == ' ' || h.back() == '\t')) h.remove_suffix(1);
+    return h;
   }
 
   /// The client's cache controls: Cache-Control no-cache / no-store, x-tc-cache-ttl.
@@ -411,6 +477,7 @@ struct io_loop::impl {
     pending& p = it->second;
     p.dispatched = true;
     p.provider = plan.provider;
+    p.rate = plan.rate;
     p.capture = plan.capture;
     p.strip_usage = plan.strip_usage;
     p.dedup_leader = plan.dedup_leader;
@@ -492,6 +559,7 @@ struct io_loop::impl {
 
   http::header_list response_headers(const pending& p) {
     http::header_list hs = base_headers(p.request_id);
+    add_rate_headers(hs, p.rate);
     hs.emplace_back("x-tc-provider", p.provider);
     hs.emplace_back("x-tc-cache", "miss");
     hs.emplace_back("x-tc-queue-ms", "0");
@@ -642,7 +710,9 @@ struct io_loop::impl {
     p.usage = openai::usage{r.prompt_tokens, r.completion_tokens,
                             r.prompt_tokens + r.completion_tokens, 0};
     if (p.client_gone) return finish(r.to.slot, 499);
+    p.rate = r.rate;
     http::header_list hs = base_headers(p.request_id);
+    add_rate_headers(hs, p.rate);
     hs.emplace_back("x-tc-cache", r.cache_header);
     hs.emplace_back("x-tc-queue-ms", "0");
     if (r.status != 200) {  // the dedup leader's error, as it got it
@@ -757,7 +827,7 @@ struct io_loop::impl {
     pending& p = it->second;
     if (p.started) return end_cut_stream(slot, e.message, e.code);
     p.error_body = openai::error_body(e);
-    if (!p.client_gone) send_error(p.client, p.request_id, e);
+    if (!p.client_gone) send_error(p.client, p.request_id, e, p.rate);
     finish(slot, e.status);
   }
 
@@ -928,8 +998,8 @@ void io_loop::dispatch(upstream_plan&& plan) {
   impl_->post(dispatch_cmd{std::move(plan)});
 }
 
-void io_loop::reject(reply_target to, openai::api_error&& error) {
-  impl_->post(reject_cmd{to, std::move(error)});
+void io_loop::reject(reply_target to, openai::api_error&& error, const rate_headers& rate) {
+  impl_->post(reject_cmd{to, std::move(error), rate});
 }
 
 void io_loop::serve(cached_reply&& reply) {

@@ -56,7 +56,7 @@ class io_loop final : public actors::io_port {
 
   // io_port: called from actor threads.
   void dispatch(upstream_plan&& plan) override;
-  void reject(reply_target to, openai::api_error&& error) override;
+  void reject(reply_target to, openai::api_error&& error, const rate_headers& rate) override;
   void serve(cached_reply&& reply) override;
   void attach(reply_target leader, caf::actor follower, canonical::digest key) override;
   void follow(follow_chunk&& chunk) override;

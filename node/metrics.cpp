@@ -126,7 +126,15 @@ metrics::metrics()
       cache_expirations(BuildGauge()
                             .Name("tc_cache_expirations")
                             .Help("Records expired by TTL since the node started")
-                            .Register(*registry_)) {
+                            .Register(*registry_)),
+      budget_alerts_total(BuildCounter()
+                              .Name("tc_budget_alerts_total")
+                              .Help("Budgets crossing 50, 80 or 100 percent of themselves")
+                              .Register(*registry_)),
+      ledger_records_total(BuildCounter()
+                               .Name("tc_ledger_records_total")
+                               .Help("Usage records written to the ledger")
+                               .Register(*registry_)) {
   lookup_hit = &cache_lookup_seconds.Add({{"result", "hit"}}, latency_buckets());
   lookup_miss = &cache_lookup_seconds.Add({{"result", "miss"}}, latency_buckets());
 }

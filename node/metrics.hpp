@@ -66,8 +66,10 @@ class metrics {
   prometheus::Family<prometheus::Gauge>& cache_bytes;  ///< kind: answers | semantic_index
   prometheus::Family<prometheus::Gauge>& cache_semantic_entries;
   prometheus::Family<prometheus::Gauge>& cache_semantic_namespaces;
-  prometheus::Family<prometheus::Gauge>& cache_evictions;    ///< since start (from the shards)
-  prometheus::Family<prometheus::Gauge>& cache_expirations;  ///< since start (from the shards)
+  prometheus::Family<prometheus::Gauge>& cache_evictions;        ///< since start (from the shards)
+  prometheus::Family<prometheus::Gauge>& cache_expirations;      ///< since start (from the shards)
+  prometheus::Family<prometheus::Counter>& budget_alerts_total;  ///< period, percent
+  prometheus::Family<prometheus::Counter>& ledger_records_total;
 
   /// A model's cache series.
   struct cache_series {

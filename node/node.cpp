@@ -14,10 +14,15 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "actors/accounts.hpp"
 #include "actors/cache_shard.hpp"
 #include "actors/connection.hpp"
 #include "actors/dedup_table.hpp"
+#include "actors/ledger.hpp"
+#include "actors/store.hpp"
+#include "actors/tenant_quota.hpp"
 #include "node/admin.hpp"
+#include "node/admin_api.hpp"
 #include "node/http/server.hpp"
 #include "node/io_loop.hpp"
 #include "node/log.hpp"
@@ -66,7 +71,9 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
       r.cache_nondeterministic = m.cache_nondeterministic;
       r.semantic_threshold = static_cast<float>(m.semantic_threshold);
       r.price_input_per_m = m.price_input_per_m;
+      r.price_cached_input_per_m = m.price_cached_input_per_m;
       r.price_output_per_m = m.price_output_per_m;
+      r.currency = m.currency;
       p->models.emplace(m.name, std::move(r));
     }
   }
@@ -165,6 +172,12 @@ struct gateway::impl {
   std::shared_ptr<actors::pipeline> pipeline;
   std::vector<actors::cache_shard_actor> cache_shards;
   std::vector<caf::actor> dedup_tables;
+  std::shared_ptr<actors::store> db;
+  std::shared_ptr<actors::directory_cell> directory;
+  caf::actor accounts;
+  caf::actor ledger;
+  std::vector<caf::actor> quota;
+  admin_api_deps admin_deps;
   loop_context ctx;
   std::vector<std::unique_ptr<io_loop>> loops;
   std::string data_addr;
@@ -175,13 +188,92 @@ struct gateway::impl {
   /// Long-lived actors stop in reverse order of their start: the cache shards last. Also on a
   /// failed start, or the actor system's destructor would wait for them forever.
   void stop_actors() {
+    for (auto& q : quota) caf::anon_send_exit(q, caf::exit_reason::user_shutdown);
+    quota.clear();
+    if (ledger) {
+      // Every record sent so far is written before the ledger stops.
+      caf::scoped_actor self{system};
+      self->request(ledger, std::chrono::seconds(10), actors::ledger_sync_atom::value)
+          .receive([](bool) {}, [](const caf::error&) {});
+      caf::anon_send_exit(ledger, caf::exit_reason::user_shutdown);
+      ledger = caf::actor{};
+    }
+    if (accounts) caf::anon_send_exit(accounts, caf::exit_reason::user_shutdown);
+    accounts = caf::actor{};
     for (auto& t : dedup_tables) caf::anon_send_exit(t, caf::exit_reason::user_shutdown);
     dedup_tables.clear();
     for (auto& shard : cache_shards) caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
     cache_shards.clear();
   }
+  void start_accounts();
   ~impl() { stop_actors(); }
 };
+
+/// The store, the account tables, the ledger and the quota shards (issue 4), wired into the
+/// pipeline. Throws on a store that cannot be opened or read: the node must not serve unmetered.
+void gateway::impl::start_accounts() {
+  auto& d = *this;
+  const auto& s = d.settings;
+  actors::store::status st;
+  const bool fsync = s.store.durability == "fsync";
+  d.db = actors::store::open(s.store.path, fsync, st);
+  if (!d.db) throw std::runtime_error("store.path '" + s.store.path + "': " + st.message);
+  if (s.store.path.empty())
+    log::warn("store_in_memory",
+              {{"why", "store.path is empty: accounts and usage are lost at exit"}});
+  auto dir = std::make_shared<actors::directory>();
+  st = actors::load_directory(*d.db, *dir);
+  if (!st.ok()) throw std::runtime_error("store: cannot load the account tables: " + st.message);
+  d.directory = std::make_shared<actors::directory_cell>();
+  d.directory->set(std::move(dir));
+  d.accounts = d.system.spawn<caf::detached>(actors::accounts_actor, d.db, d.directory);
+
+  auto book = std::make_shared<actors::ledger_book>(*d.db, st);
+  if (!st.ok()) throw std::runtime_error("store: cannot load the ledger: " + st.message);
+  const int64_t today = billing::day_of(actors::unix_ms());
+  auto spent = book->spent_all(today);
+  auto ledger_hooks = std::make_shared<actors::ledger_hooks>();
+  ledger_hooks->on_written = [c = &d.metrics.ledger_records_total.Add({})](size_t n) {
+    c->Increment(static_cast<double>(n));
+  };
+  ledger_hooks->on_write_failed = [](const std::string& error, size_t pending) {
+    log::error("ledger_write_failed", {{"error", error}, {"pending", pending}});
+  };
+  d.ledger = d.system.spawn<caf::detached>(actors::ledger, std::move(book), ledger_hooks);
+
+  auto quota_hooks = std::make_shared<actors::quota_hooks>();
+  quota_hooks->on_alert = [&m = d.metrics](const actors::budget_alert& a) {
+    log::warn("budget_alert", {{"scope", a.scope},
+                               {"period", a.period},
+                               {"percent", a.percent},
+                               {"spent_micros", static_cast<long long>(a.spent_micros)},
+                               {"budget_micros", static_cast<long long>(a.budget_micros)}});
+    m.budget_alerts_total.Add({{"period", a.period}, {"percent", std::to_string(a.percent)}})
+        .Increment();
+  };
+  // Reservations never settled are dropped after the longest total timeout plus a minute.
+  int64_t max_age_ms = 60'000;
+  for (const auto& prov : s.providers)
+    max_age_ms = std::max<int64_t>(max_age_ms, int64_t{prov.total_timeout_ms} + 60'000);
+  for (uint32_t i = 0; i < s.billing.quota_shards; ++i)
+    d.quota.push_back(d.system.spawn(actors::tenant_quota, i, quota_hooks, max_age_ms));
+  // Budgets survive a restart: today's and this month's spend, from the ledger.
+  for (const auto& [tenant, sp] : spent) {
+    caf::anon_send(d.quota[actors::tenant_shard(tenant, d.quota.size())],
+                   actors::quota_spend_atom::value, "t:" + tenant, today, sp.day_micros,
+                   sp.month_micros);
+  }
+
+  auto& a = d.pipeline->accounts;
+  a.required = s.auth.required;
+  a.anonymous_tenant = s.auth.anonymous_tenant;
+  a.directory = d.directory;
+  a.quota = d.quota;
+  a.ledger = d.ledger;
+  a.cny_per_usd = s.billing.cny_per_usd;
+  a.cache_hit_charge = s.billing.cache_hit_charge;
+  a.settling = std::make_shared<std::atomic<int64_t>>(0);
+}
 
 gateway::gateway(config::settings settings) : impl_(std::make_unique<impl>(std::move(settings))) {}
 
@@ -209,6 +301,7 @@ void gateway::start() {
   }
   d.pipeline->cache.dedup = s.cache.dedup;
   d.pipeline->cache.dedup_tables = d.dedup_tables;
+  d.start_accounts();
   d.ctx.system = &d.system;
   d.ctx.metrics = &d.metrics;
   d.ctx.settings = &d.settings;
@@ -269,8 +362,35 @@ void gateway::start() {
     m.cache_evictions.Add({}).Set(static_cast<double>(st.evictions));
     m.cache_expirations.Add({}).Set(static_cast<double>(st.expirations));
   };
+  d.admin_deps.system = &d.system;
+  d.admin_deps.directory = d.directory;
+  d.admin_deps.accounts = d.accounts;
+  d.admin_deps.ledger = d.ledger;
+  for (const auto& prov : s.providers) {
+    for (const auto& m : prov.models) {
+      accounts::price p;
+      p.provider = prov.name;
+      p.model = m.name;
+      p.input_per_m = m.price_input_per_m;
+      p.cached_input_per_m = m.price_cached_input_per_m;
+      p.output_per_m = m.price_output_per_m;
+      p.currency = m.currency;
+      d.admin_deps.config_prices.push_back(std::move(p));
+    }
+  }
+  if (!s.admin.token_env.empty()) {
+    const char* token = std::getenv(s.admin.token_env.c_str());
+    if (token != nullptr && *token != '\0')
+      d.admin_deps.bootstrap_hash = accounts::secret_hash(token);
+  }
+  if (d.admin_deps.bootstrap_hash.empty() && d.directory->get()->admin_tokens.empty()) {
+    log::warn("admin_api_open", {{"admin", s.server.admin_listen},
+                                 {"why", "no admin token exists and $" + s.admin.token_env +
+                                             " is unset: anyone who reaches the admin port is "
+                                             "owner"}});
+  }
   if (!d.cache_shards.empty()) {
-    hooks.cache_stats = [&d] {
+    d.admin_deps.cache_stats = [&d] {
       cache_stats st = collect_stats(d.system, d.cache_shards);
       return "{\"shards\":" + std::to_string(d.cache_shards.size()) +
              ",\"entries\":" + std::to_string(st.entries) +
@@ -281,10 +401,11 @@ void gateway::start() {
              ",\"evictions\":" + std::to_string(st.evictions) +
              ",\"expirations\":" + std::to_string(st.expirations) + "}";
     };
-    hooks.cache_invalidate = [&d](const std::string& body) {
+    d.admin_deps.cache_invalidate = [&d](const std::string& body) {
       return invalidate(d.system, d.cache_shards, body);
     };
   }
+  hooks.api = [&d](const admin_call& c) { return handle_admin(d.admin_deps, c); };
   d.admin.set_hooks(std::move(hooks));
   d.admin.start();
   for (auto& l : d.loops) l->start();
@@ -315,6 +436,13 @@ void gateway::shutdown() {
   }
   for (auto& l : d.loops) l->join();
   d.admin.stop();
+  // The loops' last outcomes are settled (and their usage sent to the ledger) before the
+  // ledger's last write.
+  if (auto settling = d.pipeline->accounts.settling) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (settling->load() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   d.stop_actors();
   log::info("node_stopped");
   // The actor system's destructor waits for the last connection actors to settle and quit.

@@ -98,4 +98,19 @@ api_error service_unavailable(std::string message, uint32_t retry_after_s) {
   return e;
 }
 
+api_error unauthenticated(std::string code, std::string message) {
+  return make(401, "authentication_error", std::move(code), {}, std::move(message));
+}
+
+api_error permission_denied(std::string message, std::string param) {
+  return make(403, "permission_error", "permission_denied", std::move(param), std::move(message));
+}
+
+api_error rate_limited(std::string code, std::string message, uint32_t retry_after_s) {
+  api_error e = make(429, code == "insufficient_quota" ? "insufficient_quota" : "rate_limit_error",
+                     std::move(code), {}, std::move(message));
+  e.retry_after_s = retry_after_s < 1 ? 1 : retry_after_s;
+  return e;
+}
+
 }  // namespace tc::openai

@@ -42,5 +42,11 @@ api_error upstream_error(std::string message);
 api_error upstream_timeout(std::string message);
 /// 503 service_unavailable with Retry-After.
 api_error service_unavailable(std::string message, uint32_t retry_after_s);
+/// 401 authentication_error; `code` is invalid_api_key (or missing_api_key, expired_api_key ...).
+api_error unauthenticated(std::string code, std::string message);
+/// 403 permission_error: the key may not use this model or endpoint.
+api_error permission_denied(std::string message, std::string param = {});
+/// 429 with Retry-After; `code` is rate_limit_exceeded or insufficient_quota.
+api_error rate_limited(std::string code, std::string message, uint32_t retry_after_s);
 
 }  // namespace tc::openai

@@ -23,7 +23,8 @@ class recording_port : public tc::actors::io_port {
     plans_.push_back(std::move(plan));
     cv_.notify_all();
   }
-  void reject(tc::reply_target to, tc::openai::api_error&& error) override {
+  void reject(tc::reply_target to, tc::openai::api_error&& error,
+              const tc::rate_headers& /*rate*/) override {
     std::lock_guard<std::mutex> lock(mx_);
     rejects_.emplace_back(to, std::move(error));
     cv_.notify_all();

@@ -1,0 +1,51 @@
+// The ledger actor: one usage record per request into the node's store, on every outcome
+// (DESIGN §2 step 13, §5). Spawned detached (it blocks on RocksDB). Records that arrive while a
+// write is in progress are written together in the next batch (group commit). A failed write
+// is retried, never dropped: nothing a client was charged for is lost.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/ledger_book.hpp"
+#include "protocol/messages.hpp"
+
+namespace tc::actors {
+
+using ledger_flush_atom = caf::atom_constant<caf::atom("l_flush")>;
+using ledger_report_atom = caf::atom_constant<caf::atom("l_report")>;
+using ledger_records_atom = caf::atom_constant<caf::atom("l_records")>;
+using ledger_sync_atom = caf::atom_constant<caf::atom("l_sync")>;
+
+/// What the node wants to hear from the ledger. Called on the actor's thread.
+struct ledger_hooks {
+  std::function<void(size_t records)> on_written;
+  std::function<void(const std::string& error, size_t pending)> on_write_failed;
+};
+
+struct ledger_state {
+  std::shared_ptr<ledger_book> book;
+  std::vector<billing::usage_record> pending;
+  bool flush_queued = false;
+  std::shared_ptr<const ledger_hooks> hooks;
+  static inline const char* name = "ledger";
+};
+
+/// Messages:
+///   usage_record                                   record it (no answer)
+///   (ledger_sync_atom) -> bool                     write what is pending now; true if all was
+///   (ledger_report_atom, from_day, to_day, tenant, project, key, group_by, format) -> string
+///        a usage report; group_by is a comma list of dimension names; format json | csv
+///   (ledger_records_atom, from_day, to_day, tenant, limit, format) -> string
+///        the records themselves, as a JSON list or CSV
+/// Reports see every record sent before the report was asked (the mailbox keeps order and a
+/// report first writes what is pending).
+caf::behavior ledger(caf::stateful_actor<ledger_state>* self, std::shared_ptr<ledger_book> book,
+                     std::shared_ptr<const ledger_hooks> hooks);
+
+}  // namespace tc::actors

@@ -1,0 +1,464 @@
+#include "node/admin_api.hpp"
+
+#include <chrono>
+#include <string_view>
+
+#include "actors/ledger.hpp"
+#include "protocol/accounts/json.hpp"
+#include "protocol/billing/usage.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/openai/error.hpp"
+
+namespace tc::node {
+
+namespace {
+
+constexpr auto actor_timeout = std::chrono::seconds(10);
+
+admin_answer json(int status, std::string body) {
+  admin_answer a;
+  a.status = status;
+  a.body = std::move(body);
+  return a;
+}
+
+admin_answer error(const openai::api_error& e) {
+  return json(e.status, openai::error_body(e));
+}
+
+admin_answer error(int status, std::string type, std::string code, std::string message,
+                   std::string param = {}) {
+  openai::api_error e;
+  e.status = status;
+  e.type = std::move(type);
+  e.code = std::move(code);
+  e.message = std::move(message);
+  e.param = std::move(param);
+  return error(e);
+}
+
+admin_answer bad_request(std::string message, std::string param = {}) {
+  return error(openai::invalid_request(std::move(message), std::move(param)));
+}
+
+admin_answer not_found(std::string message) {
+  return error(404, "invalid_request_error", "not_found", std::move(message));
+}
+
+admin_answer method_not_allowed(const admin_call& c) {
+  return error(openai::method_not_allowed(c.method, c.path));
+}
+
+std::vector<std::string> segments(std::string_view path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    out.emplace_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+std::string query(const admin_call& c, std::string_view name) {
+  for (const auto& [k, v] : c.query)
+    if (k == name) return v;
+  return {};
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// The role the call's admin token grants; false with `refusal` set if it grants none.
+bool authorize(const admin_api_deps& d, const actors::directory& dir, const admin_call& c,
+               accounts::role& granted, admin_answer& refusal) {
+  if (d.bootstrap_hash.empty() && dir.admin_tokens.empty()) {
+    granted = accounts::role::owner;  // no admin credentials exist yet: open (see docs/api.md)
+    return true;
+  }
+  std::string_view h = c.authorization;
+  constexpr std::string_view scheme = "Bearer ";
+  if (h.size() <= scheme.size() || h.substr(0, scheme.size()) != scheme) {
+    refusal = error(401, "authentication_error", "missing_admin_token",
+                    "This admin call needs 'Authorization: Bearer <admin token>'.");
+    return false;
+  }
+  const std::string hash = accounts::secret_hash(h.substr(scheme.size()));
+  if (!d.bootstrap_hash.empty() && hash == d.bootstrap_hash) {
+    granted = accounts::role::owner;
+    return true;
+  }
+  const accounts::admin_token* t = dir.admin_by_secret_hash(hash);
+  if (t == nullptr || t->revoked_at != 0) {
+    refusal = error(401, "authentication_error", "invalid_admin_token",
+                    t == nullptr ? "Unknown admin token." : "This admin token has been revoked.");
+    return false;
+  }
+  granted = t->level;
+  return true;
+}
+
+/// Sends an accounts_op and turns the result into an answer (the secret merged in, if any).
+admin_answer change(const admin_api_deps& d, accounts_op op) {
+  caf::scoped_actor self{*d.system};
+  admin_answer out;
+  self->request(d.accounts, actor_timeout, std::move(op))
+      .receive(
+          [&](accounts_result& r) {
+            if (r.status >= 300) {
+              if (r.status == 409) {
+                out = error(409, "invalid_request_error", "conflict", r.message, r.param);
+              } else if (r.status == 404) {
+                out = error(404, "invalid_request_error", "not_found", r.message, r.param);
+              } else if (r.status == 503) {
+                out = error(openai::service_unavailable(r.message, 1));
+              } else {
+                out = bad_request(r.message, r.param);
+              }
+              return;
+            }
+            if (!r.secret.empty() && !r.json.empty() && r.json.back() == '}') {
+              r.json.pop_back();
+              r.json += ",\"secret\":\"" + r.secret + "\"}";  // base64url: nothing to escape
+            }
+            out = json(r.status, std::move(r.json));
+          },
+          [&](const caf::error& e) {
+            out = error(openai::service_unavailable(
+                "The accounts service did not answer: " + caf::to_string(e), 1));
+          });
+  return out;
+}
+
+// -- tenants and projects --------------------------------------------------------------------
+
+admin_answer tenants(const admin_api_deps& d, const actors::directory& dir, const admin_call& c,
+                     const std::vector<std::string>& seg) {
+  // seg: tenants [id [projects [pid]]]
+  if (seg.size() == 1) {
+    if (c.method == "GET") {
+      std::vector<std::string> items;
+      for (const auto& [_, t] : dir.tenants) items.push_back(accounts::to_json(t));
+      return json(200, accounts::list_json(items));
+    }
+    if (c.method != "POST") return method_not_allowed(c);
+    accounts::tenant t;
+    accounts::field_error fe;
+    if (!accounts::apply(c.body, t, fe)) return bad_request(fe.message, fe.param);
+    if (t.id.empty()) return bad_request("A tenant needs an 'id'.", "id");
+    accounts_op op;
+    op.op = accounts_op::create_tenant;
+    op.tenant = std::move(t);
+    return change(d, std::move(op));
+  }
+  const std::string& id = seg[1];
+  const accounts::tenant* current = dir.tenant(id);
+  if (seg.size() == 2) {
+    if (current == nullptr) return not_found("No tenant '" + id + "'.");
+    if (c.method == "GET") return json(200, accounts::to_json(*current));
+    accounts_op op;
+    op.id = id;
+    if (c.method == "DELETE") {
+      op.op = accounts_op::delete_tenant;
+      return change(d, std::move(op));
+    }
+    if (c.method != "PATCH") return method_not_allowed(c);
+    accounts::tenant t = *current;
+    accounts::field_error fe;
+    if (!accounts::apply(c.body, t, fe)) return bad_request(fe.message, fe.param);
+    if (t.id != id) return bad_request("A tenant's 'id' cannot change.", "id");
+    op.op = accounts_op::update_tenant;
+    op.tenant = std::move(t);
+    return change(d, std::move(op));
+  }
+  if (seg[2] != "projects" || seg.size() > 4) return not_found("No such admin path.");
+  if (current == nullptr) return not_found("No tenant '" + id + "'.");
+  if (seg.size() == 3) {
+    if (c.method == "GET") {
+      std::vector<std::string> items;
+      for (const auto& [_, p] : dir.projects)
+        if (p.tenant == id) items.push_back(accounts::to_json(p));
+      return json(200, accounts::list_json(items));
+    }
+    if (c.method != "POST") return method_not_allowed(c);
+    accounts::project p;
+    p.tenant = id;
+    accounts::field_error fe;
+    if (!accounts::apply(c.body, p, fe)) return bad_request(fe.message, fe.param);
+    if (p.id.empty()) return bad_request("A project needs an 'id'.", "id");
+    accounts_op op;
+    op.op = accounts_op::create_project;
+    op.project = std::move(p);
+    return change(d, std::move(op));
+  }
+  const std::string& pid = seg[3];
+  const accounts::project* proj = dir.project(id, pid);
+  if (proj == nullptr) return not_found("No project '" + id + "/" + pid + "'.");
+  if (c.method == "GET") return json(200, accounts::to_json(*proj));
+  accounts_op op;
+  op.id = pid;
+  op.project.tenant = id;
+  if (c.method == "DELETE") {
+    op.op = accounts_op::delete_project;
+    return change(d, std::move(op));
+  }
+  if (c.method != "PATCH") return method_not_allowed(c);
+  accounts::project p = *proj;
+  accounts::field_error fe;
+  if (!accounts::apply(c.body, p, fe)) return bad_request(fe.message, fe.param);
+  if (p.id != pid) return bad_request("A project's 'id' cannot change.", "id");
+  op.op = accounts_op::update_project;
+  op.project = std::move(p);
+  return change(d, std::move(op));
+}
+
+// -- keys and admin tokens -------------------------------------------------------------------
+
+admin_answer keys(const admin_api_deps& d, const actors::directory& dir, const admin_call& c,
+                  const std::vector<std::string>& seg) {
+  const int64_t now = unix_now();
+  if (seg.size() == 1) {
+    if (c.method == "GET") {
+      const std::string tenant = query(c, "tenant");
+      const std::string project = query(c, "project");
+      std::vector<std::string> items;
+      for (const auto& [_, k] : dir.keys) {
+        if (!tenant.empty() && k.tenant != tenant) continue;
+        if (!project.empty() && k.project != project) continue;
+        items.push_back(accounts::to_json(k, now));
+      }
+      return json(200, accounts::list_json(items));
+    }
+    if (c.method != "POST") return method_not_allowed(c);
+    accounts::api_key k;
+    accounts::field_error fe;
+    if (!accounts::apply(c.body, k, fe)) return bad_request(fe.message, fe.param);
+    if (k.tenant.empty()) return bad_request("A key needs a 'tenant'.", "tenant");
+    accounts_op op;
+    op.op = accounts_op::create_key;
+    op.key = std::move(k);
+    return change(d, std::move(op));
+  }
+  const std::string& id = seg[1];
+  const accounts::api_key* current = dir.key(id);
+  if (current == nullptr) return not_found("No key '" + id + "'.");
+  accounts_op op;
+  op.id = id;
+  if (seg.size() == 2) {
+    if (c.method == "GET") return json(200, accounts::to_json(*current, now));
+    if (c.method != "PATCH") return method_not_allowed(c);
+    accounts::api_key k = *current;
+    accounts::field_error fe;
+    if (!accounts::apply(c.body, k, fe)) return bad_request(fe.message, fe.param);
+    if (k.tenant != current->tenant)
+      return bad_request("A key's 'tenant' cannot change.", "tenant");
+    op.op = accounts_op::update_key;
+    op.key = std::move(k);
+    return change(d, std::move(op));
+  }
+  if (seg.size() != 3 || c.method != "POST") return not_found("No such admin path.");
+  if (seg[2] == "revoke") {
+    op.op = accounts_op::revoke_key;
+    return change(d, std::move(op));
+  }
+  if (seg[2] != "rotate") return not_found("No such admin path.");
+  op.op = accounts_op::rotate_key;
+  op.grace_s = 86400;
+  if (!c.body.empty()) {
+    // {"grace_s": N}: the only field.
+    std::string_view b = c.body;
+    auto pos = b.find("\"grace_s\"");
+    if (pos != std::string_view::npos) {
+      pos = b.find(':', pos);
+      int64_t v = -1;
+      if (pos != std::string_view::npos) {
+        size_t i = pos + 1;
+        while (i < b.size() && b[i] == ' ') ++i;
+        int64_t acc = 0;
+        size_t digits = 0;
+        while (i < b.size() && b[i] >= '0' && b[i] <= '9' && digits < 10) {
+          acc = acc * 10 + (b[i] - '0');
+          ++i;
+          ++digits;
+        }
+        if (digits > 0) v = acc;
+      }
+      if (v < 0 || v > 90 * 86400)
+        return bad_request("'grace_s' must be a whole number of seconds up to 7776000.", "grace_s");
+      op.grace_s = v;
+    }
+  }
+  return change(d, std::move(op));
+}
+
+admin_answer admin_tokens(const admin_api_deps& d, const actors::directory& dir,
+                          const admin_call& c, const std::vector<std::string>& seg) {
+  if (seg.size() == 1) {
+    if (c.method == "GET") {
+      std::vector<std::string> items;
+      for (const auto& [_, t] : dir.admin_tokens) items.push_back(accounts::to_json(t));
+      return json(200, accounts::list_json(items));
+    }
+    if (c.method != "POST") return method_not_allowed(c);
+    accounts::admin_token t;
+    accounts::field_error fe;
+    if (!accounts::apply(c.body, t, fe)) return bad_request(fe.message, fe.param);
+    accounts_op op;
+    op.op = accounts_op::create_admin_token;
+    op.admin = std::move(t);
+    return change(d, std::move(op));
+  }
+  if (seg.size() != 2 || c.method != "DELETE") return method_not_allowed(c);
+  accounts_op op;
+  op.op = accounts_op::revoke_admin_token;
+  op.id = seg[1];
+  return change(d, std::move(op));
+}
+
+// -- prices ----------------------------------------------------------------------------------
+
+admin_answer prices(const admin_api_deps& d, const actors::directory& dir, const admin_call& c,
+                    const std::vector<std::string>& seg) {
+  if (seg.size() == 1) {
+    if (c.method != "GET") return method_not_allowed(c);
+    std::map<std::string, accounts::price> merged;
+    for (const auto& p : d.config_prices) merged[p.provider + "/" + p.model] = p;
+    for (const auto& [k, p] : dir.prices) merged[k] = p;
+    std::vector<std::string> items;
+    for (const auto& [_, p] : merged) items.push_back(accounts::to_json(p));
+    return json(200, accounts::list_json(items));
+  }
+  if (seg.size() < 3) return not_found("Prices are addressed as /v1/prices/{provider}/{model}.");
+  accounts::price p;
+  p.provider = seg[1];
+  for (size_t i = 2; i < seg.size(); ++i) p.model += (i > 2 ? "/" : "") + seg[i];
+  bool known = false;
+  for (const auto& cp : d.config_prices) {
+    if (cp.provider == p.provider && cp.model == p.model) {
+      known = true;
+      if (c.method == "PUT") p = cp;  // the config's values are the base of a partial PUT
+    }
+  }
+  if (!known) return not_found("No model '" + p.model + "' at provider '" + p.provider + "'.");
+  accounts_op op;
+  if (c.method == "DELETE") {
+    op.op = accounts_op::delete_price;
+    op.price = std::move(p);
+    return change(d, std::move(op));
+  }
+  if (c.method != "PUT") return method_not_allowed(c);
+  if (auto it = dir.prices.find(p.provider + "/" + p.model); it != dir.prices.end()) p = it->second;
+  accounts::field_error fe;
+  if (!accounts::apply(c.body, p, fe)) return bad_request(fe.message, fe.param);
+  op.op = accounts_op::put_price;
+  op.price = std::move(p);
+  return change(d, std::move(op));
+}
+
+// -- usage -----------------------------------------------------------------------------------
+
+admin_answer usage(const admin_api_deps& d, const admin_call& c,
+                   const std::vector<std::string>& seg) {
+  if (c.method != "GET") return method_not_allowed(c);
+  const int64_t today = billing::day_of(unix_now() * 1000);
+  int64_t from = today, to = today;
+  for (auto [name, out] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
+    std::string v = query(c, name);
+    if (!v.empty() && !billing::parse_day(v, *out))
+      return bad_request(std::string("'") + name + "' must be a day as YYYY-MM-DD.", name);
+  }
+  if (from > to) return bad_request("'from' is after 'to'.", "from");
+  std::string format = query(c, "format");
+  if (format.empty()) format = "json";
+  if (format != "json" && format != "csv")
+    return bad_request("'format' must be json or csv.", "format");
+  caf::scoped_actor self{*d.system};
+  admin_answer out;
+  auto on_text = [&](std::string& text) {
+    out = json(200, std::move(text));
+    if (format == "csv") out.content_type = "text/csv";
+  };
+  auto on_error = [&](const caf::error& e) {
+    if (e == caf::sec::invalid_argument) {
+      std::string what = self->system().render(e);
+      out = bad_request("Bad query: " + what, "group_by");
+    } else {
+      out = error(
+          openai::service_unavailable("The ledger did not answer: " + self->system().render(e), 1));
+    }
+  };
+  if (seg.size() == 1) {
+    self->request(d.ledger, actor_timeout, actors::ledger_report_atom::value, from, to,
+                  query(c, "tenant"), query(c, "project"), query(c, "key"), query(c, "group_by"),
+                  format)
+        .receive(on_text, on_error);
+    return out;
+  }
+  if (seg.size() != 2 || seg[1] != "records") return not_found("No such admin path.");
+  uint64_t limit = 1000;
+  if (std::string l = query(c, "limit"); !l.empty()) {
+    try {
+      limit = std::stoull(l);
+    } catch (...) {
+      return bad_request("'limit' must be a whole number.", "limit");
+    }
+  }
+  self->request(d.ledger, actor_timeout, actors::ledger_records_atom::value, from, to,
+                query(c, "tenant"), limit, format)
+      .receive(on_text, on_error);
+  return out;
+}
+
+/// The role a call needs.
+accounts::role needed(const admin_call& c, const std::vector<std::string>& seg) {
+  const std::string& area = seg.empty() ? std::string() : seg[0];
+  if (area == "admin-tokens") return accounts::role::owner;
+  if (c.method == "GET") return accounts::role::viewer;
+  if (area == "prices") return accounts::role::owner;
+  return accounts::role::operator_;
+}
+
+}  // namespace
+
+admin_answer handle_admin(const admin_api_deps& d, const admin_call& c) {
+  std::vector<std::string> seg = segments(c.path);
+  if (seg.empty() || seg[0] != "v1") return not_found("No such admin path.");
+  seg.erase(seg.begin());
+  std::shared_ptr<const actors::directory> dir = d.directory->get();
+  accounts::role granted = accounts::role::viewer;
+  admin_answer refusal;
+  if (!authorize(d, *dir, c, granted, refusal)) return refusal;
+  const accounts::role need = needed(c, seg);
+  if (static_cast<uint8_t>(granted) < static_cast<uint8_t>(need)) {
+    return error(403, "permission_error", "permission_denied",
+                 "This call needs the " + std::string(accounts::role_name(need)) +
+                     " role; the token has " + std::string(accounts::role_name(granted)) + ".");
+  }
+  if (seg.empty()) return not_found("No such admin path.");
+  const std::string& area = seg[0];
+  if (area == "tenants") return tenants(d, *dir, c, seg);
+  if (area == "keys") return keys(d, *dir, c, seg);
+  if (area == "admin-tokens") return admin_tokens(d, *dir, c, seg);
+  if (area == "prices") return prices(d, *dir, c, seg);
+  if (area == "usage") return usage(d, c, seg);
+  if (area == "cache") {
+    if (!d.cache_stats) return error(openai::service_unavailable("The cache is not running.", 0));
+    if (seg.size() == 1 && c.method == "GET") return json(200, d.cache_stats());
+    if (seg.size() == 2 && seg[1] == "invalidate" && c.method == "POST") {
+      auto [status, body] = d.cache_invalidate(c.body);
+      return json(status, std::move(body));
+    }
+    return not_found("No such admin path.");
+  }
+  return error(openai::unknown_endpoint(c.method, c.path));
+}
+
+}  // namespace tc::node
