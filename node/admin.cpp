@@ -43,7 +43,7 @@ struct admin_server::impl {
       res.set_content(R"({"status":"ok"})", "application/json");
     });
     srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-      if (res.status == 404) {
+      if (res.status == 404 && res.body.empty()) {  // no route (a route's own 404 has a body)
         res.set_content(openai::error_body(openai::unknown_endpoint(req.method, req.path)),
                         "application/json");
       }
