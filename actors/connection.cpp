@@ -475,13 +475,11 @@ void call_upstream(self_ptr self) {
   plan.rate = st.rate;
   if (st.lookup_start_ns != 0) plan.cache_lookup_ns = now_ns() - st.lookup_start_ns;
   plan.dedup_leader = st.leading;
-  if (st.store || st.leading) {
-    plan.capture = true;
-    if (plan.stream) {
-      // A stream's answer is cached only with its usage: ask for it, strip it if unasked.
-      plan.body = openai::with_stream_usage(plan.body);
-      plan.strip_usage = !st.req.include_usage;
-    }
+  plan.capture = st.store || st.leading;
+  if (plan.stream) {
+    // Every stream is billed (and cached) by its usage: ask for it, strip it if unasked.
+    plan.body = openai::with_stream_usage(plan.body);
+    plan.strip_usage = !st.req.include_usage;
   }
   // 10 upstream, 11 moderate out (pass-through, issue 5), 12 reply: the I/O loop relays the
   //    upstream answer to the client and reports how it ended with a request_outcome.
@@ -523,11 +521,13 @@ void bill(self_ptr self, const request_outcome& outcome) {
     }
   } else {
     rec.provider = st.route->provider;
-    if (!outcome.usage_reported && outcome.status == 200) {
-      // No usage from the upstream: the input is estimated (the answer's length is not known
-      // here yet), and the record says it is an estimate.
+    if (!outcome.usage_reported && (outcome.status == 200 || outcome.client_gone)) {
+      // No usage from the upstream (or the client left before it came): the input from its
+      // length, the output from what was sent; the record says it is an estimate. A served
+      // answer is never recorded as 0 tokens.
       rec.estimated = true;
       rec.prompt_tokens = static_cast<uint32_t>(st.req.input_chars / 4 + 1);
+      rec.completion_tokens = outcome.completion_estimate;
     }
     rec.result = outcome.client_gone                           ? billing::outcome::client_gone
                  : outcome.stream_cut || outcome.status != 200 ? billing::outcome::upstream_error

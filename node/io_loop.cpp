@@ -133,6 +133,8 @@ struct pending {
   // The cache (issue 3).
   bool capture = false;      ///< keep the answer for the cache (plan.capture)
   bool strip_usage = false;  ///< drop the stream's usage chunk (the client did not ask)
+  uint32_t chunks = 0;       ///< stream content events relayed (an estimate of tokens sent)
+  size_t sent_bytes = 0;     ///< a non-stream answer's body size
   std::optional<openai::stream_assembler> assembler;  ///< a captured stream's answer so far
   std::string answer;                                 ///< the captured answer in non-stream form
   bool answer_cacheable = false;
@@ -589,6 +591,7 @@ struct io_loop::impl {
       }
       if (p.saw_done) return;  // nothing after [DONE]
       if (auto u = openai::find_usage(ev.data)) p.usage = u;
+      if (ev.name.empty() && !openai::is_usage_chunk(ev.data)) ++p.chunks;
       if (p.assembler && ev.name.empty() && !p.assembler->feed(ev.data)) p.assembler.reset();
       if (p.dedup_leader && ev.name.empty()) {
         if (p.event_log_bytes + ev.data.size() <= max_captured_answer) {
@@ -683,6 +686,7 @@ struct io_loop::impl {
                     p.upstream_content_type.empty() ? "application/json" : p.upstream_content_type);
     if (!p.retry_after.empty()) hs.emplace_back("retry-after", p.retry_after);
     const int status = p.upstream_status;
+    p.sent_bytes = p.body.size();
     p.client.send(status, hs, std::move(p.body));
     finish(slot, status);
   }
@@ -867,6 +871,10 @@ struct io_loop::impl {
       outcome.usage = *p.usage;
       outcome.usage_reported = true;
     }
+    // Without reported usage: a stream's content events (about one token each), or a body's
+    // bytes at ~4 a token.
+    outcome.completion_estimate =
+        p.started ? p.chunks : static_cast<uint32_t>(std::min<size_t>(p.sent_bytes / 4, 1u << 30));
     if (!p.answer.empty() && !p.stream_cut) {
       outcome.answer = std::move(p.answer);
       outcome.answer_cacheable = p.answer_cacheable;

@@ -150,15 +150,16 @@ struct request_outcome {
   uint64_t ttft_ns = 0;          ///< time from upstream start to its first byte
   uint64_t total_ns = 0;         ///< time from request received to last byte written
   std::string answer;  ///< with plan.capture: the complete answer in non-stream form, if any
-  bool answer_cacheable = false;  ///< `answer` is complete, not truncated, not filtered
-  std::string error_body;         ///< the error envelope (or upstream error body) the client got
+  bool answer_cacheable = false;     ///< `answer` is complete, not truncated, not filtered
+  std::string error_body;            ///< the error envelope (or upstream error body) the client got
+  uint32_t completion_estimate = 0;  ///< tokens sent, estimated (used when usage_reported is false)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_outcome& x) {
   return f(caf::meta::type_name("tc::request_outcome"), x.status, x.usage, x.usage_reported,
            x.client_gone, x.stream_cut, x.upstream_failure, x.upstream_ns, x.ttft_ns, x.total_ns,
-           x.answer, x.answer_cacheable, x.error_body);
+           x.answer, x.answer_cacheable, x.error_body, x.completion_estimate);
 }
 
 // -- cache_shard (actors/cache_shard.hpp) ---------------------------------------------------

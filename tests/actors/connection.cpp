@@ -81,6 +81,28 @@ tc::openai::request chat_request(std::string model, bool stream = false) {
   return r;
 }
 
+/// Usage records the connection actor sends to its ledger.
+struct record_sink {
+  std::mutex mx;
+  std::condition_variable cv;
+  std::vector<tc::billing::usage_record> records;
+
+  std::optional<tc::billing::usage_record> record(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mx);
+    if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return records.size() >= n; }))
+      return std::nullopt;
+    return records[n - 1];
+  }
+};
+
+caf::behavior fake_ledger(caf::event_based_actor*, std::shared_ptr<record_sink> sink) {
+  return {[sink](tc::billing::usage_record& r) {
+    std::lock_guard<std::mutex> lock(sink->mx);
+    sink->records.push_back(std::move(r));
+    sink->cv.notify_all();
+  }};
+}
+
 std::shared_ptr<tc::actors::pipeline> make_pipeline(recording_port& port) {
   auto p = std::make_shared<tc::actors::pipeline>();
   tc::actors::model_route chat;
@@ -90,6 +112,8 @@ std::shared_ptr<tc::actors::pipeline> make_pipeline(recording_port& port) {
   chat.connect_timeout_ms = 1;
   chat.first_byte_timeout_ms = 2;
   chat.total_timeout_ms = 3;
+  chat.price_input_per_m = 2;
+  chat.price_output_per_m = 8;
   p->models.emplace("chat", chat);
   tc::actors::model_route embed;
   embed.provider = "sim";
@@ -101,13 +125,24 @@ std::shared_ptr<tc::actors::pipeline> make_pipeline(recording_port& port) {
   return p;
 }
 
-/// One connection actor with a recording port; the actor is ended however the test ends.
+/// One connection actor with a recording port and a recording ledger; both are ended however
+/// the test ends.
 struct connection_fixture {
   recording_port port;
   quiet_config cfg;
   caf::actor_system sys{cfg};
-  caf::actor actor = sys.spawn(tc::actors::connection, make_pipeline(port));
-  ~connection_fixture() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
+  std::shared_ptr<record_sink> ledger_sink = std::make_shared<record_sink>();
+  caf::actor ledger = sys.spawn(fake_ledger, ledger_sink);
+  caf::actor actor = sys.spawn(tc::actors::connection, with_ledger(make_pipeline(port), ledger));
+  ~connection_fixture() {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(ledger, caf::exit_reason::user_shutdown);
+  }
+  static std::shared_ptr<tc::actors::pipeline> with_ledger(std::shared_ptr<tc::actors::pipeline> p,
+                                                           caf::actor l) {
+    p->accounts.ledger = std::move(l);
+    return p;
+  }
 };
 
 }  // namespace
@@ -122,7 +157,11 @@ TEST_CASE_FIXTURE(connection_fixture,
   CHECK(plan->provider == "deepseek");
   CHECK(plan->model == "chat");
   CHECK(plan->url == "https://api.deepseek.com/v1/chat/completions");
-  CHECK(plan->body == R"({"model":"deepseek-chat","messages":[{"role":"user","content":"hi"}]})");
+  // A stream always asks for usage (it is billed by it); the client did not ask, so it is stripped.
+  CHECK(plan->body.rfind(R"({"model":"deepseek-chat","messages":[{"role":"user","content":"hi"}])",
+                         0) == 0);
+  CHECK(plan->body.find(R"("include_usage":true)") != std::string::npos);
+  CHECK(plan->strip_usage);
   CHECK(plan->stream);
   CHECK(plan->connect_timeout_ms == 1);
   CHECK(plan->first_byte_timeout_ms == 2);
@@ -172,6 +211,48 @@ TEST_CASE_FIXTURE(connection_fixture,
   auto plan = port.plan(6);
   REQUIRE(plan);
   CHECK(plan->to.slot == 7);
+}
+
+TEST_CASE_FIXTURE(connection_fixture,
+                  "every settled request is one usage record, estimated when no usage came") {
+  tc::request_meta meta;
+  meta.request_id = "req_reported";
+  caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, 1}, meta);
+  REQUIRE(port.plan(1));
+  tc::request_outcome reported;
+  reported.status = 200;
+  reported.usage = {1000, 500, 1500, 0};
+  reported.usage_reported = true;
+  caf::anon_send(actor, reported);
+  auto r = ledger_sink->record(1);
+  REQUIRE(r);
+  CHECK(r->request_id == "req_reported");
+  CHECK(r->tenant == "anonymous");
+  CHECK(r->provider == "deepseek");
+  CHECK(r->result == tc::billing::outcome::ok);
+  CHECK(r->prompt_tokens == 1000);
+  CHECK(r->completion_tokens == 500);
+  CHECK_FALSE(r->estimated);
+  CHECK(r->cost_micros == 2 * 1000 + 8 * 500);  // per-1M prices x tokens = micro-units
+  CHECK(r->charged_micros == r->cost_micros);
+
+  // A stream cut by the client, with no usage: what was sent is estimated, never 0.
+  meta.request_id = "req_cut";
+  caf::anon_send(actor, chat_request("chat", true), tc::reply_target{0, 2}, meta);
+  REQUIRE(port.plan(2));
+  tc::request_outcome cut;
+  cut.status = 499;
+  cut.client_gone = true;
+  cut.completion_estimate = 37;
+  caf::anon_send(actor, cut);
+  r = ledger_sink->record(2);
+  REQUIRE(r);
+  CHECK(r->request_id == "req_cut");
+  CHECK(r->result == tc::billing::outcome::client_gone);
+  CHECK(r->estimated);
+  CHECK(r->completion_tokens == 37);
+  CHECK(r->prompt_tokens > 0);
+  CHECK(r->cost_micros > 0);
 }
 
 TEST_CASE_FIXTURE(connection_fixture,
