@@ -14,6 +14,7 @@
 #include "actors/ledger_book.hpp"
 #include "actors/store.hpp"
 #include "protocol/billing/usage.hpp"
+#include "tests/support/process.hpp"
 
 namespace {
 
@@ -29,19 +30,9 @@ using code = store::status::code;
 
 constexpr int64_t kMsPerDay = 86400000;
 
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char tmpl[] = "/tmp/ledger-test-XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string db() const { return path + "/db"; }
+/// A fresh directory under /tmp (removed at scope exit) with the DB in its "db".
+struct temp_dir : tc::test::temp_dir {
+  std::string db() const { return path() + "/db"; }
 };
 
 std::unique_ptr<store> open_store(const std::string& path, bool fsync = false) {

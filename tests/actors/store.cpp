@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "actors/store.hpp"
+#include "tests/support/process.hpp"
 
 namespace {
 
@@ -17,20 +18,9 @@ using tc::actors::store;
 using family = store::family;
 using code = store::status::code;
 
-/// A fresh directory under /tmp, removed with everything in it at scope exit.
-struct temp_dir {
-  std::string path;
-  temp_dir() {
-    char tmpl[] = "/tmp/ledger-test-XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string db() const { return path + "/db"; }
+/// A fresh directory under /tmp (removed at scope exit) with the DB in its "db".
+struct temp_dir : tc::test::temp_dir {
+  std::string db() const { return path() + "/db"; }
 };
 
 std::unique_ptr<store> open_ok(const std::string& path, bool fsync = false) {
@@ -214,7 +204,7 @@ TEST_CASE("store: data survives close and reopen, with fsync on") {
 TEST_CASE("store: open errors are reported, never a crash") {
   temp_dir dir;
   SUBCASE("a regular file where the DB should be") {
-    const std::string file = dir.path + "/file";
+    const std::string file = dir.path() + "/file";
     { std::ofstream(file) << "not a database"; }
     store::status st;
     auto db = store::open(file, false, st);
@@ -224,7 +214,7 @@ TEST_CASE("store: open errors are reported, never a crash") {
     CHECK_FALSE(st.message.empty());
   }
   SUBCASE("a path under a regular file") {
-    const std::string file = dir.path + "/file";
+    const std::string file = dir.path() + "/file";
     { std::ofstream(file) << "x"; }
     store::status st;
     auto db = store::open(file + "/db", false, st);
