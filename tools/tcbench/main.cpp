@@ -1,4 +1,5 @@
 // tcbench: micro-benchmarks of TokensChain's building blocks, one subcommand each.
+//   tcbench pipeline [--rounds 21] [--requests 2000] [--scheduler-threads 1]
 //   tcbench semantic [--entries 1000000] [--queries 10000] [--dim 256] [--ef 64] [--sweep]
 //                    [--recall-sample 1000] [--m 16] [--ef-construction 100] [--k 10]
 // `semantic` fills one semantic_index (one cache namespace holding every entry: the worst
@@ -30,6 +31,7 @@
 
 #include "actors/semantic_index.hpp"
 #include "protocol/canonical/embed.hpp"
+#include "tools/tcbench/pipeline.hpp"
 
 namespace {
 
@@ -981,6 +983,16 @@ int main(int argc, char** argv) {
   sem->add_option("--build-timeout", sa.build_timeout_s, "stop inserting after this many s");
   sem->add_option("--phase-timeout", sa.phase_timeout_s, "bound of every other phase, s");
   sem->add_option("--max-memory-mb", sa.max_memory_mb, "refuse plans estimated above this");
+  tc::bench::pipeline_args pa;
+  auto* pipe = app.add_subcommand("pipeline", "what auth and admission add, in process");
+  pipe->add_option("--rounds", pa.rounds, "rounds (the first warms up)")
+      ->check(CLI::Range(2u, 100000u));
+  pipe->add_option("--requests", pa.requests_per_round, "requests per mode and round")
+      ->check(CLI::Range(1u, 1000000u));
+  pipe->add_option("--scheduler-threads", pa.scheduler_threads, "CAF scheduler threads")
+      ->check(CLI::Range(1u, 64u));
+  pipe->add_option("--max-seconds", pa.max_seconds, "stop early past this")
+      ->check(CLI::Range(1u, 3600u));
   CLI11_PARSE(app, argc, argv);
 
   std::string command_line;
@@ -989,5 +1001,6 @@ int main(int argc, char** argv) {
     command_line += argv[i];
   }
   if (sem->parsed()) return run_semantic(sa, command_line);
+  if (pipe->parsed()) return tc::bench::run_pipeline(pa, command_line);
   return 2;
 }
