@@ -493,7 +493,7 @@ void bill(self_ptr self, const request_outcome& outcome) {
   const accounts::tenant* t = st.dir->tenant(st.tenant);
   const accounts::price price = price_of(*st.dir, *st.route, st.req.model);
   billing::usage_record rec;
-  rec.request_id = st.meta.request_id;
+  rec.request_id = st.meta.record_id.empty() ? st.meta.request_id : st.meta.record_id;
   rec.ts_ms = unix_ms();
   rec.tenant = st.tenant;
   if (st.caller != nullptr) {

@@ -338,6 +338,9 @@ struct io_loop::impl {
         return send_error(res, request_id, *bad);
       }
       meta.request_id = request_id;
+      // The ledger's idempotency key is always ours: a client reusing its own x-request-id
+      // for two requests must not have the second one's usage dropped as a duplicate.
+      meta.record_id = request_id == given_id ? next_request_id() : request_id;
       start_request(std::get<openai::request>(std::move(parsed)), std::move(meta),
                     req.header("traceparent"), req.received_ns, res);
     };

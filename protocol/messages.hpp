@@ -56,7 +56,8 @@ typename Inspector::result_type inspect(Inspector& f, reply_target& x) {
 
 /// What the HTTP layer adds to a request: its id and the client's per-request cache controls.
 struct request_meta {
-  std::string request_id;
+  std::string request_id;    ///< x-request-id: the client's own if valid, else ours
+  std::string record_id;     ///< always ours, unique: the usage record's idempotency key
   bool no_cache = false;     ///< Cache-Control: no-cache (answer fresh; the answer may be stored)
   bool no_store = false;     ///< Cache-Control: no-store (do not store the answer)
   uint32_t cache_ttl_s = 0;  ///< x-tc-cache-ttl; 0 = the model's TTL
@@ -65,8 +66,8 @@ struct request_meta {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_meta& x) {
-  return f(caf::meta::type_name("tc::request_meta"), x.request_id, x.no_cache, x.no_store,
-           x.cache_ttl_s, x.api_key);
+  return f(caf::meta::type_name("tc::request_meta"), x.request_id, x.record_id, x.no_cache,
+           x.no_store, x.cache_ttl_s, x.api_key);
 }
 
 /// OpenAI's x-ratelimit-* values for one response (from the tightest limit of its scopes).

@@ -191,6 +191,17 @@ TEST_CASE("the ledger records every answered request and the usage report adds u
     prompt += d["usage"]["prompt_tokens"].GetUint64();
     completion += d["usage"]["completion_tokens"].GetUint64();
   }
+  // A client that reuses its own x-request-id is billed for every request, not the first only.
+  for (int i = 0; i < 2; ++i) {
+    response r = post_json(node.data_port(), "/v1/chat/completions",
+                           chat_body("sim-chat", "same id " + std::to_string(i)),
+                           {{"Authorization", "Bearer " + key}, {"x-request-id", "client-id-1"}});
+    REQUIRE(r.status == 200);
+    CHECK(r.header("x-request-id") == "client-id-1");
+    auto d = parse_json(r.body);
+    prompt += d["usage"]["prompt_tokens"].GetUint64();
+    completion += d["usage"]["completion_tokens"].GetUint64();
+  }
   // Streamed, with usage asked for: counted on the client side from the usage chunk.
   response s =
       chat(node, key, "a stream", R"("stream":true,"stream_options":{"include_usage":true})");
@@ -211,7 +222,7 @@ TEST_CASE("the ledger records every answered request and the usage report adds u
         response r = admin(node, "GET", "/v1/usage?tenant=acme&group_by=tenant,model");
         if (r.status != 200) return false;
         report = parse_json(r.body);
-        return !report.HasParseError() && report["totals"]["requests"].GetUint64() == 6;
+        return !report.HasParseError() && report["totals"]["requests"].GetUint64() == 8;
       },
       10000ms));
   CHECK(report["totals"]["prompt_tokens"].GetUint64() == prompt);
@@ -223,7 +234,7 @@ TEST_CASE("the ledger records every answered request and the usage report adds u
   REQUIRE(csv.status == 200);
   size_t lines = 0;
   for (char c : csv.body) lines += c == '\n';
-  CHECK(lines == 7);  // header + 6 records
+  CHECK(lines == 9);  // header + 8 records
 }
 
 TEST_CASE("admin tokens: once one exists every call needs one, and roles are enforced") {

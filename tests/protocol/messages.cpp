@@ -144,7 +144,7 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   out.error_body = "{}";
   round_trip(self, remote, out);
 
-  round_trip(self, remote, tc::request_meta{"req_1", true, true, 60, "sk-tc-secret"});
+  round_trip(self, remote, tc::request_meta{"req_1", "req_2", true, true, 60, "sk-tc-secret"});
 
   tc::cached_reply cr;
   cr.to = {0, 5};
