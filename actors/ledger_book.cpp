@@ -423,4 +423,28 @@ std::map<std::string, ledger_book::spend> ledger_book::spent_all(int64_t day) co
   return out;
 }
 
+std::vector<ledger_book::scope_spend> ledger_book::spent_by_scope(int64_t day) const {
+  std::map<std::string, scope_spend> by_scope;
+  if (!valid_day(day)) return {};
+  auto add = [&](const std::string& tenant, std::string scope, const agg_key& k,
+                 const billing::usage_totals& t) {
+    scope_spend& s = by_scope[scope];
+    s.tenant = tenant;
+    s.scope = std::move(scope);
+    add_sat(s.amount.month_micros, t.charged_micros);
+    if (k.day == day) add_sat(s.amount.day_micros, t.charged_micros);
+  };
+  auto it = aggregates_.lower_bound(agg_key{month_start(day), {}, {}, {}, {}, {}});
+  for (; it != aggregates_.end() && it->first.day <= day; ++it) {
+    const agg_key& k = it->first;
+    add(k.tenant, "t:" + k.tenant, k, it->second);
+    if (!k.project.empty()) add(k.tenant, "p:" + k.tenant + "/" + k.project, k, it->second);
+    if (!k.key.empty()) add(k.tenant, "k:" + k.key, k, it->second);
+  }
+  std::vector<scope_spend> out;
+  out.reserve(by_scope.size());
+  for (auto& [_, s] : by_scope) out.push_back(std::move(s));
+  return out;
+}
+
 }  // namespace tc::actors

@@ -46,6 +46,16 @@ class ledger_book {
   /// Every tenant's spend for `day` and its month.
   std::map<std::string, spend> spent_all(int64_t day) const;
 
+  /// The spend of every quota scope with usage in `day`'s month, by the scope ids tenant_quota
+  /// counts under ("t:<tenant>", "p:<tenant>/<project>", "k:<key id>"), with each scope's
+  /// tenant (which shard owns it).
+  struct scope_spend {
+    std::string tenant;
+    std::string scope;
+    spend amount;
+  };
+  std::vector<scope_spend> spent_by_scope(int64_t day) const;
+
   /// Records written since open (for metrics).
   uint64_t appended() const { return appended_; }
 

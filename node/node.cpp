@@ -231,7 +231,7 @@ void gateway::impl::start_accounts() {
   auto book = std::make_shared<actors::ledger_book>(*d.db, st);
   if (!st.ok()) throw std::runtime_error("store: cannot load the ledger: " + st.message);
   const int64_t today = billing::day_of(actors::unix_ms());
-  auto spent = book->spent_all(today);
+  auto spent = book->spent_by_scope(today);
   auto ledger_hooks = std::make_shared<actors::ledger_hooks>();
   ledger_hooks->on_written = [c = &d.metrics.ledger_records_total.Add({})](size_t n) {
     c->Increment(static_cast<double>(n));
@@ -257,11 +257,12 @@ void gateway::impl::start_accounts() {
     max_age_ms = std::max<int64_t>(max_age_ms, int64_t{prov.total_timeout_ms} + 60'000);
   for (uint32_t i = 0; i < s.billing.quota_shards; ++i)
     d.quota.push_back(d.system.spawn(actors::tenant_quota, i, quota_hooks, max_age_ms));
-  // Budgets survive a restart: today's and this month's spend, from the ledger.
-  for (const auto& [tenant, sp] : spent) {
-    caf::anon_send(d.quota[actors::tenant_shard(tenant, d.quota.size())],
-                   actors::quota_spend_atom::value, "t:" + tenant, today, sp.day_micros,
-                   sp.month_micros);
+  // Budgets survive a restart: today's and this month's spend of every tenant, project and key,
+  // from the ledger (the tenant's model-glob scopes start again from 0).
+  for (const auto& sp : spent) {
+    caf::anon_send(d.quota[actors::tenant_shard(sp.tenant, d.quota.size())],
+                   actors::quota_spend_atom::value, sp.scope, today, sp.amount.day_micros,
+                   sp.amount.month_micros);
   }
 
   auto& a = d.pipeline->accounts;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -350,6 +351,20 @@ TEST_CASE("ledger: spend for the day and the month to date") {
   CHECK(all["beta"].day_micros == 0);
   CHECK(all["beta"].month_micros == 997);
   CHECK(book->spent_all(dec1).empty());
+
+  // By quota scope: tenant, project and key, each with its tenant (the shard that owns it).
+  std::map<std::string, ledger_book::scope_spend> scopes;
+  for (auto& sc : book->spent_by_scope(nov22)) scopes[sc.scope] = sc;
+  REQUIRE(scopes.count("t:acme") == 1);
+  CHECK(scopes["t:acme"].amount.day_micros == 100);
+  CHECK(scopes["t:acme"].amount.month_micros == 130);
+  CHECK(scopes["p:acme/web"].tenant == "acme");
+  CHECK(scopes["p:acme/web"].amount.month_micros == 130);
+  CHECK(scopes["p:beta/web"].amount.day_micros == 1000);
+  // Both tenants' records use key_1 in this fixture: the key scope sums them.
+  CHECK(scopes["k:key_1"].amount.month_micros == 130 + 997);
+  CHECK(scopes.size() == 5);
+  CHECK(book->spent_by_scope(dec1).empty());
 
   // Leap-year February: the month starts on the 1st, wherever the day is.
   REQUIRE(book->append({rec("f1", day("2028-01-31"), "acme", "m", 1),

@@ -294,3 +294,39 @@ TEST_CASE("tenants, keys and usage survive a restart on the same store") {
   CHECK(d["totals"]["prompt_tokens"].GetUint64() + d["totals"]["completion_tokens"].GetUint64() >=
         tokens);
 }
+
+TEST_CASE("a spent budget stays spent across a restart: the ledger re-seeds it") {
+  temp_dir dir;
+  const std::string store = "[store]\npath = \"" + dir.path() + "/db\"\n";
+  std::string key;
+  // One unit of money per token: a request spends ~10 units, its estimate (max_tokens 1) ~5.
+  auto ask = [&](const node_process& n) {
+    return chat(n, key, "budget please", R"("max_tokens":1)");
+  };
+  {
+    node_process node;
+    REQUIRE_MESSAGE(node.start(server_toml() + store + fast_sim()), node.error());
+    REQUIRE(admin(node, "PUT", "/v1/prices/sim/sim-chat",
+                  R"({"input_per_m":1000000,"output_per_m":1000000})")
+                .status == 200);
+    create_tenant(node, R"({"id":"acme","limits":{"daily_budget":60}})");
+    key = create_key(node, "acme");
+    int ok = 0;
+    response last;
+    for (int i = 0; i < 50; ++i) {
+      last = ask(node);
+      if (last.status != 200) break;
+      ++ok;
+    }
+    CHECK(ok >= 3);
+    CHECK(last.status == 429);
+    CHECK(error_of(last.body).code == "insufficient_quota");
+    CHECK(node.stop().code == 0);
+  }
+  node_process again;
+  REQUIRE_MESSAGE(again.start(server_toml() + store + fast_sim()), again.error());
+  response r = ask(again);
+  CHECK(r.status == 429);
+  CHECK(error_of(r.body).code == "insufficient_quota");
+  CHECK(!r.header("retry-after").empty());
+}
