@@ -183,12 +183,6 @@ upstream_plan route(const model_route& r, openai::request& req, reply_target to)
   return plan;
 }
 
-uint64_t cost_micros(const model_route& r, uint32_t prompt_tokens, uint32_t completion_tokens) {
-  // A price per 1M tokens times tokens is the cost in micro-units.
-  return static_cast<uint64_t>(
-      std::llround(r.price_input_per_m * prompt_tokens + r.price_output_per_m * completion_tokens));
-}
-
 void end_request(connection_state& st) {
   st.req = openai::request{};
   st.meta = request_meta{};
@@ -291,7 +285,9 @@ void admit(self_ptr self) {
   ask.scopes = std::move(scopes);
   // Reserved from an estimate, settled to the actual usage: the input at ~3 characters a
   // token (over-counts English, the safe side), plus the most the answer may take.
-  const uint64_t completion = st.req.max_tokens != 0 ? st.req.max_tokens : 256;
+  const uint64_t completion = st.req.kind == openai::endpoint::embeddings ? 0
+                              : st.req.max_tokens != 0                    ? st.req.max_tokens
+                                                                          : 256;
   ask.tokens = st.req.input_chars / 3 + 1 + completion;
   const accounts::price price = price_of(*st.dir, *st.route, st.req.model);
   ask.cost_micros =
@@ -461,7 +457,8 @@ void serve_leader_result(self_ptr self, dedup_result& r) {
   reply.tier = "dedup";
   reply.prompt_tokens = r.prompt_tokens;
   reply.completion_tokens = r.completion_tokens;
-  reply.saved_cost_micros = cost_micros(*st.route, r.prompt_tokens, r.completion_tokens);
+  reply.saved_cost_micros = static_cast<uint64_t>(
+      cost_of(price_of(*st.dir, *st.route, st.req.model), r.prompt_tokens, 0, r.completion_tokens));
   reply.cache_lookup_ns = now_ns() - st.lookup_start_ns;
   st.ctx->ports.at(st.to.loop)->serve(std::move(reply));
 }
@@ -572,8 +569,9 @@ void settle(self_ptr self, request_outcome& outcome) {
     const model_route& r = *st.route;
     const uint32_t ttl =
         st.meta.cache_ttl_s != 0 ? std::min(st.meta.cache_ttl_s, r.cache_ttl_s) : r.cache_ttl_s;
-    const uint64_t cost =
-        cost_micros(r, outcome.usage.prompt_tokens, outcome.usage.completion_tokens);
+    const auto cost = static_cast<uint64_t>(
+        cost_of(price_of(*st.dir, r, st.req.model), outcome.usage.prompt_tokens,
+                outcome.usage.cached_tokens, outcome.usage.completion_tokens));
     cache_entry e;
     e.key = st.exact_key;
     e.ns = st.key.namespace_hash;

@@ -58,8 +58,9 @@ bool parse_group_by(const std::string& text, std::vector<billing::dimension>& ou
 
 }  // namespace
 
-caf::behavior ledger(caf::stateful_actor<ledger_state>* self, std::shared_ptr<ledger_book> book,
-                     std::shared_ptr<const ledger_hooks> hooks) {
+caf::behavior ledger(caf::stateful_actor<ledger_state>* self, std::shared_ptr<store> db,
+                     std::shared_ptr<ledger_book> book, std::shared_ptr<const ledger_hooks> hooks) {
+  self->state.db = std::move(db);
   self->state.book = std::move(book);
   self->state.hooks = std::move(hooks);
   return {

@@ -29,6 +29,7 @@ struct ledger_hooks {
 };
 
 struct ledger_state {
+  std::shared_ptr<store> db;  ///< outlives `book`, which refers to it
   std::shared_ptr<ledger_book> book;
   std::vector<billing::usage_record> pending;
   bool flush_queued = false;
@@ -45,7 +46,7 @@ struct ledger_state {
 ///        the records themselves, as a JSON list or CSV
 /// Reports see every record sent before the report was asked (the mailbox keeps order and a
 /// report first writes what is pending).
-caf::behavior ledger(caf::stateful_actor<ledger_state>* self, std::shared_ptr<ledger_book> book,
-                     std::shared_ptr<const ledger_hooks> hooks);
+caf::behavior ledger(caf::stateful_actor<ledger_state>* self, std::shared_ptr<store> db,
+                     std::shared_ptr<ledger_book> book, std::shared_ptr<const ledger_hooks> hooks);
 
 }  // namespace tc::actors

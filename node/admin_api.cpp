@@ -1,7 +1,10 @@
 #include "node/admin_api.hpp"
 
 #include <chrono>
+#include <optional>
 #include <string_view>
+
+#include <rapidjson/document.h>
 
 #include "actors/ledger.hpp"
 #include "protocol/accounts/json.hpp"
@@ -222,6 +225,23 @@ admin_answer tenants(const admin_api_deps& d, const actors::directory& dir, cons
 
 // -- keys and admin tokens -------------------------------------------------------------------
 
+/// The body of POST /v1/keys/{id}/rotate: empty, or {"grace_s": N} with N whole seconds up
+/// to 90 days. nullopt when valid (`grace_s` set if given).
+std::optional<admin_answer> read_grace(const std::string& body, int64_t& grace_s) {
+  if (body.empty()) return std::nullopt;
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag>(body.c_str(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return bad_request("The body must be a JSON object.");
+  for (const auto& m : doc.GetObject()) {
+    const std::string name(m.name.GetString(), m.name.GetStringLength());
+    if (name != "grace_s") return bad_request("Unknown field '" + name + "'.", name);
+    if (!m.value.IsUint64() || m.value.GetUint64() > 90 * 86400)
+      return bad_request("'grace_s' must be a whole number of seconds up to 7776000.", "grace_s");
+    grace_s = static_cast<int64_t>(m.value.GetUint64());
+  }
+  return std::nullopt;
+}
+
 admin_answer keys(const admin_api_deps& d, const actors::directory& dir, const admin_call& c,
                   const std::vector<std::string>& seg) {
   const int64_t now = unix_now();
@@ -272,30 +292,7 @@ admin_answer keys(const admin_api_deps& d, const actors::directory& dir, const a
   if (seg[2] != "rotate") return not_found("No such admin path.");
   op.op = accounts_op::rotate_key;
   op.grace_s = 86400;
-  if (!c.body.empty()) {
-    // {"grace_s": N}: the only field.
-    std::string_view b = c.body;
-    auto pos = b.find("\"grace_s\"");
-    if (pos != std::string_view::npos) {
-      pos = b.find(':', pos);
-      int64_t v = -1;
-      if (pos != std::string_view::npos) {
-        size_t i = pos + 1;
-        while (i < b.size() && b[i] == ' ') ++i;
-        int64_t acc = 0;
-        size_t digits = 0;
-        while (i < b.size() && b[i] >= '0' && b[i] <= '9' && digits < 10) {
-          acc = acc * 10 + (b[i] - '0');
-          ++i;
-          ++digits;
-        }
-        if (digits > 0) v = acc;
-      }
-      if (v < 0 || v > 90 * 86400)
-        return bad_request("'grace_s' must be a whole number of seconds up to 7776000.", "grace_s");
-      op.grace_s = v;
-    }
-  }
+  if (auto bad = read_grace(c.body, op.grace_s)) return *bad;
   return change(d, std::move(op));
 }
 

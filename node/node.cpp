@@ -239,7 +239,7 @@ void gateway::impl::start_accounts() {
   ledger_hooks->on_write_failed = [](const std::string& error, size_t pending) {
     log::error("ledger_write_failed", {{"error", error}, {"pending", pending}});
   };
-  d.ledger = d.system.spawn<caf::detached>(actors::ledger, std::move(book), ledger_hooks);
+  d.ledger = d.system.spawn<caf::detached>(actors::ledger, d.db, std::move(book), ledger_hooks);
 
   auto quota_hooks = std::make_shared<actors::quota_hooks>();
   quota_hooks->on_alert = [&m = d.metrics](const actors::budget_alert& a) {

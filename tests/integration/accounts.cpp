@@ -118,6 +118,10 @@ TEST_CASE("a key may only use its models and endpoints; rotation keeps the old k
   for (const auto& k : keys["data"].GetArray())
     if (str_of(k, "prefix") == chat_only.substr(0, 12)) id = str_of(k, "id");
   REQUIRE(!id.empty());
+  response bad_grace = admin(node, "POST", "/v1/keys/" + id + "/rotate", R"({"grace_s":-5})");
+  CHECK(bad_grace.status == 400);
+  CHECK(error_of(bad_grace.body).param == "grace_s");
+  CHECK(admin(node, "POST", "/v1/keys/" + id + "/rotate", R"({"grace":1})").status == 400);
   response rotated = admin(node, "POST", "/v1/keys/" + id + "/rotate", R"({"grace_s":3600})");
   REQUIRE_MESSAGE(rotated.status == 201, rotated.body);
   const std::string fresh = str_of(parse_json(rotated.body), "secret");

@@ -155,7 +155,7 @@ int run_pipeline(const pipeline_args& a, const std::string& command_line) {
   cell->set(std::move(dir));
 
   auto book = std::make_shared<actors::ledger_book>(*db, st);
-  auto ledger = sys.spawn<caf::detached>(actors::ledger, book,
+  auto ledger = sys.spawn<caf::detached>(actors::ledger, db, book,
                                          std::make_shared<const actors::ledger_hooks>());
   std::vector<caf::actor> quota;
   for (uint32_t i = 0; i < 4; ++i)
