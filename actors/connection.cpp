@@ -614,8 +614,15 @@ bool authenticate(const account_plan& plan, const directory& dir, std::string_vi
                   const accounts::api_key*& key, std::string& tenant, openai::api_error& error) {
   key = nullptr;
   tenant = plan.anonymous_tenant;
+  // Keyless traffic is the anonymous tenant's: refused when keys are required, or when an
+  // operator disabled that tenant.
+  auto anonymous_allowed = [&] {
+    if (plan.required) return false;
+    const accounts::tenant* anon = dir.tenant(plan.anonymous_tenant);
+    return anon == nullptr || !anon->disabled;
+  };
   if (bearer.empty()) {
-    if (!plan.required) return true;
+    if (anonymous_allowed()) return true;
     error = openai::unauthenticated(
         "missing_api_key",
         "You didn't provide an API key. Send it in the Authorization header as "
@@ -626,8 +633,12 @@ bool authenticate(const account_plan& plan, const directory& dir, std::string_vi
   if (k == nullptr) {
     // On a node that does not require keys, a placeholder key (SDKs insist on one) is the
     // anonymous tenant; a key of ours that does not resolve is always refused.
-    if (!plan.required && bearer.substr(0, accounts::key_scheme.size()) != accounts::key_scheme)
-      return true;
+    if (bearer.substr(0, accounts::key_scheme.size()) != accounts::key_scheme) {
+      if (anonymous_allowed()) return true;
+      error = openai::unauthenticated("invalid_api_key",
+                                      "Incorrect API key provided: " + masked(bearer) + ".");
+      return false;
+    }
     error = openai::unauthenticated("invalid_api_key",
                                     "Incorrect API key provided: " + masked(bearer) + ".");
     return false;

@@ -374,7 +374,6 @@ struct io_loop::impl {
   std::optional<openai::api_error> check_models_auth(const http::request& req) {
     const actors::account_plan& plan = ctx.pipeline->accounts;
     std::string_view bearer = bearer_token(req.header("authorization"));
-    if (bearer.empty() && !plan.required) return std::nullopt;
     const accounts::api_key* key = nullptr;
     std::string tenant;
     openai::api_error error;

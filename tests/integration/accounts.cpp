@@ -109,9 +109,15 @@ TEST_CASE("a key may only use its models and endpoints; rotation keeps the old k
                 {{"Authorization", "Bearer " + chat_only}});
   CHECK(emb.status == 403);
 
-  // Without auth.required, a request with no key (or an SDK placeholder) is the anonymous tenant.
+  // Without auth.required, a request with no key (or an SDK placeholder) is the anonymous tenant,
+  // until an operator disables that tenant.
   CHECK(chat(node, "", "hello").status == 200);
   CHECK(chat(node, "sk-placeholder", "hello").status == 200);
+  create_tenant(node, R"({"id":"anonymous","disabled":true})");
+  CHECK(chat(node, "", "hello").status == 401);
+  CHECK(chat(node, "sk-placeholder", "hello").status == 401);
+  CHECK(get(node.data_port(), "/v1/models").status == 401);
+  CHECK(chat(node, chat_only, "hello").status == 200);  // keys are unaffected
 
   auto keys = parse_json(admin(node, "GET", "/v1/keys").body);
   std::string id;
