@@ -70,18 +70,10 @@ std::string masked(std::string_view secret) {
   return std::string(secret.substr(0, 8)) + "****" + std::string(secret.substr(secret.size() - 2));
 }
 
-/// The list price of a route, with a price stored through the admin API winning.
+/// The price of a route, with a price stored through the admin API winning over the list price.
 accounts::price price_of(const directory& dir, const model_route& r, const std::string& model) {
   auto it = dir.prices.find(r.provider + "/" + model);
-  if (it != dir.prices.end()) return it->second;
-  accounts::price p;
-  p.provider = r.provider;
-  p.model = model;
-  p.input_per_m = r.price_input_per_m;
-  p.cached_input_per_m = r.price_cached_input_per_m;
-  p.output_per_m = r.price_output_per_m;
-  p.currency = r.currency;
-  return p;
+  return it != dir.prices.end() ? it->second : list_price(r, model);
 }
 
 /// A price per 1M tokens times tokens is the cost in micro-units of the price's currency.
@@ -608,6 +600,17 @@ void settle(self_ptr self, request_outcome& outcome) {
 }
 
 }  // namespace
+
+accounts::price list_price(const model_route& r, const std::string& model) {
+  accounts::price p;
+  p.provider = r.provider;
+  p.model = model;
+  p.input_per_m = r.price_input_per_m;
+  p.cached_input_per_m = r.price_cached_input_per_m;
+  p.output_per_m = r.price_output_per_m;
+  p.currency = r.currency;
+  return p;
+}
 
 bool authenticate(const account_plan& plan, const directory& dir, std::string_view bearer,
                   std::string_view endpoint, std::string_view model, int64_t now_s,

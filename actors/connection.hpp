@@ -101,6 +101,10 @@ struct pipeline {
   account_plan accounts;
 };
 
+/// The configured list price of the model `model` served by `r` (the admin API's price tables
+/// start from it; a stored price overrides it).
+accounts::price list_price(const model_route& r, const std::string& model);
+
 /// Step 1 for any endpoint: who is calling. `bearer` is the token after "Bearer " (may be
 /// empty); `endpoint` is chat | completions | embeddings | models; `model` may be empty
 /// (/v1/models). Returns false and sets `error` (401 or 403) when refused. On success `key` is

@@ -367,18 +367,8 @@ void gateway::start() {
   d.admin_deps.directory = d.directory;
   d.admin_deps.accounts = d.accounts;
   d.admin_deps.ledger = d.ledger;
-  for (const auto& prov : s.providers) {
-    for (const auto& m : prov.models) {
-      accounts::price p;
-      p.provider = prov.name;
-      p.model = m.name;
-      p.input_per_m = m.price_input_per_m;
-      p.cached_input_per_m = m.price_cached_input_per_m;
-      p.output_per_m = m.price_output_per_m;
-      p.currency = m.currency;
-      d.admin_deps.config_prices.push_back(std::move(p));
-    }
-  }
+  for (const auto& [model, route] : d.pipeline->models)
+    d.admin_deps.config_prices.push_back(actors::list_price(route, model));
   if (!s.admin.token_env.empty()) {
     const char* token = std::getenv(s.admin.token_env.c_str());
     if (token != nullptr && *token != '\0')
