@@ -17,45 +17,6 @@ namespace {
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
-/// One admin call on a fresh connection.
-response admin(const node_process& node, std::string_view method, std::string_view path,
-               std::string_view body = {}, std::string_view token = {}) {
-  http_connection c;
-  if (!c.connect(node.admin_port())) return {};
-  header_list hs{{"Connection", "close"}};
-  if (!body.empty()) hs.emplace_back("Content-Type", "application/json");
-  if (!token.empty()) hs.emplace_back("Authorization", "Bearer " + std::string(token));
-  if (!c.send_all(make_request(method, path, body, hs, false))) return {};
-  return c.read_response();
-}
-
-response chat(const node_process& node, std::string_view key, std::string_view content,
-              std::string_view extra = {}) {
-  header_list hs;
-  if (!key.empty()) hs.emplace_back("Authorization", "Bearer " + std::string(key));
-  return post_json(node.data_port(), "/v1/chat/completions", chat_body("sim-chat", content, extra),
-                   hs);
-}
-
-/// Creates a key for `tenant` with `body_extra` members; returns its secret.
-std::string create_key(const node_process& node, std::string_view tenant,
-                       std::string_view body_extra = {}, std::string_view token = {}) {
-  std::string body = R"({"tenant":")" + std::string(tenant) + "\"";
-  if (!body_extra.empty()) body += "," + std::string(body_extra);
-  body += "}";
-  response r = admin(node, "POST", "/v1/keys", body, token);
-  REQUIRE_MESSAGE(r.status == 201, r.body);
-  auto d = parse_json(r.body);
-  std::string secret = str_of(d, "secret");
-  REQUIRE(secret.rfind("sk-tc-", 0) == 0);
-  return secret;
-}
-
-void create_tenant(const node_process& node, std::string_view body, std::string_view token = {}) {
-  response r = admin(node, "POST", "/v1/tenants", body, token);
-  REQUIRE_MESSAGE(r.status == 201, r.body);
-}
-
 std::string fast_sim() {
   return sim_provider_toml(1, 20000);
 }
@@ -79,14 +40,14 @@ TEST_CASE("with auth.required every endpoint needs a live key of ours") {
   CHECK(chat(node, "sk-someone-else", "hello").status == 401);
 
   // The key is listed without its secret; revoking it stops it at once.
-  response list = admin(node, "GET", "/v1/keys?tenant=acme");
+  response list = admin_call(node, "GET", "/v1/keys?tenant=acme");
   REQUIRE(list.status == 200);
   CHECK(list.body.find(key) == std::string::npos);
   auto listed = parse_json(list.body);
   REQUIRE(listed["data"].Size() == 1);
   const std::string id = str_of(listed["data"][0], "id");
   CHECK(str_of(listed["data"][0], "status") == "active");
-  CHECK(admin(node, "POST", "/v1/keys/" + id + "/revoke").status == 200);
+  CHECK(admin_call(node, "POST", "/v1/keys/" + id + "/revoke").status == 200);
   response revoked = chat(node, key, "hello");
   CHECK(revoked.status == 401);
   CHECK(revoked.body.find("revoked") != std::string::npos);
@@ -119,22 +80,22 @@ TEST_CASE("a key may only use its models and endpoints; rotation keeps the old k
   CHECK(get(node.data_port(), "/v1/models").status == 401);
   CHECK(chat(node, chat_only, "hello").status == 200);  // keys are unaffected
 
-  auto keys = parse_json(admin(node, "GET", "/v1/keys").body);
+  auto keys = parse_json(admin_call(node, "GET", "/v1/keys").body);
   std::string id;
   for (const auto& k : keys["data"].GetArray())
     if (str_of(k, "prefix") == chat_only.substr(0, 12)) id = str_of(k, "id");
   REQUIRE(!id.empty());
-  response bad_grace = admin(node, "POST", "/v1/keys/" + id + "/rotate", R"({"grace_s":-5})");
+  response bad_grace = admin_call(node, "POST", "/v1/keys/" + id + "/rotate", R"({"grace_s":-5})");
   CHECK(bad_grace.status == 400);
   CHECK(error_of(bad_grace.body).param == "grace_s");
-  CHECK(admin(node, "POST", "/v1/keys/" + id + "/rotate", R"({"grace":1})").status == 400);
-  response rotated = admin(node, "POST", "/v1/keys/" + id + "/rotate", R"({"grace_s":3600})");
+  CHECK(admin_call(node, "POST", "/v1/keys/" + id + "/rotate", R"({"grace":1})").status == 400);
+  response rotated = admin_call(node, "POST", "/v1/keys/" + id + "/rotate", R"({"grace_s":3600})");
   REQUIRE_MESSAGE(rotated.status == 201, rotated.body);
   const std::string fresh = str_of(parse_json(rotated.body), "secret");
   CHECK(fresh != chat_only);
   CHECK(chat(node, fresh, "hello").status == 200);
   CHECK(chat(node, chat_only, "hello").status == 200);  // in its grace period
-  CHECK(str_of(parse_json(admin(node, "GET", "/v1/keys/" + id).body), "status") == "rotated");
+  CHECK(str_of(parse_json(admin_call(node, "GET", "/v1/keys/" + id).body), "status") == "rotated");
 }
 
 TEST_CASE(
@@ -229,7 +190,7 @@ TEST_CASE("the ledger records every answered request and the usage report adds u
   rapidjson::Document report;
   REQUIRE(eventually(
       [&] {
-        response r = admin(node, "GET", "/v1/usage?tenant=acme&group_by=tenant,model");
+        response r = admin_call(node, "GET", "/v1/usage?tenant=acme&group_by=tenant,model");
         if (r.status != 200) return false;
         report = parse_json(r.body);
         return !report.HasParseError() && report["totals"]["requests"].GetUint64() == 8;
@@ -240,7 +201,7 @@ TEST_CASE("the ledger records every answered request and the usage report adds u
   REQUIRE(report["rows"].Size() == 1);
   CHECK(str_of(report["rows"][0]["group"], "model") == "sim-chat");
 
-  response csv = admin(node, "GET", "/v1/usage/records?tenant=acme&format=csv");
+  response csv = admin_call(node, "GET", "/v1/usage/records?tenant=acme&format=csv");
   REQUIRE(csv.status == 200);
   size_t lines = 0;
   for (char c : csv.body) lines += c == '\n';
@@ -250,33 +211,34 @@ TEST_CASE("the ledger records every answered request and the usage report adds u
 TEST_CASE("admin tokens: once one exists every call needs one, and roles are enforced") {
   node_process node;
   REQUIRE_MESSAGE(node.start(server_toml() + fast_sim()), node.error());
-  response owner = admin(node, "POST", "/v1/admin-tokens", R"({"name":"root","role":"owner"})");
+  response owner =
+      admin_call(node, "POST", "/v1/admin-tokens", R"({"name":"root","role":"owner"})");
   REQUIRE_MESSAGE(owner.status == 201, owner.body);
   const std::string root = str_of(parse_json(owner.body), "secret");
   REQUIRE(root.rfind("tc-adm-", 0) == 0);
 
-  CHECK(admin(node, "GET", "/v1/tenants").status == 401);
-  CHECK(admin(node, "GET", "/v1/tenants", {}, "tc-adm-wrong").status == 401);
-  CHECK(admin(node, "GET", "/v1/tenants", {}, root).status == 200);
+  CHECK(admin_call(node, "GET", "/v1/tenants").status == 401);
+  CHECK(admin_call(node, "GET", "/v1/tenants", {}, "tc-adm-wrong").status == 401);
+  CHECK(admin_call(node, "GET", "/v1/tenants", {}, root).status == 200);
 
   response viewer =
-      admin(node, "POST", "/v1/admin-tokens", R"({"name":"look","role":"viewer"})", root);
+      admin_call(node, "POST", "/v1/admin-tokens", R"({"name":"look","role":"viewer"})", root);
   REQUIRE(viewer.status == 201);
   const std::string look = str_of(parse_json(viewer.body), "secret");
-  CHECK(admin(node, "GET", "/v1/tenants", {}, look).status == 200);
-  response refused = admin(node, "POST", "/v1/tenants", R"({"id":"x"})", look);
+  CHECK(admin_call(node, "GET", "/v1/tenants", {}, look).status == 200);
+  response refused = admin_call(node, "POST", "/v1/tenants", R"({"id":"x"})", look);
   CHECK(refused.status == 403);
   CHECK(error_of(refused.body).type == "permission_error");
-  CHECK(admin(node, "POST", "/v1/tenants", R"({"id":"x"})", root).status == 201);
+  CHECK(admin_call(node, "POST", "/v1/tenants", R"({"id":"x"})", root).status == 201);
   // Metrics stay open for scrapers.
   CHECK(get(node.admin_port(), "/metrics").status == 200);
 
   // Bad bodies are 400 naming the field; unknown ids are 404; duplicates 409.
-  response bad = admin(node, "POST", "/v1/tenants", R"({"id":"y","limits":{"rpm":-1}})", root);
+  response bad = admin_call(node, "POST", "/v1/tenants", R"({"id":"y","limits":{"rpm":-1}})", root);
   CHECK(bad.status == 400);
   CHECK(error_of(bad.body).param == "limits.rpm");
-  CHECK(admin(node, "GET", "/v1/tenants/nope", {}, root).status == 404);
-  CHECK(admin(node, "POST", "/v1/tenants", R"({"id":"x"})", root).status == 409);
+  CHECK(admin_call(node, "GET", "/v1/tenants/nope", {}, root).status == 404);
+  CHECK(admin_call(node, "POST", "/v1/tenants", R"({"id":"x"})", root).status == 409);
 }
 
 TEST_CASE("tenants, keys and usage survive a restart on the same store") {
@@ -297,7 +259,7 @@ TEST_CASE("tenants, keys and usage survive a restart on the same store") {
   node_process again;
   REQUIRE_MESSAGE(again.start(server_toml() + store + fast_sim()), again.error());
   CHECK(chat(again, key, "still here").status == 200);
-  response r = admin(again, "GET", "/v1/usage?tenant=acme");
+  response r = admin_call(again, "GET", "/v1/usage?tenant=acme");
   REQUIRE(r.status == 200);
   auto d = parse_json(r.body);
   CHECK(d["totals"]["requests"].GetUint64() >= 1);
@@ -316,8 +278,8 @@ TEST_CASE("a spent budget stays spent across a restart: the ledger re-seeds it")
   {
     node_process node;
     REQUIRE_MESSAGE(node.start(server_toml() + store + fast_sim()), node.error());
-    REQUIRE(admin(node, "PUT", "/v1/prices/sim/sim-chat",
-                  R"({"input_per_m":1000000,"output_per_m":1000000})")
+    REQUIRE(admin_call(node, "PUT", "/v1/prices/sim/sim-chat",
+                       R"({"input_per_m":1000000,"output_per_m":1000000})")
                 .status == 200);
     create_tenant(node, R"({"id":"acme","limits":{"daily_budget":60}})");
     key = create_key(node, "acme");

@@ -1,5 +1,7 @@
 #include "tests/integration/harness.hpp"
 
+#include <doctest/doctest.h>
+
 #include <rapidjson/error/en.h>
 
 namespace tc::test {
@@ -198,6 +200,60 @@ std::vector<rapidjson::Document> sse_json_chunks(std::string_view body) {
     if (!d.HasParseError()) out.push_back(std::move(d));
   }
   return out;
+}
+
+response admin_call(const node_process& node, std::string_view method, std::string_view path,
+                    std::string_view body, std::string_view token) {
+  http_connection c;
+  if (!c.connect(node.admin_port())) return {};
+  std::vector<std::pair<std::string, std::string>> hs{{"Connection", "close"}};
+  if (!body.empty()) hs.emplace_back("Content-Type", "application/json");
+  if (!token.empty()) hs.emplace_back("Authorization", "Bearer " + std::string(token));
+  if (!c.send_all(make_request(method, path, body, hs, false))) return {};
+  return c.read_response();
+}
+
+void create_tenant(const node_process& node, std::string_view body, std::string_view token) {
+  response r = admin_call(node, "POST", "/v1/tenants", body, token);
+  REQUIRE_MESSAGE(r.status == 201, r.body);
+}
+
+std::string create_key(const node_process& node, std::string_view tenant,
+                       std::string_view body_extra, std::string_view token) {
+  std::string body = R"({"tenant":")" + std::string(tenant) + "\"";
+  if (!body_extra.empty()) body += "," + std::string(body_extra);
+  body += "}";
+  response r = admin_call(node, "POST", "/v1/keys", body, token);
+  REQUIRE_MESSAGE(r.status == 201, r.body);
+  auto d = parse_json(r.body);
+  std::string secret = str_of(d, "secret");
+  REQUIRE(secret.rfind("sk-tc-", 0) == 0);
+  return secret;
+}
+
+response chat(const node_process& node, std::string_view key, std::string_view content,
+              std::string_view extra) {
+  std::vector<std::pair<std::string, std::string>> hs;
+  if (!key.empty()) hs.emplace_back("Authorization", "Bearer " + std::string(key));
+  return post_json(node.data_port(), "/v1/chat/completions", chat_body("sim-chat", content, extra),
+                   hs);
+}
+
+tcctl_result run_tcctl(const node_process& node, std::vector<std::string> args,
+                       const std::vector<std::string>& env) {
+  std::vector<std::string> all = {"--admin",
+                                  "http://127.0.0.1:" + std::to_string(node.admin_port())};
+  all.insert(all.end(), args.begin(), args.end());
+  process p;
+  process::options o;
+  o.env = env;
+  tcctl_result r;
+  if (!p.start(bin_path("tcctl"), all, o)) return r;
+  p.wait_exit(milliseconds(20000));
+  p.drain_stdout(milliseconds(2000));
+  for (const auto& l : p.stdout_lines()) r.out += l + "\n";
+  if (auto st = p.status(); st && st->exited) r.code = st->code;
+  return r;
 }
 
 }  // namespace tc::test

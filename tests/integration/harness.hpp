@@ -60,6 +60,28 @@ class node_process {
   uint16_t admin_port_ = 0;
 };
 
+/// One admin-port call on a fresh connection; `token` is an admin token ("" none).
+response admin_call(const node_process& node, std::string_view method, std::string_view path,
+                    std::string_view body = {}, std::string_view token = {});
+/// POST /v1/tenants with `body`; the test fails unless it is created.
+void create_tenant(const node_process& node, std::string_view body, std::string_view token = {});
+/// POST /v1/keys for `tenant` plus `body_extra` members; the new secret (the test fails unless
+/// it is created).
+std::string create_key(const node_process& node, std::string_view tenant,
+                       std::string_view body_extra = {}, std::string_view token = {});
+/// POST /v1/chat/completions of model sim-chat with `content`, bearer `key` ("" none).
+response chat(const node_process& node, std::string_view key, std::string_view content,
+              std::string_view extra = {});
+
+/// What a tcctl run printed and how it exited (-1: it did not exit in time).
+struct tcctl_result {
+  int code = -1;
+  std::string out;
+};
+/// Runs tcctl against `node`'s admin port with `args` (and `env` entries "NAME=value").
+tcctl_result run_tcctl(const node_process& node, std::vector<std::string> args,
+                       const std::vector<std::string>& env = {});
+
 /// A running tcsim. The destructor stops it.
 class sim_process {
  public:
