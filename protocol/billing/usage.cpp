@@ -27,7 +27,8 @@ namespace tc::billing {
 namespace {
 
 constexpr int64_t kMsPerDay = 86400000;
-constexpr uint8_t kRecordVersion = 1;
+// Version 2 appends client_request_id; version 1 rows (without it) still decode.
+constexpr uint8_t kRecordVersion = 2;
 
 constexpr std::array<std::string_view, 7> kOutcomeNames = {
     "ok", "upstream_error", "client_gone", "content_filter", "cache_hit", "dedup", "rejected"};
@@ -382,6 +383,7 @@ std::string encode(const usage_record& r) {
   put_fixed<int64_t>(out, r.charged_micros);
   put_string(out, r.charged_currency);
   put_fixed<int64_t>(out, r.saved_micros);
+  put_string(out, r.client_request_id);
   return out;
 }
 
@@ -390,14 +392,14 @@ bool decode(std::string_view bytes, usage_record& out) {
   usage_record r;
   uint8_t version = 0, result = 0, estimated = 0;
   int32_t status = 0;
-  bool ok = in.u8(version) && version == kRecordVersion && in.str(r.request_id) &&
+  bool ok = in.u8(version) && (version == 1 || version == kRecordVersion) && in.str(r.request_id) &&
             in.fixed(r.ts_ms) && in.str(r.tenant) && in.str(r.project) && in.str(r.key) &&
             in.str(r.model) && in.str(r.provider) && in.str(r.endpoint) && in.fixed(status) &&
             in.u8(result) && result < kOutcomeNames.size() && in.fixed(r.prompt_tokens) &&
             in.fixed(r.cached_tokens) && in.fixed(r.completion_tokens) && in.u8(estimated) &&
             estimated <= 1 && in.fixed(r.cost_micros) && in.str(r.cost_currency) &&
             in.fixed(r.charged_micros) && in.str(r.charged_currency) && in.fixed(r.saved_micros) &&
-            in.done();
+            (version == 1 || in.str(r.client_request_id)) && in.done();
   if (!ok) return false;
   r.status = status;
   r.result = static_cast<outcome>(result);
@@ -437,6 +439,7 @@ std::string to_json(const usage_record& r) {
   json_field(w, "charged", money(r.charged_micros));
   json_field(w, "charged_currency", r.charged_currency);
   json_field(w, "saved", money(r.saved_micros));
+  json_field(w, "client_request_id", r.client_request_id);
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
 }
@@ -444,7 +447,7 @@ std::string to_json(const usage_record& r) {
 std::string csv_header() {
   return "request_id,ts_ms,day,tenant,project,key,model,provider,endpoint,status,outcome,"
          "prompt_tokens,cached_tokens,completion_tokens,estimated,cost,cost_currency,charged,"
-         "charged_currency,saved\r\n";
+         "charged_currency,saved,client_request_id\r\n";
 }
 
 std::string to_csv_line(const usage_record& r) {
@@ -478,6 +481,8 @@ std::string to_csv_line(const usage_record& r) {
   csv_field(out, r.charged_currency);
   out.push_back(',');
   out.append(money(r.saved_micros));
+  out.push_back(',');
+  csv_field(out, r.client_request_id);
   out.append("\r\n");
   return out;
 }

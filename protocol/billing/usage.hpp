@@ -42,7 +42,8 @@ struct usage_record {
   std::string cost_currency = "CNY";
   int64_t charged_micros = 0;  ///< what the tenant is charged (tenant currency)
   std::string charged_currency = "CNY";
-  int64_t saved_micros = 0;  ///< cost the cache or dedup saved (provider currency)
+  int64_t saved_micros = 0;       ///< cost the cache or dedup saved (provider currency)
+  std::string client_request_id;  ///< the client's own x-request-id, if it sent one
   friend bool operator==(const usage_record&, const usage_record&) = default;
 };
 

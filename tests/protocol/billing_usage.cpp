@@ -37,6 +37,7 @@ usage_record sample() {
   r.charged_micros = 2500;
   r.charged_currency = "CNY";
   r.saved_micros = -1;
+  r.client_request_id = "client-7";
   return r;
 }
 
@@ -140,6 +141,21 @@ TEST_CASE("parse_day is strict and round trips with day_name over years 0000-999
   }
 }
 
+TEST_CASE("rows written before client_request_id existed (version 1) still decode") {
+  usage_record r = sample();
+  r.client_request_id.clear();
+  std::string v1 = encode(r);
+  REQUIRE(v1.back() == '\0');  // the empty client_request_id: a one-byte length
+  v1.pop_back();
+  v1[0] = 1;
+  usage_record back;
+  REQUIRE(decode(v1, back));
+  CHECK(back == r);
+  // A version-2 row must carry the field.
+  v1[0] = 2;
+  CHECK_FALSE(decode(v1, back));
+}
+
 TEST_CASE("encode/decode round trip a sample and reject what it did not write") {
   const usage_record r = sample();
   const std::string bytes = encode(r);
@@ -159,7 +175,7 @@ TEST_CASE("encode/decode round trip a sample and reject what it did not write") 
   CHECK_FALSE(decode(bytes + "garbage", back));
 
   std::string v = bytes;
-  v[0] = 2;  // unknown version
+  v[0] = 3;  // unknown version
   CHECK_FALSE(decode(v, back));
   v[0] = 0;
   CHECK_FALSE(decode(v, back));
@@ -305,7 +321,7 @@ TEST_CASE("record CSV: header, columns, RFC 4180 quoting") {
   usage_record r = sample();
   CHECK(to_csv_line(r) ==
         "req-0001,1795309323000,2026-11-22,acme,web,key_0123456789abcdef,Qwen/Qwen2.5-7B,sim,"
-        "chat,200,ok,1200,300,45,true,0.001250,USD,0.002500,CNY,-0.000001\r\n");
+        "chat,200,ok,1200,300,45,true,0.001250,USD,0.002500,CNY,-0.000001,client-7\r\n");
   // Same number of columns in header and line.
   const auto commas = [](const std::string& s) { return std::count(s.begin(), s.end(), ','); };
   CHECK(commas(header) == commas(to_csv_line(r)));
