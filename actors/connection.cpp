@@ -270,6 +270,22 @@ void run(self_ptr self) {
 void admit(self_ptr self) {
   auto& st = self->state;
   std::vector<quota_scope> scopes = scopes_of(st);
+  const account_plan& plan = st.ctx->accounts;
+  if (const uint8_t health = plan.store_health->load(std::memory_order_relaxed);
+      health != store_ok && plan.ledger) {
+    // Usage cannot be written: closed refuses what would be billed; open serves under strict
+    // fallback limits while the records wait in memory (up to a bound, never dropped).
+    if (!plan.fail_open || health == store_full) {
+      return refuse(self, openai::service_unavailable(
+                              "Usage cannot be recorded right now (the node's store is failing); "
+                              "retry shortly.",
+                              1));
+    }
+    quota_scope fallback;
+    fallback.id = "f:" + st.tenant;
+    fallback.limit = plan.fallback;
+    scopes.push_back(std::move(fallback));
+  }
   bool limited = false;
   for (const auto& sc : scopes) limited = limited || !sc.limit.empty();
   if (!limited || st.ctx->accounts.quota.empty()) return after_admission(self);
@@ -380,6 +396,8 @@ cached_reply reply_to_client(const connection_state& st, std::string body) {
   reply.stream = st.req.stream;
   reply.include_usage = st.req.include_usage;
   reply.rate = st.rate;
+  const account_plan& a = st.ctx->accounts;
+  reply.write_ahead = a.write_ahead && a.ledger && a.cache_hit_charge > 0;
   return reply;
 }
 
@@ -465,6 +483,7 @@ void call_upstream(self_ptr self) {
   if (st.lookup_start_ns != 0) plan.cache_lookup_ns = now_ns() - st.lookup_start_ns;
   plan.dedup_leader = st.leading;
   plan.capture = st.store || st.leading;
+  plan.write_ahead = st.ctx->accounts.write_ahead && st.ctx->accounts.ledger;
   if (plan.stream) {
     // Every stream is billed (and cached) by its usage: ask for it, strip it if unasked.
     plan.body = openai::with_stream_usage(plan.body);
@@ -475,7 +494,8 @@ void call_upstream(self_ptr self) {
   st.ctx->ports.at(st.to.loop)->dispatch(std::move(plan));
 }
 
-/// Step 13's money: the reservation settled to the actual usage, and one usage record.
+/// Step 13's money: the reservation settled to the actual usage, and one usage record. A held
+/// answer (write-ahead) is released by the ledger once its record is durable.
 void bill(self_ptr self, const request_outcome& outcome) {
   auto& st = self->state;
   const account_plan& plan = st.ctx->accounts;
@@ -483,6 +503,7 @@ void bill(self_ptr self, const request_outcome& outcome) {
   const accounts::price price = price_of(*st.dir, *st.route, st.req.model);
   billing::usage_record rec;
   rec.request_id = st.meta.record_id.empty() ? st.meta.request_id : st.meta.record_id;
+  if (st.meta.record_id != st.meta.request_id) rec.client_request_id = st.meta.request_id;
   rec.ts_ms = unix_ms();
   rec.tenant = st.tenant;
   if (st.caller != nullptr) {
@@ -529,7 +550,13 @@ void bill(self_ptr self, const request_outcome& outcome) {
     self->send(quota_owner(st), quota_settle_atom::value, st.ticket, spent_tokens,
                rec.charged_micros);
   }
-  if (plan.ledger) self->send(plan.ledger, std::move(rec));
+  if (!plan.ledger) {
+    if (outcome.held) st.ctx->ports.at(st.to.loop)->release(st.to);
+  } else if (outcome.held) {
+    self->send(plan.ledger, std::move(rec), st.to);
+  } else {
+    self->send(plan.ledger, std::move(rec));
+  }
 }
 
 /// Step 13 for one request.
@@ -594,7 +621,11 @@ void settle(self_ptr self, request_outcome& outcome) {
       self->send(owner(st, st.ns), cache_link_atom::value, std::move(l));
     }
   }
-  if (st.route != nullptr) bill(self, outcome);
+  if (st.route != nullptr) {
+    bill(self, outcome);
+  } else if (outcome.held) {
+    st.ctx->ports.at(st.to.loop)->release(st.to);  // cannot happen: held answers are routed
+  }
   end_request(st);
   if (st.ctx->accounts.settling) --*st.ctx->accounts.settling;
 }

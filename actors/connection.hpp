@@ -7,6 +7,7 @@
 // timeouts unconditionally), which measured as one extra context switch per request.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,6 +42,9 @@ class io_port {
   /// Step 7, follower: relay the leader's live stream events to this client. The chunk with
   /// `end` ends the request: one request_outcome follows.
   virtual void follow(follow_chunk&& chunk) = 0;
+  /// Step 13, write-ahead: the usage record of a request whose outcome was `held` is durable
+  /// (or there is none to write): send the answer's last bytes. Any thread.
+  virtual void release(reply_target to) = 0;
 };
 
 /// Where a model is served. Built once from config by the node.
@@ -66,6 +70,11 @@ struct model_route {
   std::string currency = "CNY";
 };
 
+/// account_plan::store_health values.
+constexpr uint8_t store_ok = 0;
+constexpr uint8_t store_failing = 1;
+constexpr uint8_t store_full = 2;
+
 /// Who may call, what they may spend, and where usage is recorded (steps 1, 2 and 13).
 struct account_plan {
   bool required = false;                       ///< every request needs an API key
@@ -75,6 +84,14 @@ struct account_plan {
   caf::actor ledger;              ///< usage records (may be unset in unit tests)
   double cny_per_usd = 7.2;       ///< to charge a tenant in the other currency
   double cache_hit_charge = 0;    ///< fraction of the list price charged for a cache/dedup answer
+  /// Hold each answer's last bytes until its usage record is durable (billing.write_ahead);
+  /// free cache/dedup answers (cache_hit_charge 0) are recorded behind.
+  bool write_ahead = true;
+  /// The store as the ledger last found it: store_ok, store_failing or store_full (failing,
+  /// and store.max_pending_records are waiting). Written by the ledger's hooks; never null.
+  std::shared_ptr<std::atomic<uint8_t>> store_health = std::make_shared<std::atomic<uint8_t>>(0);
+  bool fail_open = false;     ///< store.fail_mode = "open"
+  accounts::limits fallback;  ///< fail_mode open, store failing: per-tenant rpm and concurrency
   /// Outcomes sent to connection actors and not yet settled (the node waits for 0 at shutdown,
   /// before the ledger's last write). Incremented by the I/O loops.
   std::shared_ptr<std::atomic<int64_t>> settling;

@@ -11,30 +11,50 @@ using self_ptr = caf::stateful_actor<ledger_state>*;
 
 constexpr auto retry_after = std::chrono::milliseconds(100);
 
+/// Lets the I/O loops send the answers held for records in this batch.
+void release_held(ledger_state& st) {
+  if (st.held.empty()) return;
+  if (st.hooks && st.hooks->on_durable) st.hooks->on_durable(st.held);
+  st.held.clear();
+}
+
+void queue_flush(self_ptr self) {
+  auto& st = self->state;
+  if (st.flush_queued) return;
+  // Behind whatever else is already in the mailbox: those records join this batch.
+  st.flush_queued = true;
+  self->send(self, ledger_flush_atom::value);
+}
+
 /// Writes what is pending. On failure keeps it and tries again shortly.
 void flush(self_ptr self) {
   auto& st = self->state;
   st.flush_queued = false;
-  if (st.pending.empty()) return;
+  if (st.pending.empty()) return release_held(st);
   size_t added = 0;
   store::status s = st.book->append(st.pending, &added);
   if (s.value == store::status::code::invalid) {
     // The batch was written except records that can never be (no id, impossible time):
     // retrying would stall every record behind them.
+    st.failing = false;
     if (st.hooks && st.hooks->on_write_failed) st.hooks->on_write_failed(s.message, 0);
     if (st.hooks && st.hooks->on_written) st.hooks->on_written(added);
     st.pending.clear();
-    return;
+    return release_held(st);
   }
   if (!s.ok()) {
+    st.failing = true;
     if (st.hooks && st.hooks->on_write_failed)
       st.hooks->on_write_failed(s.message, st.pending.size());
+    if (st.hooks && st.hooks->release_on_failure) release_held(st);
     st.flush_queued = true;
     self->delayed_send(self, retry_after, ledger_flush_atom::value);
     return;
   }
+  st.failing = false;
   if (st.hooks && st.hooks->on_written) st.hooks->on_written(st.pending.size());
   st.pending.clear();
+  release_held(st);
 }
 
 bool parse_group_by(const std::string& text, std::vector<billing::dimension>& out,
@@ -65,13 +85,15 @@ caf::behavior ledger(caf::stateful_actor<ledger_state>* self, std::shared_ptr<st
   self->state.hooks = std::move(hooks);
   return {
       [self](billing::usage_record& r) {
+        self->state.pending.push_back(std::move(r));
+        queue_flush(self);
+      },
+      [self](billing::usage_record& r, reply_target held) {
         auto& st = self->state;
         st.pending.push_back(std::move(r));
-        if (!st.flush_queued) {
-          // Behind whatever else is already in the mailbox: those records join this batch.
-          st.flush_queued = true;
-          self->send(self, ledger_flush_atom::value);
-        }
+        st.held.push_back(held);
+        if (st.failing && st.hooks && st.hooks->release_on_failure) return release_held(st);
+        queue_flush(self);
       },
       [self](ledger_flush_atom) { flush(self); },
       [self](ledger_sync_atom) {

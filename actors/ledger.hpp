@@ -1,7 +1,8 @@
 // The ledger actor: one usage record per request into the node's store, on every outcome
 // (DESIGN §2 step 13, §5). Spawned detached (it blocks on RocksDB). Records that arrive while a
 // write is in progress are written together in the next batch (group commit). A failed write
-// is retried, never dropped: nothing a client was charged for is lost.
+// is retried, never dropped: nothing a client was charged for is lost. Answers held for their
+// record (write-ahead) are released once it is durable.
 #pragma once
 
 #include <cstdint>
@@ -26,19 +27,28 @@ using ledger_sync_atom = caf::atom_constant<caf::atom("l_sync")>;
 struct ledger_hooks {
   std::function<void(size_t records)> on_written;
   std::function<void(const std::string& error, size_t pending)> on_write_failed;
+  /// The records of these held answers are durable (or can never be written): release them.
+  std::function<void(const std::vector<reply_target>& held)> on_durable;
+  /// store.fail_mode = "open": a failed write releases the held answers at once (their records
+  /// stay pending and are retried); "closed" holds them until the write succeeds.
+  bool release_on_failure = false;
 };
 
 struct ledger_state {
   std::shared_ptr<store> db;  ///< outlives `book`, which refers to it
   std::shared_ptr<ledger_book> book;
   std::vector<billing::usage_record> pending;
+  std::vector<reply_target> held;  ///< answers waiting for a record in `pending`
   bool flush_queued = false;
+  bool failing = false;  ///< the last write failed (retrying)
   std::shared_ptr<const ledger_hooks> hooks;
   static inline const char* name = "ledger";
 };
 
 /// Messages:
 ///   usage_record                                   record it (no answer)
+///   (usage_record, reply_target)                   record it, then on_durable(target): the
+///        write-ahead of an answer whose last bytes the I/O loop holds
 ///   (ledger_sync_atom) -> bool                     write what is pending now; true if all was
 ///   (ledger_report_atom, from_day, to_day, tenant, project, key, group_by, format) -> string
 ///        a usage report; group_by is a comma list of dimension names; format json | csv

@@ -13,6 +13,8 @@
 // - Thread-safe as RocksDB is: calls may come from several detached actors at once.
 #include "actors/store.hpp"
 
+#include <atomic>
+
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
@@ -104,6 +106,7 @@ struct store::impl {
   std::unique_ptr<rocksdb::Env> memory_env;  // path "": an in-memory file system (outlives db)
   std::string path;
   rocksdb::WriteOptions write_options;
+  std::atomic<bool> write_faults{false};  // injected by chaos tests
   std::unique_ptr<rocksdb::DB> db;
   std::array<rocksdb::ColumnFamilyHandle*, kFamilies> families{};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // every handle opened, ours included
@@ -173,11 +176,26 @@ std::unique_ptr<store> store::open(const std::string& path, bool fsync, status& 
   return s;
 }
 
+namespace {
+const store::status injected_fault{store::status::code::io_error,
+                                   "injected write fault (debug.fault_injection)"};
+}  // namespace
+
+void store::inject_write_faults(bool on) {
+  impl_->write_faults.store(on, std::memory_order_relaxed);
+}
+
+bool store::write_faults() const {
+  return impl_->write_faults.load(std::memory_order_relaxed);
+}
+
 store::status store::put(family f, std::string_view key, std::string_view value) {
+  if (write_faults()) return injected_fault;
   return to_status(impl_->db->Put(impl_->write_options, impl_->cf(f), slice(key), slice(value)));
 }
 
 store::status store::del(family f, std::string_view key) {
+  if (write_faults()) return injected_fault;
   return to_status(impl_->db->Delete(impl_->write_options, impl_->cf(f), slice(key)));
 }
 
@@ -207,6 +225,7 @@ std::vector<store::status> store::multi_get(family f, const std::vector<std::str
 
 store::status store::write(batch& b) {
   if (b.count() == 0) return {};
+  if (write_faults()) return injected_fault;
   rocksdb::WriteBatch wb;
   for (const auto& op : b.impl_->ops) {
     rocksdb::Status st = op.del ? wb.Delete(impl_->cf(op.f), slice(op.key))

@@ -67,6 +67,10 @@ class store {
                     const std::function<bool(std::string_view, std::string_view)>& visit) const;
   /// Forces the WAL to disk (used by fsync group commit and at shutdown).
   status sync_wal();
+  /// Chaos testing (debug.fault_injection): while on, every write fails with io_error as a
+  /// broken disk would. Any thread.
+  void inject_write_faults(bool on);
+  bool write_faults() const;
   const std::string& path() const;
 
  private:

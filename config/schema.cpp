@@ -72,6 +72,10 @@ std::string check_url(std::string_view s) {
   return "expected a URL starting with http:// or https://, got \"" + std::string(s) + "\"";
 }
 
+std::string check_optional_url(std::string_view s) {
+  return s.empty() ? std::string() : check_url(s);
+}
+
 std::string check_env_name(std::string_view s) {
   if (s.substr(0, 3) == "sk-") {
     return "this looks like an API key: keys never go in the file; put the key in an environment "
@@ -453,10 +457,36 @@ field_set build() {
           {.name = "store.fail_mode",
            .type = vt::string,
            .default_text = R"("closed")",
-           .help = "closed: refuse requests (503) when quotas cannot be checked; open: serve "
-                   "them under strict fallback limits",
+           .help = "When usage cannot be written: closed refuses billed requests (503) and holds "
+                   "answers until their record is durable; open serves under the strict "
+                   "store.fallback_* limits and keeps records in memory until the store recovers",
            .choices = {"closed", "open"}},
           [](auto& s) -> auto& { return s.store.fail_mode; }),
+      bind<S>(
+          {.name = "store.fallback_rpm",
+           .type = vt::integer,
+           .default_text = "60",
+           .min = 1,
+           .max = 1000000,
+           .help = "fail_mode open, store failing: requests a minute per tenant"},
+          [](auto& s) -> auto& { return s.store.fallback_rpm; }),
+      bind<S>(
+          {.name = "store.fallback_concurrency",
+           .type = vt::integer,
+           .default_text = "4",
+           .min = 1,
+           .max = 100000,
+           .help = "fail_mode open, store failing: requests in flight per tenant"},
+          [](auto& s) -> auto& { return s.store.fallback_concurrency; }),
+      bind<S>(
+          {.name = "store.max_pending_records",
+           .type = vt::integer,
+           .default_text = "100000",
+           .min = 1,
+           .max = 100000000,
+           .help = "fail_mode open: usage records kept in memory while the store fails; beyond "
+                   "it billed requests are refused (503), never dropped"},
+          [](auto& s) -> auto& { return s.store.max_pending_records; }),
       bind<S>(
           {.name = "billing.cny_per_usd",
            .type = vt::floating,
@@ -481,6 +511,27 @@ field_set build() {
            .max = 1024,
            .help = "tenant_quota actors on this node (tenants are spread over them)"},
           [](auto& s) -> auto& { return s.billing.quota_shards; }),
+      bind<S>(
+          {.name = "billing.write_ahead",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "Hold each answer's last bytes until its usage record is durable, so a crash "
+                   "never loses the record of an answer a client got"},
+          [](auto& s) -> auto& { return s.billing.write_ahead; }),
+      bind<S>(
+          {.name = "billing.alert_webhook",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "URL that budget alerts (50, 80, 100%) are POSTed to as JSON; \"\" none. "
+                   "Alerts are always logged and counted"},
+          [](auto& s) -> auto& { return s.billing.alert_webhook; }, check_optional_url),
+      bind<S>(
+          {.name = "debug.fault_injection",
+           .type = vt::boolean,
+           .default_text = "false",
+           .help = "Chaos testing: POST /v1/debug/faults on the admin port (owner) can make the "
+                   "store fail; never enable in production"},
+          [](auto& s) -> auto& { return s.debug.fault_injection; }),
 
       bind<S>(
           {.name = "log.level",

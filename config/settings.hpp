@@ -117,7 +117,10 @@ struct admin_settings {
 struct store_settings {
   std::string path;                    ///< a directory; "" = in memory (lost at exit)
   std::string durability = "process";  ///< process (survives kill -9) | fsync (power loss)
-  std::string fail_mode = "closed";    ///< closed: 503 when the quota owner is unreachable
+  std::string fail_mode = "closed";  ///< closed: 503 while usage cannot be recorded; open: fallback
+  uint32_t fallback_rpm = 60;        ///< fail_mode open: requests a minute per tenant
+  uint32_t fallback_concurrency = 4;      ///< fail_mode open: requests in flight per tenant
+  uint32_t max_pending_records = 100000;  ///< fail_mode open: records kept in memory at most
 };
 
 /// Money: how usage is priced and charged.
@@ -125,6 +128,13 @@ struct billing_settings {
   double cny_per_usd = 7.2;       ///< to charge a tenant in the other currency
   double cache_hit_charge = 0.0;  ///< fraction of the list price charged for a cache/dedup answer
   uint32_t quota_shards = 4;      ///< tenant_quota actors on this node
+  bool write_ahead = true;        ///< an answer's last bytes wait for its durable usage record
+  std::string alert_webhook;      ///< budget alerts POSTed here as JSON; "" none
+};
+
+/// Hooks for chaos tests; off in production.
+struct debug_settings {
+  bool fault_injection = false;  ///< POST /v1/debug/faults on the admin port (owner only)
 };
 
 struct log_settings {
@@ -142,6 +152,7 @@ struct settings {
   store_settings store;
   billing_settings billing;
   log_settings log;
+  debug_settings debug;
   std::vector<provider_settings> providers;
 };
 

@@ -417,7 +417,7 @@ admin_answer usage(const admin_api_deps& d, const admin_call& c,
 /// The role a call needs.
 accounts::role needed(const admin_call& c, const std::vector<std::string>& seg) {
   const std::string& area = seg.empty() ? std::string() : seg[0];
-  if (area == "admin-tokens") return accounts::role::owner;
+  if (area == "admin-tokens" || area == "debug") return accounts::role::owner;
   if (c.method == "GET") return accounts::role::viewer;
   if (area == "prices") return accounts::role::owner;
   return accounts::role::operator_;
@@ -454,6 +454,13 @@ admin_answer handle_admin(const admin_api_deps& d, const admin_call& c) {
       return json(status, std::move(body));
     }
     return not_found("No such admin path.");
+  }
+  if (area == "debug" && seg.size() == 2 && seg[1] == "faults" && d.debug_faults) {
+    if (c.method == "GET") return json(200, d.debug_faults("").second);
+    if (c.method == "POST") {
+      auto [status, body] = d.debug_faults(c.body);
+      return json(status, std::move(body));
+    }
   }
   return error(openai::unknown_endpoint(c.method, c.path));
 }

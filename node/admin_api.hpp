@@ -27,6 +27,8 @@ struct admin_api_deps {
   std::vector<accounts::price> config_prices;  ///< list prices from the config file
   std::function<std::string()> cache_stats;    ///< null: no cache
   std::function<std::pair<int, std::string>(const std::string&)> cache_invalidate;
+  /// debug.fault_injection: sets faults from a JSON body ("" reads them); null when off.
+  std::function<std::pair<int, std::string>(const std::string&)> debug_faults;
 };
 
 /// Answers one admin call. Thread-safe; blocks while an actor is asked (at most 10 s).

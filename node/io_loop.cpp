@@ -48,9 +48,12 @@ struct attach_cmd {
 struct follow_cmd {
   follow_chunk chunk;
 };
+struct release_cmd {
+  reply_target to;
+};
 using control_cmd = std::function<void()>;
 using command = std::variant<std::monostate, dispatch_cmd, reject_cmd, serve_cmd, attach_cmd,
-                             follow_cmd, control_cmd>;
+                             follow_cmd, release_cmd, control_cmd>;
 
 /// The largest answer kept for the cache; a larger one is relayed but not stored.
 constexpr std::size_t max_captured_answer = 4 * 1024 * 1024;
@@ -100,6 +103,14 @@ void append_hex(std::string& out, uint64_t v, int digits) {
 
 }  // namespace
 
+/// What a request whose outcome went out `held` still has to send.
+enum class held_kind : uint8_t {
+  none,
+  body,    ///< a whole non-stream response
+  stream,  ///< a whole stream (a cache hit): status line, events, end
+  tail,    ///< a started stream's usage chunk, [DONE] and end
+};
+
 /// One client request between its arrival and its end, owned by the loop.
 struct pending {
   http::responder client;
@@ -144,6 +155,15 @@ struct pending {
   std::vector<std::string> event_log;  ///< data payloads relayed so far (dedup leaders)
   std::size_t event_log_bytes = 0;
   std::vector<std::pair<caf::actor, canonical::digest>> followers;  ///< attached, streaming
+  // Write-ahead (issue 4): a complete answer's last bytes wait until its usage record is
+  // durable, so a client never holds an answer the ledger could lose in a crash.
+  bool write_ahead = false;  ///< the plan asked for it
+  held_kind held = held_kind::none;
+  int held_status = 0;
+  http::header_list held_headers;  ///< held_kind::body and ::stream: the response's headers
+  std::string held_bytes;          ///< the body, the whole stream, or a stream's tail
+  int final_status = 0;            ///< the status finish() reported
+  uint64_t final_upstream_ns = 0;
 };
 
 struct io_loop::impl {
@@ -235,6 +255,8 @@ struct io_loop::impl {
         attach_follower(*a);
       } else if (auto* f = std::get_if<follow_cmd>(&cmd)) {
         follow_leader(std::move(f->chunk));
+      } else if (auto* h = std::get_if<release_cmd>(&cmd)) {
+        release(h->to.slot);
       } else if (auto* c = std::get_if<control_cmd>(&cmd)) {
         (*c)();
       }
@@ -485,6 +507,7 @@ struct io_loop::impl {
     p.capture = plan.capture;
     p.strip_usage = plan.strip_usage;
     p.dedup_leader = plan.dedup_leader;
+    p.write_ahead = plan.write_ahead;
     if (plan.capture && plan.stream) p.assembler.emplace();
     if (plan.cache_lookup_ns != 0) {
       cache.cache(p.model).misses->Increment();
@@ -586,13 +609,22 @@ struct io_loop::impl {
     std::string out;
     std::vector<std::string> shared;  // this read's events, for dedup followers
     bool ok = p.splitter.feed(data, [&](const openai::sse_splitter::event& ev) {
+      // Write-ahead: from the usage chunk (or [DONE]) on, events wait for the record.
+      std::string& dst = p.held == held_kind::tail ? p.held_bytes : out;
       if (ev.data == "[DONE]") {
         p.saw_done = true;
-        out += openai::sse_done;
+        if (p.write_ahead) {
+          p.held = held_kind::tail;
+          p.held_bytes += openai::sse_done;
+        } else {
+          dst += openai::sse_done;
+        }
         return;
       }
       if (p.saw_done) return;  // nothing after [DONE]
       if (auto u = openai::find_usage(ev.data)) p.usage = u;
+      if (p.write_ahead && openai::is_usage_chunk(ev.data)) p.held = held_kind::tail;
+      std::string& to = p.held == held_kind::tail ? p.held_bytes : dst;
       if (ev.name.empty() && !openai::is_usage_chunk(ev.data)) ++p.chunks;
       if (p.assembler && ev.name.empty() && !p.assembler->feed(ev.data)) p.assembler.reset();
       if (p.dedup_leader && ev.name.empty()) {
@@ -604,11 +636,11 @@ struct io_loop::impl {
       }
       if (p.strip_usage && openai::is_usage_chunk(ev.data)) return;
       if (!ev.name.empty()) {
-        out += "event: ";
-        out += ev.name;
-        out += '\n';
+        to += "event: ";
+        to += ev.name;
+        to += '\n';
       }
-      out += openai::sse_data(ev.data);
+      to += openai::sse_data(ev.data);
     });
     if (!out.empty() && !p.client_gone) p.client.write(std::move(out));
     if (!shared.empty()) {
@@ -689,7 +721,14 @@ struct io_loop::impl {
     if (!p.retry_after.empty()) hs.emplace_back("retry-after", p.retry_after);
     const int status = p.upstream_status;
     p.sent_bytes = p.body.size();
-    p.client.send(status, hs, std::move(p.body));
+    if (p.write_ahead && status == 200 && !p.client_gone) {
+      p.held = held_kind::body;
+      p.held_status = status;
+      p.held_headers = std::move(hs);
+      p.held_bytes = std::move(p.body);
+    } else {
+      p.client.send(status, hs, std::move(p.body));
+    }
     finish(slot, status);
   }
 
@@ -731,16 +770,30 @@ struct io_loop::impl {
       if (!events.empty()) {
         hs.emplace_back("content-type", "text/event-stream");
         hs.emplace_back("cache-control", "no-cache");
-        p.client.start(200, hs);
         p.started = true;
-        p.client.write(std::move(events));
-        p.client.end();
+        if (r.write_ahead) {
+          p.held = held_kind::stream;
+          p.held_status = 200;
+          p.held_headers = std::move(hs);
+          p.held_bytes = std::move(events);
+        } else {
+          p.client.start(200, hs);
+          p.client.write(std::move(events));
+          p.client.end();
+        }
         return finish(r.to.slot, 200);
       }
       // Not a chat or text completion (cannot happen for a stored stream): answer as JSON.
     }
     hs.emplace_back("content-type", "application/json");
-    p.client.send(200, hs, std::move(r.body));
+    if (r.write_ahead) {
+      p.held = held_kind::body;
+      p.held_status = 200;
+      p.held_headers = std::move(hs);
+      p.held_bytes = std::move(r.body);
+    } else {
+      p.client.send(200, hs, std::move(r.body));
+    }
     finish(r.to.slot, 200);
   }
 
@@ -808,7 +861,7 @@ struct io_loop::impl {
     }
     p.assembler.reset();
     end_followers(p, false, {});
-    if (!p.client_gone) p.client.end();
+    if (!p.client_gone && p.held == held_kind::none) p.client.end();
     finish(slot, 200);
   }
 
@@ -818,6 +871,10 @@ struct io_loop::impl {
     auto err = openai::upstream_error(message + " (" + std::string(why) + ")");
     p.error_body = openai::error_body(err);
     end_followers(p, true, p.error_body);
+    if (p.held == held_kind::tail) {  // the usage came, [DONE] did not: no answer to hold
+      p.held = held_kind::none;
+      if (!p.client_gone) p.client.write(std::move(p.held_bytes));
+    }
     if (!p.client_gone) {
       p.client.write(openai::sse_error(p.error_body));
       p.client.end();
@@ -882,28 +939,68 @@ struct io_loop::impl {
       outcome.answer_cacheable = p.answer_cacheable;
     }
     outcome.error_body = std::move(p.error_body);
+    // Held only for a client still there, with a connection actor to write the record.
+    if (p.client_gone || !p.dispatched) p.held = held_kind::none;
+    outcome.held = p.held != held_kind::none;
+    p.final_status = status;
+    p.final_upstream_ns = outcome.upstream_ns;
+    if (p.dispatched) {
+      to_settle.emplace_back(std::move(p.actor), std::move(outcome));
+    } else {
+      release_actor(std::move(p.actor));  // it rejected the request: nothing to settle
+    }
+    if (p.held == held_kind::none) close(it);
+    // Otherwise the slot waits for release(): the answer's last bytes follow its record.
+  }
+
+  /// Step 13, write-ahead: the record of a held answer is durable; send what was held.
+  void release(uint64_t slot) {
+    auto it = requests.find(slot);
+    if (it == requests.end() || it->second.held == held_kind::none) return;
+    pending& p = it->second;
+    if (!p.client_gone) {
+      switch (p.held) {
+        case held_kind::body:
+          p.client.send(p.held_status, p.held_headers, std::move(p.held_bytes));
+          break;
+        case held_kind::stream:
+          p.client.start(p.held_status, p.held_headers);
+          p.client.write(std::move(p.held_bytes));
+          p.client.end();
+          break;
+        case held_kind::tail:
+          p.client.write(std::move(p.held_bytes));
+          p.client.end();
+          break;
+        case held_kind::none:
+          break;
+      }
+    }
+    p.held = held_kind::none;
+    close(it);
+  }
+
+  /// The request is over: its metrics and access log line, and the slot is freed.
+  void close(std::unordered_map<uint64_t, pending>::iterator it) {
+    pending& p = it->second;
+    const int status = p.final_status;
+    const uint64_t total_ns = ns_since(p.received_ns, uv_hrtime());
     if (p.series == nullptr) {
       // Not routed: label by the model only if the configuration declares it, so a client
       // cannot grow the label set with made-up model names.
       const bool known = ctx.pipeline->models.count(p.model) != 0;
       p.series = &cache.route(known ? std::string_view(p.model) : "other", p.provider);
     }
-    cache.finished(*p.series, status, seconds(outcome.total_ns));
-    if (outcome.upstream_ns != 0) {
-      p.series->overhead->Observe(seconds(ns_since(outcome.upstream_ns, outcome.total_ns)));
-    }
+    cache.finished(*p.series, status, seconds(total_ns));
+    if (p.final_upstream_ns != 0)
+      p.series->overhead->Observe(seconds(ns_since(p.final_upstream_ns, total_ns)));
     if (ctx.settings->log.access_log) {
       log::info("request", {{"request_id", p.request_id},
                             {"model", p.model},
                             {"provider", p.provider},
                             {"status", status},
-                            {"total_us", outcome.total_ns / 1000},
-                            {"upstream_us", outcome.upstream_ns / 1000}});
-    }
-    if (p.dispatched) {
-      to_settle.emplace_back(std::move(p.actor), std::move(outcome));
-    } else {
-      release_actor(std::move(p.actor));  // it rejected the request: nothing to settle
+                            {"total_us", total_ns / 1000},
+                            {"upstream_us", p.final_upstream_ns / 1000}});
     }
     in_flight_gauge->Decrement();
     requests.erase(it);
@@ -922,7 +1019,15 @@ struct io_loop::impl {
   }
 
   void maybe_drained() {
-    if (!server_done || !requests.empty() || !on_drained) return;
+    if (!server_done || !on_drained) return;
+    // Every connection is closed: answers still held for their record have nobody to go to
+    // (the ledger still writes the records).
+    for (auto it = requests.begin(); it != requests.end(); ++it) {
+      if (it->second.held == held_kind::none) continue;
+      it->second.held = held_kind::none;
+      return close(it);  // erases it, then comes back here
+    }
+    if (!requests.empty()) return;
     // Every connection is closed and every request has reported its outcome: close the
     // loop's own handles so uv_run returns.
     auto done = std::move(on_drained);
@@ -1022,6 +1127,10 @@ void io_loop::attach(reply_target leader, caf::actor follower, canonical::digest
 
 void io_loop::follow(follow_chunk&& chunk) {
   impl_->post(follow_cmd{std::move(chunk)});
+}
+
+void io_loop::release(reply_target to) {
+  impl_->post(release_cmd{to});
 }
 
 }  // namespace tc::node

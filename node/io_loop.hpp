@@ -60,6 +60,7 @@ class io_loop final : public actors::io_port {
   void serve(cached_reply&& reply) override;
   void attach(reply_target leader, caf::actor follower, canonical::digest key) override;
   void follow(follow_chunk&& chunk) override;
+  void release(reply_target to) override;
 
  private:
   struct impl;

@@ -27,6 +27,7 @@
 #include "node/io_loop.hpp"
 #include "node/log.hpp"
 #include "node/metrics.hpp"
+#include "node/webhook.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/openai/models.hpp"
 
@@ -155,6 +156,52 @@ std::pair<int, std::string> invalidate(caf::actor_system& sys,
   return {200, "{\"removed\":" + std::to_string(removed) + "}"};
 }
 
+/// A budget alert as its webhook body.
+std::string alert_json(const actors::budget_alert& a, const std::string& node) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("type");
+  w.String("budget_alert");
+  w.Key("node");
+  w.String(node.c_str(), static_cast<rapidjson::SizeType>(node.size()));
+  w.Key("scope");
+  w.String(a.scope.c_str(), static_cast<rapidjson::SizeType>(a.scope.size()));
+  w.Key("period");
+  w.String(a.period.c_str(), static_cast<rapidjson::SizeType>(a.period.size()));
+  w.Key("percent");
+  w.Uint(a.percent);
+  w.Key("spent_micros");
+  w.Int64(a.spent_micros);
+  w.Key("budget_micros");
+  w.Int64(a.budget_micros);
+  w.Key("ts_ms");
+  w.Int64(actors::unix_ms());
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+/// POST /v1/debug/faults (debug.fault_injection only): {"store_writes": "fail" | "ok"}; an
+/// empty body reads the current faults.
+std::pair<int, std::string> set_faults(actors::store& db, const std::string& body) {
+  if (!body.empty()) {
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag>(body.c_str());
+    const auto* v = !doc.HasParseError() && doc.IsObject() && doc.HasMember("store_writes")
+                        ? &doc["store_writes"]
+                        : nullptr;
+    const std::string_view mode =
+        v != nullptr && v->IsString() ? std::string_view(v->GetString()) : std::string_view();
+    if (mode != "fail" && mode != "ok") {
+      return {400, openai::error_body(openai::invalid_request(
+                       "The body must be {\"store_writes\": \"fail\" | \"ok\"}.", "store_writes"))};
+    }
+    db.inject_write_faults(mode == "fail");
+    log::warn("fault_injected", {{"store_writes", mode}});
+  }
+  return {200, std::string("{\"store_writes\":\"") + (db.write_faults() ? "fail" : "ok") + "\"}"};
+}
+
 }  // namespace
 
 struct gateway::impl {
@@ -232,17 +279,32 @@ void gateway::impl::start_accounts() {
   if (!st.ok()) throw std::runtime_error("store: cannot load the ledger: " + st.message);
   const int64_t today = billing::day_of(actors::unix_ms());
   auto spent = book->spent_by_scope(today);
+  auto& a = d.pipeline->accounts;
   auto ledger_hooks = std::make_shared<actors::ledger_hooks>();
-  ledger_hooks->on_written = [c = &d.metrics.ledger_records_total.Add({})](size_t n) {
+  ledger_hooks->on_written = [c = &d.metrics.ledger_records_total.Add({}),
+                              health = a.store_health](size_t n) {
     c->Increment(static_cast<double>(n));
+    if (health->exchange(actors::store_ok) != actors::store_ok) log::info("ledger_recovered");
   };
-  ledger_hooks->on_write_failed = [](const std::string& error, size_t pending) {
+  ledger_hooks->on_write_failed = [health = a.store_health,
+                                   max_pending = s.store.max_pending_records](
+                                      const std::string& error, size_t pending) {
+    health->store(pending >= max_pending ? actors::store_full : actors::store_failing);
     log::error("ledger_write_failed", {{"error", error}, {"pending", pending}});
   };
+  // Held answers go out once their record is durable (write-ahead).
+  ledger_hooks->on_durable = [p = d.pipeline.get()](const std::vector<reply_target>& held) {
+    for (const auto& to : held) p->ports.at(to.loop)->release(to);
+  };
+  ledger_hooks->release_on_failure = s.store.fail_mode == "open";
   d.ledger = d.system.spawn<caf::detached>(actors::ledger, d.db, std::move(book), ledger_hooks);
 
   auto quota_hooks = std::make_shared<actors::quota_hooks>();
-  quota_hooks->on_alert = [&m = d.metrics](const actors::budget_alert& a) {
+  std::shared_ptr<webhook_sender> webhook;  // owned by the hook: lives as long as the shards
+  if (!s.billing.alert_webhook.empty())
+    webhook = std::make_shared<webhook_sender>(s.billing.alert_webhook, 5000);
+  quota_hooks->on_alert = [&m = d.metrics, webhook,
+                           node = s.node_id](const actors::budget_alert& a) {
     log::warn("budget_alert", {{"scope", a.scope},
                                {"period", a.period},
                                {"percent", a.percent},
@@ -250,6 +312,7 @@ void gateway::impl::start_accounts() {
                                {"budget_micros", static_cast<long long>(a.budget_micros)}});
     m.budget_alerts_total.Add({{"period", a.period}, {"percent", std::to_string(a.percent)}})
         .Increment();
+    if (webhook) webhook->post(alert_json(a, node));
   };
   // Reservations never settled are dropped after the longest total timeout plus a minute.
   int64_t max_age_ms = 60'000;
@@ -265,7 +328,6 @@ void gateway::impl::start_accounts() {
                    sp.amount.month_micros);
   }
 
-  auto& a = d.pipeline->accounts;
   a.required = s.auth.required;
   a.anonymous_tenant = s.auth.anonymous_tenant;
   a.directory = d.directory;
@@ -273,6 +335,10 @@ void gateway::impl::start_accounts() {
   a.ledger = d.ledger;
   a.cny_per_usd = s.billing.cny_per_usd;
   a.cache_hit_charge = s.billing.cache_hit_charge;
+  a.write_ahead = s.billing.write_ahead;
+  a.fail_open = s.store.fail_mode == "open";
+  a.fallback.rpm = s.store.fallback_rpm;
+  a.fallback.max_concurrent = s.store.fallback_concurrency;
   a.settling = std::make_shared<std::atomic<int64_t>>(0);
 }
 
@@ -394,6 +460,12 @@ void gateway::start() {
     };
     d.admin_deps.cache_invalidate = [&d](const std::string& body) {
       return invalidate(d.system, d.cache_shards, body);
+    };
+  }
+  if (s.debug.fault_injection) {
+    log::warn("fault_injection_enabled", {{"why", "debug.fault_injection = true"}});
+    d.admin_deps.debug_faults = [db = d.db](const std::string& body) {
+      return set_faults(*db, body);
     };
   }
   hooks.api = [&d](const admin_call& c) { return handle_admin(d.admin_deps, c); };

@@ -104,13 +104,15 @@ struct upstream_plan {
   bool strip_usage = false;      ///< the body asks for stream usage the client did not ask for
   uint64_t cache_lookup_ns = 0;  ///< time the cache lookup took (0: no lookup)
   rate_headers rate;             ///< the x-ratelimit-* headers of the response
+  /// Hold a complete answer's last bytes until its usage record is durable (io_port::release).
+  bool write_ahead = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, upstream_plan& x) {
   return f(caf::meta::type_name("tc::upstream_plan"), x.to, x.provider, x.model, x.url, x.body,
            x.stream, x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms, x.capture,
-           x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate);
+           x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate, x.write_ahead);
 }
 
 /// connection -> I/O loop: answer the client from the cache (DESIGN §2 step 6). The port sends
@@ -129,13 +131,14 @@ struct cached_reply {
   uint64_t saved_cost_micros = 0;  ///< what the original call cost
   uint64_t cache_lookup_ns = 0;
   rate_headers rate;
+  bool write_ahead = false;  ///< as upstream_plan::write_ahead
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cached_reply& x) {
   return f(caf::meta::type_name("tc::cached_reply"), x.to, x.status, x.model, x.body, x.stream,
            x.include_usage, x.cache_header, x.tier, x.prompt_tokens, x.completion_tokens,
-           x.saved_cost_micros, x.cache_lookup_ns, x.rate);
+           x.saved_cost_micros, x.cache_lookup_ns, x.rate, x.write_ahead);
 }
 
 /// How a request ended, as the I/O loop saw it. I/O loop -> connection, for settlement
@@ -154,13 +157,16 @@ struct request_outcome {
   bool answer_cacheable = false;     ///< `answer` is complete, not truncated, not filtered
   std::string error_body;            ///< the error envelope (or upstream error body) the client got
   uint32_t completion_estimate = 0;  ///< tokens sent, estimated (used when usage_reported is false)
+  /// The loop holds the answer's last bytes until io_port::release: the usage record must be
+  /// durable first (write-ahead), or released at once if there is none to write.
+  bool held = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_outcome& x) {
   return f(caf::meta::type_name("tc::request_outcome"), x.status, x.usage, x.usage_reported,
            x.client_gone, x.stream_cut, x.upstream_failure, x.upstream_ns, x.ttft_ns, x.total_ns,
-           x.answer, x.answer_cacheable, x.error_body, x.completion_estimate);
+           x.answer, x.answer_cacheable, x.error_body, x.completion_estimate, x.held);
 }
 
 // -- cache_shard (actors/cache_shard.hpp) ---------------------------------------------------
@@ -386,7 +392,7 @@ typename Inspector::result_type inspect(Inspector& f, usage_record& x) {
   return f(caf::meta::type_name("tc::billing::usage_record"), x.request_id, x.ts_ms, x.tenant,
            x.project, x.key, x.model, x.provider, x.endpoint, x.status, result, x.prompt_tokens,
            x.cached_tokens, x.completion_tokens, x.estimated, x.cost_micros, x.cost_currency,
-           x.charged_micros, x.charged_currency, x.saved_micros, restore);
+           x.charged_micros, x.charged_currency, x.saved_micros, x.client_request_id, restore);
 }
 
 }  // namespace tc::billing

@@ -36,6 +36,17 @@ class recording_port : public tc::actors::io_port {
   }
   void attach(tc::reply_target, caf::actor, tc::canonical::digest) override {}
   void follow(tc::follow_chunk&&) override {}
+  void release(tc::reply_target to) override {
+    std::lock_guard<std::mutex> lock(mx_);
+    released_.push_back(to);
+    cv_.notify_all();
+  }
+  std::optional<tc::reply_target> released(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mx_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(10), [&] { return released_.size() >= n; }))
+      return std::nullopt;
+    return released_[n - 1];
+  }
   std::optional<tc::cached_reply> served(std::size_t n) {
     std::unique_lock<std::mutex> lock(mx_);
     if (!cv_.wait_for(lock, std::chrono::seconds(10), [&] { return served_.size() >= n; }))
@@ -61,6 +72,7 @@ class recording_port : public tc::actors::io_port {
   std::condition_variable cv_;
   std::vector<tc::upstream_plan> plans_;
   std::vector<tc::cached_reply> served_;
+  std::vector<tc::reply_target> released_;
   std::vector<std::pair<tc::reply_target, tc::openai::api_error>> rejects_;
 };
 
@@ -86,6 +98,7 @@ struct record_sink {
   std::mutex mx;
   std::condition_variable cv;
   std::vector<tc::billing::usage_record> records;
+  std::vector<std::optional<tc::reply_target>> holds;  ///< per record: the held answer, if any
 
   std::optional<tc::billing::usage_record> record(std::size_t n) {
     std::unique_lock<std::mutex> lock(mx);
@@ -96,11 +109,20 @@ struct record_sink {
 };
 
 caf::behavior fake_ledger(caf::event_based_actor*, std::shared_ptr<record_sink> sink) {
-  return {[sink](tc::billing::usage_record& r) {
-    std::lock_guard<std::mutex> lock(sink->mx);
-    sink->records.push_back(std::move(r));
-    sink->cv.notify_all();
-  }};
+  return {
+      [sink](tc::billing::usage_record& r) {
+        std::lock_guard<std::mutex> lock(sink->mx);
+        sink->records.push_back(std::move(r));
+        sink->holds.emplace_back();
+        sink->cv.notify_all();
+      },
+      [sink](tc::billing::usage_record& r, tc::reply_target held) {
+        std::lock_guard<std::mutex> lock(sink->mx);
+        sink->records.push_back(std::move(r));
+        sink->holds.emplace_back(held);
+        sink->cv.notify_all();
+      },
+  };
 }
 
 std::shared_ptr<tc::actors::pipeline> make_pipeline(recording_port& port) {
@@ -253,6 +275,60 @@ TEST_CASE_FIXTURE(connection_fixture,
   CHECK(r->completion_tokens == 37);
   CHECK(r->prompt_tokens > 0);
   CHECK(r->cost_micros > 0);
+}
+
+TEST_CASE_FIXTURE(connection_fixture,
+                  "a held answer's record goes to the ledger with the answer to release") {
+  tc::request_meta meta;
+  meta.request_id = "req_plain";
+  caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, 7}, meta);
+  auto plan = port.plan(1);
+  REQUIRE(plan);
+  CHECK(plan->write_ahead);  // a ledger is wired: the loop is asked to hold the last bytes
+  tc::request_outcome held;
+  held.status = 200;
+  held.usage = {10, 5, 15, 0};
+  held.usage_reported = true;
+  held.held = true;
+  caf::anon_send(actor, held);
+  REQUIRE(ledger_sink->record(1));
+  {
+    std::lock_guard<std::mutex> lock(ledger_sink->mx);
+    REQUIRE(ledger_sink->holds[0].has_value());
+    CHECK(ledger_sink->holds[0]->slot == 7);
+  }
+
+  // Not held (an error the client already has): the record goes behind, nothing to release.
+  meta.request_id = "req_error";
+  caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, 8}, meta);
+  REQUIRE(port.plan(2));
+  tc::request_outcome failed;
+  failed.status = 502;
+  caf::anon_send(actor, failed);
+  REQUIRE(ledger_sink->record(2));
+  std::lock_guard<std::mutex> lock(ledger_sink->mx);
+  CHECK_FALSE(ledger_sink->holds[1].has_value());
+}
+
+TEST_CASE("without a ledger a held answer is released at once") {
+  recording_port port;
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  caf::actor actor = sys.spawn(tc::actors::connection, make_pipeline(port));
+  tc::request_meta meta;
+  meta.request_id = "req_no_ledger";
+  caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, 9}, meta);
+  auto plan = port.plan(1);
+  REQUIRE(plan);
+  CHECK_FALSE(plan->write_ahead);
+  tc::request_outcome held;
+  held.status = 200;
+  held.held = true;
+  caf::anon_send(actor, held);
+  auto released = port.released(1);
+  REQUIRE(released);
+  CHECK(released->slot == 9);
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
 TEST_CASE_FIXTURE(connection_fixture,
