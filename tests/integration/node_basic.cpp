@@ -2,11 +2,8 @@
 // line, health, models, chat (plain and streamed), completions, embeddings, errors, keep-alive,
 // graceful shutdown, an openai-type provider backed by a tcsim process, upstream failures, and
 // the admin port's metrics.
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -718,16 +715,10 @@ TEST_CASE("start-up failures exit 1 with no ready line and a clear message") {
     return err;
   };
   SUBCASE("the data port is taken") {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    uint16_t port = 0;
+    int fd = listen_loopback(port, 1);
     REQUIRE(fd >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(fd, 1) == 0);
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    std::string addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+    std::string addr = "127.0.0.1:" + std::to_string(port);
     std::string cfg = dir.write("ok.toml", basic_config);
     std::string err = run({"--config", cfg, "--listen", addr}, "busy");
     ::close(fd);

@@ -142,4 +142,7 @@ response get(uint16_t port, std::string_view path, milliseconds timeout = millis
 std::optional<double> metric_sum(std::string_view text, std::string_view name,
                                  std::string_view label_filter = {});
 
+/// A listening TCP socket on 127.0.0.1 port 0 (`port` set to the one picked); -1 on failure.
+int listen_loopback(uint16_t& port, int backlog = 16);
+
 }  // namespace tc::test
