@@ -1,5 +1,6 @@
 // tcbench: micro-benchmarks of TokensChain's building blocks, one subcommand each.
 //   tcbench pipeline [--rounds 21] [--requests 2000] [--scheduler-threads 1]
+//   tcbench moderation
 //   tcbench semantic [--entries 1000000] [--queries 10000] [--dim 256] [--ef 64] [--sweep]
 //                    [--recall-sample 1000] [--m 16] [--ef-construction 100] [--k 10]
 // `semantic` fills one semantic_index (one cache namespace holding every entry: the worst
@@ -31,6 +32,7 @@
 
 #include "actors/semantic_index.hpp"
 #include "protocol/canonical/embed.hpp"
+#include "tools/tcbench/moderation.hpp"
 #include "tools/tcbench/pipeline.hpp"
 
 namespace {
@@ -993,6 +995,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 64u));
   pipe->add_option("--max-seconds", pa.max_seconds, "stop early past this")
       ->check(CLI::Range(1u, 3600u));
+  auto* mod = app.add_subcommand("moderation", "keyword + PII moderation of a 4 KB prompt");
   CLI11_PARSE(app, argc, argv);
 
   std::string command_line;
@@ -1002,5 +1005,6 @@ int main(int argc, char** argv) {
   }
   if (sem->parsed()) return run_semantic(sa, command_line);
   if (pipe->parsed()) return tc::bench::run_pipeline(pa, command_line);
+  if (mod->parsed()) return tc::bench::run_moderation(command_line);
   return 2;
 }
