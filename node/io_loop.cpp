@@ -609,23 +609,19 @@ struct io_loop::impl {
     std::string out;
     std::vector<std::string> shared;  // this read's events, for dedup followers
     bool ok = p.splitter.feed(data, [&](const openai::sse_splitter::event& ev) {
+      const bool done = ev.data == "[DONE]";
+      const bool usage_chunk = !done && openai::is_usage_chunk(ev.data);
       // Write-ahead: from the usage chunk (or [DONE]) on, events wait for the record.
-      std::string& dst = p.held == held_kind::tail ? p.held_bytes : out;
-      if (ev.data == "[DONE]") {
+      if (p.write_ahead && (done || usage_chunk)) p.held = held_kind::tail;
+      std::string& to = p.held == held_kind::tail ? p.held_bytes : out;
+      if (done) {
         p.saw_done = true;
-        if (p.write_ahead) {
-          p.held = held_kind::tail;
-          p.held_bytes += openai::sse_done;
-        } else {
-          dst += openai::sse_done;
-        }
+        to += openai::sse_done;
         return;
       }
       if (p.saw_done) return;  // nothing after [DONE]
       if (auto u = openai::find_usage(ev.data)) p.usage = u;
-      if (p.write_ahead && openai::is_usage_chunk(ev.data)) p.held = held_kind::tail;
-      std::string& to = p.held == held_kind::tail ? p.held_bytes : dst;
-      if (ev.name.empty() && !openai::is_usage_chunk(ev.data)) ++p.chunks;
+      if (ev.name.empty() && !usage_chunk) ++p.chunks;
       if (p.assembler && ev.name.empty() && !p.assembler->feed(ev.data)) p.assembler.reset();
       if (p.dedup_leader && ev.name.empty()) {
         if (p.event_log_bytes + ev.data.size() <= max_captured_answer) {
@@ -634,7 +630,7 @@ struct io_loop::impl {
         }
         if (!p.followers.empty()) shared.emplace_back(ev.data);
       }
-      if (p.strip_usage && openai::is_usage_chunk(ev.data)) return;
+      if (p.strip_usage && usage_chunk) return;
       if (!ev.name.empty()) {
         to += "event: ";
         to += ev.name;
