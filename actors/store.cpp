@@ -9,6 +9,7 @@
 //   not written and returns ok.
 // - multi_get() leaves values[i] empty for every key that is not ok.
 // - scan_range() with to <= from visits nothing.
+// - last() leaves key and value untouched unless it returns ok.
 // - Every family gets 10-bit-per-key Bloom filters (a table setting: old files keep theirs).
 // - Thread-safe as RocksDB is: calls may come from several detached actors at once.
 #include "actors/store.hpp"
@@ -262,6 +263,33 @@ store::status store::scan_range(
     if (!visit(key, view(it->value()))) break;
   }
   return to_status(it->status());
+}
+
+store::status store::last(family f, std::string_view prefix, std::string& key,
+                          std::string& value) const {
+  // The smallest key above every key with this prefix: the prefix with its last byte that is not
+  // 0xff incremented (and what follows it dropped). None exists for "" or all-0xff prefixes.
+  std::string bound(prefix);
+  while (!bound.empty() && static_cast<uint8_t>(bound.back()) == 0xff) bound.pop_back();
+  if (!bound.empty()) bound.back() = static_cast<char>(static_cast<uint8_t>(bound.back()) + 1);
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cf(f)));
+  if (bound.empty()) {
+    it->SeekToLast();
+  } else {
+    it->SeekForPrev(slice(bound));
+    if (it->Valid() && view(it->key()) == bound) it->Prev();
+  }
+  if (!it->Valid()) {
+    if (!it->status().ok()) return to_status(it->status());
+    return {status::code::not_found, "no key with this prefix"};
+  }
+  const std::string_view k = view(it->key());
+  if (k.substr(0, prefix.size()) != prefix)
+    return {status::code::not_found, "no key with this prefix"};
+  key.assign(k);
+  value.assign(view(it->value()));
+  return {};
 }
 
 store::status store::sync_wal() {

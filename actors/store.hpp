@@ -65,6 +65,9 @@ class store {
   /// Calls `visit` for keys in [from, to), in key order, until it returns false.
   status scan_range(family f, std::string_view from, std::string_view to,
                     const std::function<bool(std::string_view, std::string_view)>& visit) const;
+  /// The last key starting with `prefix` and its value (for resuming a sequence); not_found if
+  /// there is none.
+  status last(family f, std::string_view prefix, std::string& key, std::string& value) const;
   /// Forces the WAL to disk (used by fsync group commit and at shutdown).
   status sync_wal();
   /// Chaos testing (debug.fault_injection): while on, every write fails with io_error as a

@@ -13,6 +13,7 @@
 #include <caf/all.hpp>
 
 #include "protocol/accounts/accounts.hpp"
+#include "protocol/audit/record.hpp"
 #include "protocol/billing/usage.hpp"
 #include "protocol/canonical/hash.hpp"
 #include "protocol/openai/error.hpp"
@@ -397,6 +398,27 @@ typename Inspector::result_type inspect(Inspector& f, usage_record& x) {
 
 }  // namespace tc::billing
 
+// -- audit_writer (actors/audit_writer.hpp) -------------------------------------------------
+
+namespace tc::audit {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, engine_verdict& x) {
+  return f(caf::meta::type_name("tc::audit::engine_verdict"), x.engine, x.verdict, x.category,
+           x.latency_us);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, audit_record& x) {
+  return f(caf::meta::type_name("tc::audit::audit_record"), x.seq, x.node, x.request_id, x.ts_ms,
+           x.tenant, x.project, x.key_id, x.model, x.provider, x.endpoint, x.status,
+           x.prompt_tokens, x.completion_tokens, x.cost_micros, x.cost_currency, x.latency_ms,
+           x.input_verdicts, x.output_verdicts, x.input_digest, x.output_digest, x.text_encrypted,
+           x.input_text, x.output_text, x.prev_hash, x.hash);
+}
+
+}  // namespace tc::audit
+
 namespace tc {
 
 /// A change to the account tables, admin -> accounts actor (the tables' one writer).
@@ -529,6 +551,8 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<accounts::admin_token>("tc::accounts::admin_token");
   cfg.add_message_type<accounts::price>("tc::accounts::price");
   cfg.add_message_type<billing::usage_record>("tc::billing::usage_record");
+  cfg.add_message_type<audit::engine_verdict>("tc::audit::engine_verdict");
+  cfg.add_message_type<audit::audit_record>("tc::audit::audit_record");
   cfg.add_message_type<accounts_op>("tc::accounts_op");
   cfg.add_message_type<accounts_result>("tc::accounts_result");
   cfg.add_message_type<quota_scope>("tc::quota_scope");
