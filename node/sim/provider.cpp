@@ -24,9 +24,15 @@
 // (completions, embeddings) = estimate_tokens of each string input, or the length of each
 // token array.
 //
+// Moderation (POST .../moderations, the OpenAI shape): a text containing `sim-flag:<category>`
+// (category = [a-z/_-]+, any number of markers) is flagged with those categories true, score
+// 0.99; every other category is false, score 0.01. The answer's model is
+// "tcsim-moderation (simulated, test double)". It needs no GPU: answered at once, though
+// outages and error_rate apply as to any call.
+//
 // Everything that answers without the GPU model (instant mode, validation errors, injected
-// faults, outages, /models) is queued and delivered by one shared uv_idle handle on the next
-// loop iteration: callbacks never run inside start().
+// faults, outages, /models, moderations) is queued and delivered by one shared uv_idle handle
+// on the next loop iteration: callbacks never run inside start().
 #include "node/sim/provider.hpp"
 
 #include <algorithm>
@@ -35,6 +41,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <iterator>
 #include <queue>
 #include <type_traits>
 #include <unordered_map>
@@ -57,7 +64,7 @@ constexpr uint64_t horizon_ns = ms_ns;  // events due within this are served ear
 constexpr std::size_t max_models_listed = 256;
 constexpr uint32_t max_steps_per_flush = 256;  // steps of one call per on_data
 
-enum class endpoint : uint8_t { chat, completions, embeddings, models, unknown };
+enum class endpoint : uint8_t { chat, completions, embeddings, models, moderations, unknown };
 enum class phase : uint8_t { canned, waiting, prefill, decoding, generated };
 
 /// One choice of a generated answer.
@@ -179,6 +186,7 @@ endpoint endpoint_of(std::string_view path) {
   if (path.ends_with("/completions")) return endpoint::completions;
   if (path.ends_with("/embeddings")) return endpoint::embeddings;
   if (path.ends_with("/models")) return endpoint::models;
+  if (path.ends_with("/moderations")) return endpoint::moderations;
   return endpoint::unknown;
 }
 
@@ -249,6 +257,71 @@ bool read_inputs(const rapidjson::Value* v, const char* name, std::vector<std::s
     }
   }
   return true;
+}
+
+constexpr std::string_view moderation_model = "tcsim-moderation (simulated, test double)";
+constexpr std::string_view moderation_marker = "sim-flag:";
+
+/// OpenAI's moderation categories, in the order its answers list them.
+constexpr std::string_view moderation_categories[] = {"harassment",
+                                                      "harassment/threatening",
+                                                      "hate",
+                                                      "hate/threatening",
+                                                      "illicit",
+                                                      "illicit/violent",
+                                                      "self-harm",
+                                                      "self-harm/intent",
+                                                      "self-harm/instructions",
+                                                      "sexual",
+                                                      "sexual/minors",
+                                                      "violence",
+                                                      "violence/graphic"};
+
+bool marker_char(char c) {
+  return (c >= 'a' && c <= 'z') || c == '/' || c == '_' || c == '-';
+}
+
+/// The categories named by `sim-flag:<category>` markers in `text`, each once, in order of
+/// first appearance.
+std::vector<std::string_view> flagged_categories(std::string_view text) {
+  std::vector<std::string_view> out;
+  for (std::size_t pos = text.find(moderation_marker); pos != std::string_view::npos;
+       pos = text.find(moderation_marker, pos)) {
+    pos += moderation_marker.size();
+    std::size_t end = pos;
+    while (end < text.size() && marker_char(text[end])) ++end;
+    std::string_view cat = text.substr(pos, end - pos);
+    if (!cat.empty() && std::find(out.begin(), out.end(), cat) == out.end()) out.push_back(cat);
+    pos = end;
+  }
+  return out;
+}
+
+/// One /moderations result: every standard category, then the flagged ones that are not.
+void append_moderation_result(std::string& out, std::string_view text) {
+  const std::vector<std::string_view> flagged = flagged_categories(text);
+  std::vector<std::string_view> names(std::begin(moderation_categories),
+                                      std::end(moderation_categories));
+  for (std::string_view f : flagged) {
+    if (std::find(names.begin(), names.end(), f) == names.end()) names.push_back(f);
+  }
+  auto is_flagged = [&](std::string_view n) {
+    return std::find(flagged.begin(), flagged.end(), n) != flagged.end();
+  };
+  out += flagged.empty() ? "{\"flagged\":false,\"categories\":{"
+                         : "{\"flagged\":true,\"categories\":{";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i) out += ',';
+    append_json_string(out, names[i]);
+    out += is_flagged(names[i]) ? ":true" : ":false";
+  }
+  out += "},\"category_scores\":{";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i) out += ',';
+    append_json_string(out, names[i]);
+    out += is_flagged(names[i]) ? ":0.99" : ":0.01";
+  }
+  out += "}}";
 }
 
 const char* finish_reason(const call& c, const choice_plan& ch) {
@@ -1090,6 +1163,8 @@ struct provider::impl {
                 "invalid_request_error", {}, "method_not_allowed");
     } else if (c.ep == endpoint::models) {
       set_canned(c, 200, models_body(), false, 0);
+    } else if (c.ep == endpoint::moderations) {
+      moderate(c, req);
     } else {
       plan(c, req);
     }
@@ -1118,6 +1193,58 @@ struct provider::impl {
     admit(uv_hrtime());
     schedule();
     return c.id;
+  }
+
+  /// Answers POST .../moderations at once (a canned answer): `input` is a string or a
+  /// non-empty array of strings, `model` optional.
+  void moderate(call& c, const upstream::call_request& req) {
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(
+        req.body.data(), req.body.size());
+    if (doc.HasParseError() || !doc.IsObject()) {
+      set_error(c, 400, "the request body is not a valid JSON object", "invalid_request_error", {},
+                {});
+      return;
+    }
+    if (const rapidjson::Value* model = member(doc, "model"); model && !model->IsString()) {
+      set_error(c, 400, "'model' must be a string", "invalid_request_error", "model", {});
+      return;
+    }
+    const rapidjson::Value* input = member(doc, "input");
+    if (!input) {
+      set_error(c, 400, "missing required parameter 'input'", "invalid_request_error", "input", {});
+      return;
+    }
+    std::vector<std::string_view> texts;
+    if (input->IsString()) {
+      texts.push_back(sv(*input));
+    } else if (input->IsArray() && !input->Empty()) {
+      for (const auto& x : input->GetArray()) {
+        if (!x.IsString()) break;
+        texts.push_back(sv(x));
+      }
+    }
+    if (texts.empty() || (input->IsArray() && texts.size() != input->Size())) {
+      set_error(c, 400, "'input' must be a string or a non-empty array of strings",
+                "invalid_request_error", "input", {});
+      return;
+    }
+    if (settings.error_rate > 0 &&
+        unit_interval(mix64(c.seed ^ mix64(++fault_counter))) < settings.error_rate) {
+      set_fault(c, static_cast<int>(settings.error_status), "simulated upstream error (tcsim)");
+      return;
+    }
+    std::string out = "{\"id\":\"modr-sim-";
+    append_hex64(out, mix64(c.seed ^ mix64(c.id)));
+    out += "\",\"model\":";
+    append_json_string(out, moderation_model);
+    out += ",\"results\":[";
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      if (i) out += ',';
+      append_moderation_result(out, texts[i]);
+    }
+    out += "]}";
+    set_canned(c, 200, std::move(out), false, 0);
   }
 
   void plan(call& c, const upstream::call_request& req) {

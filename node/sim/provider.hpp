@@ -6,6 +6,10 @@
 // tokens_per_sec / (1 + batch_contention*(n-1)) tokens/s, so aggregate throughput rises with n
 // and flattens (the batch-efficiency curve). Requests beyond max_batch wait for a slot.
 // "GPU utilisation" is the time average of throughput(n) / throughput(max_batch).
+//
+// POST .../moderations answers in the shape of OpenAI's /v1/moderations, at once: a text is
+// flagged exactly when it contains `sim-flag:<category>` (category = [a-z/_-]+), with that
+// category true; its model is "tcsim-moderation (simulated, test double)".
 #pragma once
 
 #include <cstdint>
@@ -38,8 +42,9 @@ class provider final : public upstream::transport {
   ~provider() override;
 
   /// The call's URL path selects the endpoint: .../chat/completions, .../completions,
-  /// .../embeddings or .../models (GET). The body is an OpenAI request; the answer is what an
-  /// OpenAI-compatible server would send (JSON, or SSE when "stream": true).
+  /// .../embeddings, .../moderations or .../models (GET). The body is an OpenAI request; the
+  /// answer is what an OpenAI-compatible server would send (JSON, or SSE when "stream": true).
+  /// Moderations flag a text containing `sim-flag:<category>` with that category (see the .cpp).
   upstream::call_id start(upstream::call_request&& req, upstream::call_handlers&& h) override;
   void cancel(upstream::call_id id) override;
   void pause(upstream::call_id id) override;

@@ -1,6 +1,7 @@
 // tcsim: the simulated GPU provider (a test double) served over HTTP on one libuv loop.
 //
-//   POST/GET /v1/...   the OpenAI endpoints, answered by tc::sim::provider
+//   POST/GET /v1/...   the OpenAI endpoints (chat/completions, completions, embeddings,
+//                      moderations, models), answered by tc::sim::provider
 //   GET  /metrics      Prometheus text of the provider's counters
 //   GET  /healthz      200
 //   GET  /sim/settings the current sim_settings as JSON
