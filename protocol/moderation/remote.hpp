@@ -33,8 +33,9 @@
 //   A null category or hits counts as absent; other members are ignored (room to grow).
 //
 // How the answer is read:
-//   - The verdict is at least the strongest hit's action: a `block` hit under a weaker verdict
-//     makes the verdict block (with that hit's category), never the other way round.
+//   - The verdict is at least the strongest hit's action: a hit stronger than the verdict
+//     (say a `block` hit under `flag`) raises it, and the first such hit listed gives the
+//     category. Hits never lower a verdict.
 //   - A `mask` verdict needs something to mask: with no hit whose action is `mask` it is
 //     treated as `block`.
 //   - The gateway replaces every `mask` hit's bytes with one '*' per code point; other hits
@@ -50,8 +51,9 @@
 // `categories`. Each category that is true gets its configured action (`category_actions`,
 // keyed by OpenAI's names such as "violence" or "sexual/minors"), or `flagged_action` when not
 // configured; a result with `flagged: true` and no true category gets `flagged_action`. The
-// strongest wins. This API gives no offsets, so there is nothing to mask: a `mask` decision
-// becomes `block`.
+// strongest wins. A true category counts even when `flagged` is false, and one configured as
+// `allow` is ignored (the way to switch a category off). This API gives no offsets, so there is
+// nothing to mask: a `mask` decision becomes `block`.
 //
 // ---- Aggregation ------------------------------------------------------------------------------
 //
