@@ -1,11 +1,13 @@
 #include "node/admin_api.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <optional>
 #include <string_view>
 
 #include <rapidjson/document.h>
 
+#include "actors/audit_writer.hpp"
 #include "actors/ledger.hpp"
 #include "protocol/accounts/json.hpp"
 #include "protocol/billing/usage.hpp"
@@ -414,6 +416,155 @@ admin_answer usage(const admin_api_deps& d, const admin_call& c,
   return out;
 }
 
+// -- audit -----------------------------------------------------------------------------------
+
+constexpr int64_t ms_per_day = 86'400'000;
+/// 10000-01-01T00:00:00Z: after every time the parsers below accept.
+constexpr int64_t max_time_ms = 253'402'300'800'000;
+
+/// A whole decimal number of at most `max_digits` digits, no sign, no spaces.
+bool parse_digits(std::string_view s, size_t max_digits, uint64_t& out) {
+  if (s.empty() || s.size() > max_digits) return false;
+  for (char ch : s)
+    if (ch < '0' || ch > '9') return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+/// The time of day and offset after an RFC 3339 date: "THH:MM:SS[.frac](Z|+HH:MM|-HH:MM)", as
+/// milliseconds to add to the day's start (UTC). A space stands for '+': an unencoded '+' in a
+/// query string arrives as one.
+std::optional<int64_t> parse_rfc3339_time(std::string_view t) {
+  uint64_t hh = 0, mm = 0, ss = 0;
+  if (t.size() < 10 || (t[0] != 'T' && t[0] != 't') || t[3] != ':' || t[6] != ':' ||
+      !parse_digits(t.substr(1, 2), 2, hh) || !parse_digits(t.substr(4, 2), 2, mm) ||
+      !parse_digits(t.substr(7, 2), 2, ss) || hh > 23 || mm > 59 || ss > 59)
+    return std::nullopt;
+  int64_t ms = static_cast<int64_t>((hh * 3600 + mm * 60 + ss) * 1000);
+  t.remove_prefix(9);
+  if (t[0] == '.') {
+    size_t n = 1;
+    while (n < t.size() && t[n] >= '0' && t[n] <= '9') ++n;
+    if (n == 1 || n > 10) return std::nullopt;  // 1 to 9 digits
+    int64_t scale = 100;
+    for (size_t i = 1; i < n && i <= 3; ++i, scale /= 10) ms += (t[i] - '0') * scale;
+    // Records are stamped in whole milliseconds: ts >= x and ts < x both hold exactly when they
+    // hold for x rounded up, so a finer time rounds up.
+    if (n > 4 && t.substr(4, n - 4).find_first_not_of('0') != std::string_view::npos) ms += 1;
+    t.remove_prefix(n);
+  }
+  if (t == "Z" || t == "z") return ms;
+  uint64_t oh = 0, om = 0;
+  if (t.size() != 6 || (t[0] != '+' && t[0] != '-' && t[0] != ' ') || t[3] != ':' ||
+      !parse_digits(t.substr(1, 2), 2, oh) || !parse_digits(t.substr(4, 2), 2, om) || oh > 23 ||
+      om > 59)
+    return std::nullopt;
+  const int64_t offset = static_cast<int64_t>((oh * 60 + om) * 60'000);
+  return t[0] == '-' ? ms + offset : ms - offset;  // local time minus its offset is UTC
+}
+
+/// A time bound of the audit export, in unix milliseconds: "YYYY-MM-DD" (that UTC day's start,
+/// or with `end_of_day` the next day's start), RFC 3339 ("2026-12-04T10:00:00Z", fraction and
+/// offset allowed) or unix milliseconds. nullopt when malformed, before 1970 or after 9999.
+std::optional<int64_t> parse_time_bound(std::string_view v, bool end_of_day) {
+  int64_t ms = 0;
+  int64_t day = 0;
+  if (v.size() == 10 && billing::parse_day(v, day)) {
+    ms = (day + (end_of_day ? 1 : 0)) * ms_per_day;
+  } else if (v.size() > 10 && billing::parse_day(v.substr(0, 10), day)) {
+    const std::optional<int64_t> in_day = parse_rfc3339_time(v.substr(10));
+    if (!in_day) return std::nullopt;
+    ms = day * ms_per_day + *in_day;
+  } else {
+    uint64_t n = 0;
+    if (!parse_digits(v, 15, n)) return std::nullopt;
+    ms = static_cast<int64_t>(n);
+  }
+  if (ms < 0 || ms > max_time_ms) return std::nullopt;
+  return ms;
+}
+
+/// Reads the query's `limit` (absent: `fallback`); nullopt after setting `bad` when malformed.
+std::optional<uint64_t> read_limit(const admin_call& c, uint64_t fallback, admin_answer& bad) {
+  const std::string l = query(c, "limit");
+  if (l.empty()) return fallback;
+  uint64_t n = 0;
+  if (parse_digits(l, 19, n)) return n;
+  bad = bad_request("'limit' must be a whole number (0: no limit).", "limit");
+  return std::nullopt;
+}
+
+/// Asks the audit writer for text: 200 with it as `content_type`, 503 if the writer fails or
+/// does not answer in time.
+template <class... Ts>
+admin_answer ask_audit(const admin_api_deps& d, const char* content_type, Ts&&... xs) {
+  caf::scoped_actor self{*d.system};
+  admin_answer out;
+  self->request(d.audit, actor_timeout, std::forward<Ts>(xs)...)
+      .receive(
+          [&](std::string& text) {
+            out = json(200, std::move(text));
+            out.content_type = content_type;
+          },
+          [&](const caf::error& e) {
+            out = error(openai::service_unavailable(
+                "The audit trail did not answer: " + self->system().render(e), 1));
+          });
+  return out;
+}
+
+constexpr const char* ndjson = "application/x-ndjson";
+
+/// GET /v1/audit/verify, /v1/audit/export, /v1/audit/search (docs/api.md, "Audit trail").
+admin_answer audit(const admin_api_deps& d, const admin_call& c,
+                   const std::vector<std::string>& seg) {
+  if (!d.audit)
+    return error(openai::service_unavailable("The audit trail is not enabled on this node.", 0));
+  if (seg.size() != 2) return not_found("No such admin path.");
+  const std::string& what = seg[1];
+  if (what != "verify" && what != "export" && what != "search")
+    return not_found("No such admin path.");
+  if (c.method != "GET") return method_not_allowed(c);
+  if (what == "verify") return ask_audit(d, "application/json", actors::audit_verify_atom::value);
+  admin_answer bad;
+  const std::string tenant = query(c, "tenant");
+  if (what == "search") {
+    const std::string request_id = query(c, "request_id");
+    if (request_id.empty()) return bad_request("'request_id' is required.", "request_id");
+    const std::optional<uint64_t> limit = read_limit(c, 100, bad);
+    if (!limit) return bad;
+    return ask_audit(d, ndjson, actors::audit_search_atom::value, request_id, tenant, *limit);
+  }
+  int64_t from = 0;
+  std::optional<int64_t> to;
+  for (const bool is_to : {false, true}) {
+    const char* name = is_to ? "to" : "from";
+    const std::string v = query(c, name);
+    if (v.empty()) continue;
+    const std::optional<int64_t> ms = parse_time_bound(v, is_to);
+    if (!ms)
+      return bad_request(std::string("'") + name +
+                             "' must be a day YYYY-MM-DD, an RFC 3339 time such as "
+                             "2026-12-04T10:00:00Z, or unix milliseconds (1970 to 9999).",
+                         name);
+    if (is_to) {
+      to = *ms;
+    } else {
+      from = *ms;
+    }
+  }
+  if (to && from > *to) return bad_request("'from' is after 'to'.", "from");
+  const std::optional<uint64_t> limit = read_limit(c, 0, bad);
+  if (!limit) return bad;
+  if (to && *to == from) {  // an empty range (to = 0 would mean "no end" to the writer)
+    admin_answer empty = json(200, "");
+    empty.content_type = ndjson;
+    return empty;
+  }
+  return ask_audit(d, ndjson, actors::audit_export_atom::value, from, to.value_or(0), tenant,
+                   *limit);
+}
+
 /// The role a call needs.
 accounts::role needed(const admin_call& c, const std::vector<std::string>& seg) {
   const std::string& area = seg.empty() ? std::string() : seg[0];
@@ -446,6 +597,7 @@ admin_answer handle_admin(const admin_api_deps& d, const admin_call& c) {
   if (area == "admin-tokens") return admin_tokens(d, *dir, c, seg);
   if (area == "prices") return prices(d, *dir, c, seg);
   if (area == "usage") return usage(d, c, seg);
+  if (area == "audit") return audit(d, c, seg);
   if (area == "cache") {
     if (!d.cache_stats) return error(openai::service_unavailable("The cache is not running.", 0));
     if (seg.size() == 1 && c.method == "GET") return json(200, d.cache_stats());

@@ -1,7 +1,7 @@
 // The admin API's calls under /v1/ (docs/api.md, "Admin port"): admin-token authentication and
-// roles, then tenants, projects, keys, admin tokens, prices, usage and the cache. Runs on the
-// admin port's threads (cpp-httplib): it may block, asking actors and waiting for them. Reads
-// come from the published account directory; changes go to the accounts actor.
+// roles, then tenants, projects, keys, admin tokens, prices, usage, the cache and the audit trail.
+// Runs on the admin port's threads (cpp-httplib): it may block, asking actors and waiting for them.
+// Reads come from the published account directory; changes go to the accounts actor.
 #pragma once
 
 #include <functional>
@@ -23,6 +23,7 @@ struct admin_api_deps {
   std::shared_ptr<actors::directory_cell> directory;
   caf::actor accounts;         ///< the accounts actor
   caf::actor ledger;           ///< the ledger actor
+  caf::actor audit;            ///< the audit_writer; unset: every /v1/audit call is 503
   std::string bootstrap_hash;  ///< secret hash of the owner token from the environment ("" none)
   std::vector<accounts::price> config_prices;  ///< list prices from the config file
   std::function<std::string()> cache_stats;    ///< null: no cache
