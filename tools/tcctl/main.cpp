@@ -1,7 +1,7 @@
 // tcctl: the TokensChain admin CLI, a client of a node's admin HTTP API (docs/api.md, "Admin
 // port").
 //   tcctl [--admin URL] [--token T] [--json] [--timeout-ms N] GROUP COMMAND [ARGS]
-//   groups: tenants, projects, keys, tokens, prices, usage, cache (`tcctl GROUP --help`)
+//   groups: tenants, projects, keys, tokens, prices, usage, cache, audit (`tcctl GROUP --help`)
 // People get aligned tables and "field: value" lines; --json prints the server's answer as is.
 // Exit codes: 0 done; 1 the server answered an error (or something unreadable); 2 usage error or
 // the admin port could not be reached. One blocking libcurl call per command.
@@ -9,11 +9,13 @@
 // commands, then the command line.
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <initializer_list>
@@ -219,11 +221,32 @@ std::string format_time(int64_t unix_s) {
   return buf;
 }
 
+/// Unix milliseconds as "2026-12-04T10:00:00.123Z" (UTC).
+std::string format_time_ms(int64_t unix_ms) {
+  const int64_t s = unix_ms >= 0 ? unix_ms / 1000 : -((999 - unix_ms) / 1000);
+  const std::string whole = format_time(s);
+  if (whole.empty() || whole.back() != 'Z') return std::to_string(unix_ms);
+  char frac[8];
+  std::snprintf(frac, sizeof(frac), ".%03d", static_cast<int>(unix_ms - s * 1000));
+  return whole.substr(0, whole.size() - 1) + frac + "Z";
+}
+
 /// True for a well-formed "YYYY-MM-DD" (the server checks the calendar).
 bool is_day(std::string_view s) {
   if (s.size() != 10 || s[4] != '-' || s[7] != '-') return false;
   for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9})
     if (s[i] < '0' || s[i] > '9') return false;
+  return true;
+}
+
+/// True for what may be an audit time bound: a day, unix milliseconds, or a day followed by 'T'
+/// (an RFC 3339 time; the server checks the rest).
+bool is_time_bound(std::string_view s) {
+  if (is_day(s)) return true;
+  if (s.size() > 10 && is_day(s.substr(0, 10))) return s[10] == 'T' || s[10] == 't';
+  if (s.empty() || s.size() > 15) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
   return true;
 }
 
@@ -628,7 +651,8 @@ class admin_client {
     const std::string url = base_ + path;
     char errbuf[CURL_ERROR_SIZE] = {0};
     curl_slist* headers = nullptr;
-    headers = curl_slist_append(headers, "Accept: application/json, text/csv");
+    headers =
+        curl_slist_append(headers, "Accept: application/json, application/x-ndjson, text/csv");
     headers = curl_slist_append(headers, "Expect:");
     if (body != nullptr) headers = curl_slist_append(headers, "Content-Type: application/json");
     if (!token_.empty())
@@ -723,16 +747,8 @@ struct session {
   /// hands it to `show`.
   int request(const char* method, const std::string& path, const std::string* body,
               const show_fn& show, bool raw_body = false) const {
-    const http_answer a = client.call(method, path, body);
-    if (!a.reached) {
-      std::fprintf(stderr, "tcctl: cannot reach %s: %s\n", sanitize(client.base()).c_str(),
-                   sanitize(a.error).c_str());
-      return exit_usage;
-    }
-    if (a.status < 200 || a.status > 299) {
-      print_http_error(a);
-      return exit_server;
-    }
+    http_answer a;
+    if (const std::optional<int> failed = fetch(method, path, body, a)) return *failed;
     if (raw || raw_body) {
       out(a.body);
       if (!a.body.empty() && a.body.back() != '\n') out("\n");
@@ -746,6 +762,23 @@ struct session {
       return exit_server;
     }
     return show(doc);
+  }
+
+  /// Calls the API; prints an error answer (returns 1) or an unreachable node (returns 2), else
+  /// returns nullopt with the 2xx answer in `a`, printed nowhere.
+  std::optional<int> fetch(const char* method, const std::string& path, const std::string* body,
+                           http_answer& a) const {
+    a = client.call(method, path, body);
+    if (!a.reached) {
+      std::fprintf(stderr, "tcctl: cannot reach %s: %s\n", sanitize(client.base()).c_str(),
+                   sanitize(a.error).c_str());
+      return exit_usage;
+    }
+    if (a.status < 200 || a.status > 299) {
+      print_http_error(a);
+      return exit_server;
+    }
+    return std::nullopt;
   }
 };
 
@@ -1017,6 +1050,20 @@ const CLI::Validator day_check = check_with("DAY", [](const std::string& v) {
   return is_day(v) ? std::string() : "'" + v + "' is not a day YYYY-MM-DD";
 });
 
+/// Checks a whole number >= 0 written in decimal (parse_uint).
+const CLI::Validator count_check = check_with("N", [](const std::string& v) {
+  uint64_t n = 0;
+  return parse_uint(v, n) ? std::string() : "'" + v + "' is not a whole number >= 0";
+});
+
+/// Checks an audit time bound (is_time_bound).
+const CLI::Validator time_check = check_with("TIME", [](const std::string& v) {
+  return is_time_bound(v) ? std::string()
+                          : "'" + v +
+                                "' is not a day YYYY-MM-DD, an RFC 3339 time "
+                                "(2026-12-04T10:00:00Z) or unix milliseconds";
+});
+
 /// Checks one --model-limit spec.
 const CLI::Validator model_limit_check = check_with("MODEL_LIMIT", [](const std::string& v) {
   std::string err;
@@ -1077,6 +1124,13 @@ struct usage_args {
   std::vector<std::string> group_by;
   uint64_t limit = 0;
   CLI::Option *format_o = nullptr, *limit_o = nullptr;
+};
+
+/// Values of the audit commands.
+struct audit_args {
+  std::string from, to, tenant, out_path, request_id;
+  uint64_t limit = 0;
+  CLI::Option* limit_o = nullptr;
 };
 
 /// Values of `cache invalidate`.
@@ -1256,6 +1310,110 @@ int cache_invalidate(const session& s, const cache_args& a) {
   if (!a.model.empty()) b.str("model", a.model);
   if (!a.ns.empty()) b.str("namespace", a.ns);
   return send(s, "POST", "/v1/cache/invalidate", b, show_fields);
+}
+
+/// `tcctl audit verify`: one summary line (or the JSON under --json); exit 1 when the chain is
+/// broken or could not be walked.
+int audit_verify(const session& s) {
+  http_answer a;
+  if (const std::optional<int> failed = s.fetch("GET", "/v1/audit/verify", nullptr, a))
+    return *failed;
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag>(a.body.data(), a.body.size());
+  const jvalue* ok = doc.HasParseError() ? nullptr : get(doc, "ok");
+  if (ok == nullptr || !ok->IsBool()) {
+    std::fprintf(stderr, "tcctl: %ld answer is not a verify result\n", a.status);
+    return exit_server;
+  }
+  if (s.raw) {
+    out(a.body);
+    if (!a.body.empty() && a.body.back() != '\n') out("\n");
+    return ok->GetBool() ? exit_ok : exit_server;
+  }
+  const std::string checked = scalar_text(get(doc, "checked"));
+  const std::string broken_seq = scalar_text(get(doc, "first_broken_seq"));
+  const std::string reason = scalar_text(get(doc, "reason"));
+  std::string line;
+  if (ok->GetBool()) {
+    line = "chain ok: " + checked + (checked == "1" ? " record" : " records");
+    if (checked != "0")
+      line +=
+          ", seq " + scalar_text(get(doc, "first_seq")) + ".." + scalar_text(get(doc, "last_seq"));
+  } else if (broken_seq == "0") {  // the store could not be read: no record is named
+    line = "chain could not be verified: " + reason;
+  } else {
+    line = "chain BROKEN at seq " + broken_seq + ": " + reason;
+  }
+  out(sanitize(line) + "\n");
+  if (const jvalue* note = get(doc, "start_error"); note != nullptr && note->IsString())
+    std::fprintf(stderr, "tcctl: note: %s\n", sanitize(scalar_text(note)).c_str());
+  return ok->GetBool() ? exit_ok : exit_server;
+}
+
+/// The number of lines in a JSON lines text.
+size_t line_count(const std::string& text) {
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) +
+         (!text.empty() && text.back() != '\n' ? 1 : 0);
+}
+
+/// `tcctl audit export`: the JSON lines as sent, to stdout or to --out (written only once the
+/// node has answered; a file that cannot be written is exit 2).
+int audit_export(const session& s, const audit_args& v) {
+  const std::string limit = given(v.limit_o) ? std::to_string(v.limit) : "";
+  const std::string path = append_query(
+      "/v1/audit/export", {{"from", v.from}, {"to", v.to}, {"tenant", v.tenant}, {"limit", limit}});
+  http_answer a;
+  if (const std::optional<int> failed = s.fetch("GET", path, nullptr, a)) return *failed;
+  if (v.out_path.empty()) {
+    out(a.body);
+    return exit_ok;
+  }
+  std::FILE* f = std::fopen(v.out_path.c_str(), "wb");
+  if (f == nullptr) return usage_fail("cannot write " + v.out_path + ": " + std::strerror(errno));
+  const bool written = std::fwrite(a.body.data(), 1, a.body.size(), f) == a.body.size();
+  if (std::fclose(f) != 0 || !written)
+    return usage_fail("cannot write " + v.out_path + ": " + std::strerror(errno));
+  if (!s.raw)
+    out(sanitize("wrote " + std::to_string(line_count(a.body)) + " records to " + v.out_path) +
+        "\n");
+  return exit_ok;
+}
+
+/// `tcctl audit search`: each record as "field: value" lines, a blank line between records
+/// (the JSON lines as sent under --json).
+int audit_search(const session& s, const audit_args& v) {
+  const std::string limit = given(v.limit_o) ? std::to_string(v.limit) : "";
+  const std::string path = append_query(
+      "/v1/audit/search", {{"request_id", v.request_id}, {"tenant", v.tenant}, {"limit", limit}});
+  http_answer a;
+  if (const std::optional<int> failed = s.fetch("GET", path, nullptr, a)) return *failed;
+  if (s.raw) {
+    out(a.body);
+    return exit_ok;
+  }
+  std::string text;
+  size_t n = 0;
+  for (size_t start = 0; start < a.body.size();) {
+    size_t end = a.body.find('\n', start);
+    if (end == std::string::npos) end = a.body.size();
+    const std::string_view line(a.body.data() + start, end - start);
+    start = end + 1;
+    if (line.empty()) continue;
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag>(line.data(), line.size());
+    if (doc.HasParseError() || !doc.IsObject()) {
+      std::fprintf(stderr, "tcctl: %ld answer line %zu is not a JSON object\n", a.status, n + 1);
+      return exit_server;
+    }
+    if (n++ > 0) text += "\n";
+    std::string fields = field_lines(doc);
+    const size_t ts = fields.find("\nts_ms: ");  // the record's time in UTC right after it
+    if (const auto ms = as_int(get(doc, "ts_ms")); ms && ts != std::string::npos)
+      fields.insert(fields.find('\n', ts + 1) + 1, "time: " + format_time_ms(*ms) + "\n");
+    text += fields;
+  }
+  out(n == 0 ? std::string("no audit records\n") : text);
+  return exit_ok;
 }
 
 /// An empty JSON object, the body of POSTs that carry no fields.
@@ -1612,6 +1770,60 @@ void add_cache(CLI::App& app, action_fn& action, cache_args& v) {
   on_run(c_inv, action, [&](const session& s) { return cache_invalidate(s, v); });
 }
 
+/// What the audit commands' command lines fill in.
+struct audit_cli {
+  audit_args listing, search;
+};
+
+/// Adds `tcctl audit ...`.
+void add_audit(CLI::App& app, action_fn& action, audit_cli& v) {
+  auto* audit = app.add_subcommand("audit", "the audit trail: verify, export, search");
+  audit->require_subcommand(1);
+  auto* a_verify = audit->add_subcommand(
+      "verify",
+      "walk this node's hash chain; prints 'chain ok: N records, seq A..B' (exit 0) or "
+      "'chain BROKEN at seq S: reason' (exit 1; also under --json)");
+  on_run(a_verify, action, [](const session& s) { return audit_verify(s); });
+  auto* a_export = audit->add_subcommand(
+      "export", "the node's audit records as JSON lines (with or without --json), oldest first");
+  a_export
+      ->add_option("--from", v.listing.from,
+                   "first time: a UTC day YYYY-MM-DD, RFC 3339 (2026-12-04T10:00:00Z) or unix "
+                   "ms (default: the beginning)")
+      ->check(time_check)
+      ->type_name("TIME");
+  a_export
+      ->add_option("--to", v.listing.to,
+                   "end, exclusive; a day YYYY-MM-DD includes that whole day (default: no end)")
+      ->check(time_check)
+      ->type_name("TIME");
+  a_export->add_option("--tenant", v.listing.tenant, "only this tenant's records");
+  v.listing.limit_o = a_export->add_option("--limit", v.listing.limit, "at most N records (0: all)")
+                          ->check(count_check)
+                          ->type_name("N");
+  a_export->add_option("--out", v.listing.out_path, "write to FILE instead of stdout")
+      ->check(non_empty)
+      ->type_name("FILE");
+  auto* a_search = audit->add_subcommand(
+      "search",
+      "the records of one request id (a retried id may have several), each as 'field: value' "
+      "lines; --json prints the JSON lines");
+  a_search
+      ->add_option("--request-id", v.search.request_id,
+                   "the x-request-id the gateway answered with")
+      ->required()
+      ->check(non_empty)
+      ->type_name("ID");
+  a_search->add_option("--tenant", v.search.tenant, "only this tenant's records");
+  v.search.limit_o =
+      a_search
+          ->add_option("--limit", v.search.limit, "at most N records (server default 100; 0: all)")
+          ->check(count_check)
+          ->type_name("N");
+  on_run(a_export, action, [&](const session& s) { return audit_export(s, v.listing); });
+  on_run(a_search, action, [&](const session& s) { return audit_search(s, v.search); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1643,6 +1855,7 @@ int main(int argc, char** argv) {
   price_args pr;
   usage_cli uc;
   cache_args ca;
+  audit_cli au;
   add_tenants(app, action, tc);
   add_projects(app, action, pc);
   add_keys(app, action, kc);
@@ -1650,6 +1863,7 @@ int main(int argc, char** argv) {
   add_prices(app, action, pr);
   add_usage(app, action, uc);
   add_cache(app, action, ca);
+  add_audit(app, action, au);
 
   try {
     app.parse(argc, argv);
