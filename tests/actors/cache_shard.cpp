@@ -110,7 +110,7 @@ TEST_CASE_FIXTURE(shard_fixture, "an answer is found under its key, never under 
   CHECK_FALSE(get(b.full_hash).found);
 }
 
-TEST_CASE_FIXTURE(shard_fixture, "bumping the model version changes the key; invalidation drops") {
+TEST_CASE_FIXTURE(shard_fixture, "bumping the model version changes the key, invalidation drops") {
   const auto v1 = key_for("Explain TCP.", "tenant:a", "1");
   const auto v2 = key_for("Explain TCP.", "tenant:a", "2");
   REQUIRE(v1.full_hash != v2.full_hash);

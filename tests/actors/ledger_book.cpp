@@ -100,7 +100,7 @@ size_t count_rows(const store& db, std::string_view prefix) {
 
 }  // namespace
 
-TEST_CASE("ledger: append writes records, day index and aggregates; ids are idempotent") {
+TEST_CASE("ledger: append writes records, day index and aggregates, ids are idempotent") {
   temp_dir dir;
   auto db = open_store(dir.db());
   auto book = open_book(*db);

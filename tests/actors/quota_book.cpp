@@ -384,7 +384,7 @@ TEST_CASE("a month denial waits for the next month, across a leap February") {
   CHECK(d.retry_after_s == (36 * 3600));  // Feb 29 exists in 2024
 }
 
-TEST_CASE("add_spend seeds the day and month; older periods are ignored") {
+TEST_CASE("add_spend seeds the day and month, older periods are ignored") {
   quota_book book;
   const int64_t t = utc_ms(2024, 5, 20, 9);
   const int64_t d = day_of(t);

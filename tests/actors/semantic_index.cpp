@@ -127,7 +127,7 @@ TEST_CASE("crossing flat_limit keeps every entry findable") {
   }
 }
 
-TEST_CASE("removed ids are never returned; slots are reused; ids can come back") {
+TEST_CASE("removed ids are never returned, slots are reused, ids can come back") {
   constexpr uint32_t dim = 32;
   constexpr std::size_t n = 600;
   const auto data = random_unit(n + 200, dim, 4);

@@ -53,7 +53,7 @@ TEST_CASE("with auth.required every endpoint needs a live key of ours") {
   CHECK(revoked.body.find("revoked") != std::string::npos);
 }
 
-TEST_CASE("a key may only use its models and endpoints; rotation keeps the old key for a grace") {
+TEST_CASE("a key may only use its models and endpoints, rotation keeps the old key for a grace") {
   node_process node;
   REQUIRE_MESSAGE(node.start(server_toml() + fast_sim()), node.error());
   create_tenant(node, R"({"id":"acme"})");

@@ -191,7 +191,7 @@ TEST_CASE("chat non-stream returns a chat.completion with usage and x-request-id
   CHECK(str_of(d3["choices"][0], "finish_reason") == "length");
 }
 
-TEST_CASE("chat stream is SSE ending in [DONE]; the usage chunk comes only when asked") {
+TEST_CASE("chat stream is SSE ending in [DONE], the usage chunk comes only when asked") {
   node_process node;
   REQUIRE_MESSAGE(node.start(basic_config), node.error());
 
@@ -416,7 +416,7 @@ TEST_CASE("an upstream killed mid-stream ends the client's stream with an error 
   CHECK(node.proc().running());
 }
 
-TEST_CASE("an unreachable upstream is 502 quickly; a silent one is 504") {
+TEST_CASE("an unreachable upstream is 502 quickly, a silent one is 504") {
   SUBCASE("connection refused -> 502") {
     uint16_t dead = unused_port();
     REQUIRE(dead != 0);

@@ -320,7 +320,7 @@ TEST_CASE("decode never accepts a mutation that encode() would not write back") 
   CHECK(accepted < 3000);
 }
 
-TEST_CASE("record keys sort by seq and parse back; anything else is rejected") {
+TEST_CASE("record keys sort by seq and parse back, anything else is rejected") {
   const std::string k = record_key("node-a", 0x0102030405060708ULL);
   CHECK(k == std::string("node-a\0\x01\x02\x03\x04\x05\x06\x07\x08", 15));
   std::string node;
@@ -608,7 +608,7 @@ TEST_CASE("seal/open: round trip, fresh IVs, empty text, layout") {
   for (int i = 0; i < 16; ++i) CHECK((sealed[16 + i] ^ static_cast<char>(block[i])) == text[i]);
 }
 
-TEST_CASE("open rejects wrong keys, any flipped byte, truncation; seal rejects bad keys") {
+TEST_CASE("open rejects wrong keys, any flipped byte, truncation, seal rejects bad keys") {
   const std::string text = "confidential prompt";
   const std::string sealed = seal(kKey, text);
   REQUIRE_FALSE(sealed.empty());

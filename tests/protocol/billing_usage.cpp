@@ -50,7 +50,7 @@ rapidjson::Document parse(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("outcome and dimension names round trip; unknown names fail") {
+TEST_CASE("outcome and dimension names round trip, unknown names fail") {
   const std::vector<std::string> names = {
       "ok", "upstream_error", "client_gone", "content_filter", "cache_hit", "dedup", "rejected"};
   for (size_t i = 0; i < names.size(); ++i) {

@@ -387,7 +387,7 @@ TEST_CASE("scope, model version and model separate keys") {
         key_of(body, endpoint::chat_completions, "a", "bc").full_hash);
 }
 
-TEST_CASE("the system block and tools drive prefix and namespace; the query does not") {
+TEST_CASE("the system block and tools drive prefix and namespace, the query does not") {
   const canonical::key base = key_of(chat());
   std::string sys = chat();
   sys.replace(sys.find("You are terse."), 14, "You are verbose.");
@@ -799,7 +799,7 @@ class generator {
 
 }  // namespace
 
-TEST_CASE("property: every spelling of a random request has the same key; a text edit changes it") {
+TEST_CASE("property: every spelling of a random request has the same key, a text edit changes it") {
   generator gen(20260121);
   int multi_turn = 0;
   for (int iteration = 0; iteration < 200; ++iteration) {

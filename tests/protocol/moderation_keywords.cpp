@@ -222,7 +222,7 @@ TEST_CASE("scan: many matches") {
   CHECK(masked.find("SPAM") != std::string::npos);
 }
 
-TEST_CASE("duplicates collapse; a term in two categories keeps the stronger action") {
+TEST_CASE("duplicates collapse, a term in two categories keeps the stronger action") {
   for (bool block_first : {true, false}) {
     std::vector<lexicon_term> terms = {{"bomb", "violence"}, {"BOMB", "spam"}};
     if (!block_first) std::swap(terms[0], terms[1]);

@@ -547,7 +547,7 @@ TEST_CASE("parse_openai_moderation: malformed answers are refused") {
   }
 }
 
-TEST_CASE("policy names round trip; unknown names are refused") {
+TEST_CASE("policy names round trip, unknown names are refused") {
   for (policy p : {policy::any_block, policy::majority, policy::weighted}) {
     policy back = policy::any_block;
     REQUIRE(parse_policy(policy_name(p), back));
@@ -561,7 +561,7 @@ TEST_CASE("policy names round trip; unknown names are refused") {
   CHECK(p == policy::majority);
 }
 
-TEST_CASE("aggregate: any_block takes the strongest; failures count only when fail_closed") {
+TEST_CASE("aggregate: any_block takes the strongest, failures count only when fail_closed") {
   std::string cat = "stale";
   CHECK(aggregate(policy::any_block, {}, 0.5, cat) == action::allow);
   CHECK(cat.empty());
@@ -598,7 +598,7 @@ TEST_CASE("aggregate: any_block takes the strongest; failures count only when fa
   CHECK(aggregate(policy::weighted, {failed("a", false)}, 0.5, cat) == action::allow);
 }
 
-TEST_CASE("aggregate: majority needs more than half; otherwise the strongest non-block") {
+TEST_CASE("aggregate: majority needs more than half, otherwise the strongest non-block") {
   std::string cat;
   // 1 of 2 is not more than half: the strongest of the rest.
   CHECK(aggregate(policy::majority, {er("a", action::block, "x"), er("b", action::flag, "spam")},

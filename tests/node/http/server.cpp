@@ -716,7 +716,7 @@ TEST_CASE("a streamed response to HTTP/1.0 is delimited by closing the connectio
   CHECK(r.body == "part1 part2");
 }
 
-TEST_CASE("on_close fires when the client goes away mid-stream; responder is then a no-op") {
+TEST_CASE("on_close fires when the client goes away mid-stream, responder is then a no-op") {
   std::atomic<int> closes{0};
   std::vector<responder> pending;  // loop thread only
   loop_thread lt({}, [&](request&&, responder res) {
@@ -976,7 +976,7 @@ TEST_CASE("HTTP/1.0 and Connection: close are honoured") {
       CHECK(r.body == "GET /old ");
     }
   }
-  SUBCASE("HTTP/1.1 Connection: close; a request behind it is ignored") {
+  SUBCASE("HTTP/1.1 Connection: close, a request behind it is ignored") {
     client c(lt.port());
     REQUIRE(c.send(get("/bye", "Connection: close\r\n") + get("/ignored")));
     response r;

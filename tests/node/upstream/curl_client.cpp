@@ -476,7 +476,7 @@ TEST_CASE("curl_client: POST 200 delivers headers, body and result in order") {
   CHECK(reqs[0].head.find("http/1.1\r\n") != std::string::npos);
 }
 
-TEST_CASE("curl_client: GET without Content-Type sends none; interim 1xx is skipped") {
+TEST_CASE("curl_client: GET without Content-Type sends none, interim 1xx is skipped") {
   test_server server(scripted);
   test_loop l;
   curl_client client(&l.loop);
