@@ -36,10 +36,11 @@ struct field {
 /// Every declaration grouped by the struct it fills, each group in documentation order.
 struct field_set {
   std::vector<field<settings>> root;  ///< top level, [server], [actors], [log], providers
-  std::vector<field<provider_settings>> provider;  ///< [[providers]]
-  std::vector<field<model_settings>> model;        ///< [[providers.models]]
-  std::vector<field<sim_settings>> sim;            ///< [providers.sim]
-  std::vector<field<sim_outage>> outage;           ///< [[providers.sim.outages]]
+  std::vector<field<provider_settings>> provider;         ///< [[providers]]
+  std::vector<field<model_settings>> model;               ///< [[providers.models]]
+  std::vector<field<sim_settings>> sim;                   ///< [providers.sim]
+  std::vector<field<sim_outage>> outage;                  ///< [[providers.sim.outages]]
+  std::vector<field<moderation_engine_settings>> engine;  ///< [[moderation.engines]]
 };
 
 /// The one declaration (built once, never changes).

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -114,6 +115,10 @@ class reader {
     settings s;
     const position top{1, 1};
     load_table(root, "", fields().root, s, top, [&](std::string_view name, const toml::node& n) {
+      if (name == "moderation.engines") {
+        each_table(n, "[[moderation.engines]]", [&](const toml::table& t) { read_engine(t, s); });
+        return true;
+      }
       if (name != "providers") return false;
       each_table(n, "[[providers]]", [&](const toml::table& t) { read_provider(t, s); });
       return true;
@@ -458,6 +463,26 @@ class reader {
                });
   }
 
+  void read_engine(const toml::table& t, settings& s) {
+    moderation_engine_settings e;
+    const position at = position_of(t.source(), current_);
+    load_table(t, "moderation.engines[].", fields().engine, e, at,
+               [](std::string_view, const toml::node&) { return false; });
+    if (const toml::node* name_node = t.get("name"); name_node != nullptr && !e.name.empty()) {
+      auto [it, fresh] = engine_names_.emplace(e.name, position_of(name_node->source(), at));
+      if (!fresh) {
+        error(*name_node, "duplicate engine name \"" + e.name + "\" (first defined at line " +
+                              std::to_string(it->second.line) + ")");
+      }
+    }
+    if (e.type == "keywords" && e.lexicons.empty())
+      error(at, "a keywords engine needs at least one file in 'lexicons'");
+    if ((e.type == "http" || e.type == "openai") && e.url.empty())
+      error(at, "missing required key 'url' in [[moderation.engines]] (required for type \"" +
+                    e.type + "\")");
+    s.moderation.engines.push_back(std::move(e));
+  }
+
   void check_listen_addresses(const toml::table& root, const settings& s) {
     if (s.server.listen != s.server.admin_listen) return;
     if (s.server.listen.size() >= 2 && s.server.listen.substr(s.server.listen.size() - 2) == ":0") {
@@ -475,6 +500,7 @@ class reader {
   std::vector<std::string> global_;
   std::map<std::string, position> provider_names_;
   std::map<std::string, position> model_names_;
+  std::map<std::string, position> engine_names_;
   size_t model_tables_ = 0;
 };
 
@@ -504,7 +530,15 @@ settings load_file(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw config_error(path + ": cannot read the configuration file");
-  return load_string(text.str(), path);
+  settings s = load_string(text.str(), path);
+  // Lexicon paths are relative to the configuration file, wherever the node is started from.
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  for (auto& e : s.moderation.engines) {
+    for (auto& f : e.lexicons) {
+      if (!f.empty() && f.front() != '/') f = (dir / f).lexically_normal().string();
+    }
+  }
+  return s;
 }
 
 }  // namespace tc::config

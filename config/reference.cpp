@@ -103,6 +103,7 @@ std::string reference_markdown() {
   note_required(fs.model);
   note_required(fs.sim);
   note_required(fs.outage);
+  note_required(fs.engine);
 
   // Group rows by table, tables in order of first appearance.
   std::vector<std::pair<std::string, std::vector<const setting_decl*>>> tables;

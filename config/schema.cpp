@@ -97,6 +97,28 @@ std::string check_token(std::string_view s) {  // model ids, tags, versions: no 
          std::string(s) + "\"";
 }
 
+std::string check_category_action(std::string_view s) {
+  auto eq = s.find('=');
+  if (eq != std::string_view::npos && eq > 0) {
+    std::string_view a = s.substr(eq + 1);
+    if (a == "block" || a == "mask" || a == "flag" || a == "allow") return "";
+  }
+  return "expected \"category=action\" with action block, mask, flag or allow, got \"" +
+         std::string(s) + "\"";
+}
+
+std::string check_header_text(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return "expected no control characters (it is sent in a header)";
+  }
+  return "";
+}
+
+std::string check_pii_kind(std::string_view s) {
+  if (s == "id_card" || s == "phone" || s == "bank_card" || s == "email") return "";
+  return "expected one of: id_card, phone, bank_card, email; got \"" + std::string(s) + "\"";
+}
+
 // --- storing and showing field values ------------------------------------------------------
 
 std::string show(bool v) {
@@ -526,6 +548,109 @@ field_set build() {
                    "Alerts are always logged and counted"},
           [](auto& s) -> auto& { return s.billing.alert_webhook; }, check_optional_url),
       bind<S>(
+          {.name = "moderation.enabled",
+           .type = vt::boolean,
+           .default_text = "false",
+           .help = "Moderate requests and answers with the engines of [[moderation.engines]]"},
+          [](auto& s) -> auto& { return s.moderation.enabled; }),
+      bind<S>(
+          {.name = "moderation.input",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "Check requests before any cache lookup or upstream call (400 "
+                   "content_filter when blocked)"},
+          [](auto& s) -> auto& { return s.moderation.input; }),
+      bind<S>(
+          {.name = "moderation.output",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "Check answers before they are released; streams in windows, so blocked "
+                   "text is never sent"},
+          [](auto& s) -> auto& { return s.moderation.output; }),
+      bind<S>(
+          {.name = "moderation.policy",
+           .type = vt::string,
+           .default_text = R"("any_block")",
+           .help = "How engine verdicts combine: any_block (the strongest wins), majority "
+                   "(block when more than half block), weighted (block at block_threshold of "
+                   "the weights)",
+           .choices = {"any_block", "majority", "weighted"}},
+          [](auto& s) -> auto& { return s.moderation.policy; }),
+      bind<S>(
+          {.name = "moderation.block_threshold",
+           .type = vt::floating,
+           .default_text = "0.5",
+           .min = 0.01,
+           .max = 1,
+           .help = "Policy weighted: the share of the engines' weight that must say block"},
+          [](auto& s) -> auto& { return s.moderation.block_threshold; }),
+      bind<S>(
+          {.name = "moderation.stream_hold_back_bytes",
+           .type = vt::integer,
+           .default_text = "64",
+           .min = 0,
+           .max = 65536,
+           .help = "Stream text withheld until more follows (at least the longest lexicon "
+                   "term); the latency price of never sending blocked text"},
+          [](auto& s) -> auto& { return s.moderation.stream_hold_back_bytes; }),
+      nested<S>({.name = "moderation.engines",
+                 .type = vt::table_array,
+                 .default_text = "",
+                 .help = "Moderation engines, one `[[moderation.engines]]` table each, run in "
+                         "parallel"}),
+      bind<S>(
+          {.name = "audit.enabled",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "Write one hash-chained audit record per request into the store"},
+          [](auto& s) -> auto& { return s.audit.enabled; }),
+      bind<S>(
+          {.name = "audit.hash",
+           .type = vt::string,
+           .default_text = R"("sha256")",
+           .help = "Hash of the chain and of the text digests (OpenSSL EVP)",
+           .choices = {"sha256", "sm3"}},
+          [](auto& s) -> auto& { return s.audit.hash; }),
+      bind<S>(
+          {.name = "audit.text",
+           .type = vt::string,
+           .default_text = R"("none")",
+           .help = "Request and answer text kept in records: none (digests only), clear, or "
+                   "sealed (SM4-CTR + HMAC-SM3 with the key of sm4_key_env)",
+           .choices = {"none", "clear", "sealed"}},
+          [](auto& s) -> auto& { return s.audit.text; }),
+      bind<S>(
+          {.name = "audit.sm4_key_env",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "Text sealed: NAME of the environment variable holding the SM4 key as 32 hex "
+                   "digits"},
+          [](auto& s) -> auto& { return s.audit.sm4_key_env; }, check_env_name),
+      bind<S>(
+          {.name = "audit.retention_days",
+           .type = vt::integer,
+           .default_text = "0",
+           .min = 0,
+           .max = 36500,
+           .help = "Records older than this are pruned (the chain stays verifiable from an "
+                   "anchor); 0 keeps them forever"},
+          [](auto& s) -> auto& { return s.audit.retention_days; }),
+      bind<S>(
+          {.name = "audit.prune_interval_s",
+           .type = vt::integer,
+           .default_text = "3600",
+           .min = 1,
+           .max = 604800,
+           .help = "How often retention runs"},
+          [](auto& s) -> auto& { return s.audit.prune_interval_s; }),
+      bind<S>(
+          {.name = "audit.write_ahead",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "Hold each answer's last bytes until its audit record is durable, so a crash "
+                   "never loses the record of an answer a client got"},
+          [](auto& s) -> auto& { return s.audit.write_ahead; }),
+      bind<S>(
           {.name = "debug.fault_injection",
            .type = vt::boolean,
            .default_text = "false",
@@ -747,6 +872,14 @@ field_set build() {
            .max = 1.0,
            .help = "Cosine similarity a semantic cache hit needs for this model"},
           [](auto& m) -> auto& { return m.semantic_threshold; }),
+      bind<M>(
+          {.name = "providers[].models[].filing_id",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "Algorithm-filing ID (CAC) of this model's service: sent as "
+                   "x-algorithm-filing-id and algorithm_filing_id; a tenant's own filing_id "
+                   "overrides it; \"\" none"},
+          [](auto& m) -> auto& { return m.filing_id; }, check_header_text),
   };
 
   using Z = sim_settings;
@@ -865,6 +998,118 @@ field_set build() {
            .help = "End, in seconds since the provider started; > start_s"},
           [](auto& o) -> auto& { return o.end_s; }, nullptr, true),
   };
+
+  using E = moderation_engine_settings;
+  fs.engine = {
+      bind<E>(
+          {.name = "moderation.engines[].name",
+           .type = vt::string,
+           .default_text = "",
+           .help = "Unique engine name (`[a-z0-9_-]+`), shown in audit records and metrics"},
+          [](auto& e) -> auto& { return e.name; }, check_provider_name, true),
+      bind<E>(
+          {.name = "moderation.engines[].type",
+           .type = vt::string,
+           .default_text = "",
+           .help = "keywords: Hyperscan over lexicon files; pii: ID cards, phones, bank cards, "
+                   "e-mails; http: a JSON webhook (docs/api.md); openai: a /v1/moderations "
+                   "endpoint",
+           .choices = {"keywords", "pii", "http", "openai"}},
+          [](auto& e) -> auto& { return e.type; }, nullptr, true),
+      bind<E>(
+          {.name = "moderation.engines[].direction",
+           .type = vt::string,
+           .default_text = R"("both")",
+           .help = "Which text the engine checks",
+           .choices = {"both", "input", "output"}},
+          [](auto& e) -> auto& { return e.direction; }),
+      bind<E>(
+          {.name = "moderation.engines[].timeout_ms",
+           .type = vt::integer,
+           .default_text = "200",
+           .min = 1,
+           .max = 60000,
+           .help = "http/openai: an answer slower than this counts as a failure"},
+          [](auto& e) -> auto& { return e.timeout_ms; }),
+      bind<E>(
+          {.name = "moderation.engines[].on_failure",
+           .type = vt::string,
+           .default_text = R"("open")",
+           .help = "An engine that fails or times out: open leaves it out of the vote, closed "
+                   "counts it as block",
+           .choices = {"open", "closed"}},
+          [](auto& e) -> auto& { return e.on_failure; }),
+      bind<E>(
+          {.name = "moderation.engines[].weight",
+           .type = vt::floating,
+           .default_text = "1.0",
+           .min = 0,
+           .max = 1000,
+           .help = "Policy weighted: this engine's vote"},
+          [](auto& e) -> auto& { return e.weight; }),
+      bind<E>(
+          {.name = "moderation.engines[].lexicons",
+           .type = vt::string_array,
+           .default_text = "[]",
+           .help = "keywords: UTF-8 lexicon files (one term a line, `[category]` headers, `#` "
+                   "comments); relative paths are from the config file's directory"},
+          [](auto& e) -> auto& { return e.lexicons; }),
+      bind<E>(
+          {.name = "moderation.engines[].default_category",
+           .type = vt::string,
+           .default_text = R"("general")",
+           .help = "keywords: category of terms before any `[category]` header"},
+          [](auto& e) -> auto& { return e.default_category; }, check_token),
+      bind<E>(
+          {.name = "moderation.engines[].actions",
+           .type = vt::string_array,
+           .default_text = "[]",
+           .help = "`\"category=action\"` (keywords: lexicon categories; openai: its category "
+                   "names) or `\"kind=action\"` (pii: id_card, phone, bank_card, email); action "
+                   "= block | mask | flag | allow"},
+          [](auto& e) -> auto& { return e.actions; }, check_category_action),
+      bind<E>(
+          {.name = "moderation.engines[].default_action",
+           .type = vt::string,
+           .default_text = R"("block")",
+           .help = "What a finding with no entry in actions does (openai: any flagged result)",
+           .choices = {"block", "mask", "flag", "allow"}},
+          [](auto& e) -> auto& { return e.default_action; }),
+      bind<E>(
+          {.name = "moderation.engines[].reload_interval_ms",
+           .type = vt::integer,
+           .default_text = "2000",
+           .min = 0,
+           .max = 86400000,
+           .help = "keywords: how often lexicon files are checked for changes (hot reload); 0 "
+                   "never"},
+          [](auto& e) -> auto& { return e.reload_interval_ms; }),
+      bind<E>(
+          {.name = "moderation.engines[].kinds",
+           .type = vt::string_array,
+           .default_text = R"(["id_card", "phone", "bank_card", "email"])",
+           .help = "pii: what to look for"},
+          [](auto& e) -> auto& { return e.kinds; }, check_pii_kind),
+      bind<E>(
+          {.name = "moderation.engines[].url",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "http: the webhook URL; openai: the base URL (`…/v1`, `/moderations` is "
+                   "appended)"},
+          [](auto& e) -> auto& { return e.url; }, check_optional_url),
+      bind<E>(
+          {.name = "moderation.engines[].api_key_env",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "http/openai: NAME of the environment variable with the bearer key; \"\" none"},
+          [](auto& e) -> auto& { return e.api_key_env; }, check_env_name),
+      bind<E>(
+          {.name = "moderation.engines[].model",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "openai: the moderation model sent; \"\" lets the endpoint choose"},
+          [](auto& e) -> auto& { return e.model; }),
+  };
   return fs;
 }
 
@@ -907,6 +1152,8 @@ std::vector<flat_value> flatten(const settings& s) {
       add_flat(out, fs.outage, ps.sim.outages[o], {p, o});
     }
   }
+  for (size_t e = 0; e < s.moderation.engines.size(); ++e)
+    add_flat(out, fs.engine, s.moderation.engines[e], {e});
   return out;
 }
 
@@ -968,6 +1215,7 @@ const std::vector<setting_decl>& schema() {
     add(fs.model);
     add(fs.sim);
     add(fs.outage);
+    add(fs.engine);
     return out;
   }();
   return all;

@@ -46,6 +46,7 @@ struct model_settings {
   uint32_t cache_ttl_s = 3600;          ///< how long a cached answer lives
   bool cache_nondeterministic = false;  ///< also cache temperature > 0 requests with no seed
   double semantic_threshold = 0.95;     ///< cosine similarity a semantic hit needs
+  std::string filing_id;                ///< CAC algorithm-filing ID stamped on answers; "" none
 };
 
 struct provider_settings {
@@ -132,6 +133,48 @@ struct billing_settings {
   std::string alert_webhook;      ///< budget alerts POSTed here as JSON; "" none
 };
 
+/// One moderation engine ([[moderation.engines]]).
+struct moderation_engine_settings {
+  std::string name;                   ///< unique; shown in audit records and metrics
+  std::string type;                   ///< keywords | pii | http | openai
+  std::string direction = "both";     ///< both | input | output
+  uint32_t timeout_ms = 200;          ///< http/openai: an answer slower than this is a failure
+  std::string on_failure = "open";    ///< open: left out of the vote; closed: counts as block
+  double weight = 1.0;                ///< policy weighted: this engine's vote
+  std::vector<std::string> lexicons;  ///< keywords: UTF-8 lexicon files
+  std::string default_category = "general";  ///< keywords: terms before any [category] header
+  std::vector<std::string>
+      actions;  ///< "category=action" (keywords, openai) or "kind=action" (pii)
+  std::string default_action = "block";  ///< what a finding without an entry in actions does
+  uint32_t reload_interval_ms = 2000;    ///< keywords: lexicon change poll; 0 = never reload
+  std::vector<std::string> kinds = {"id_card", "phone", "bank_card", "email"};  ///< pii
+  std::string url;          ///< http: the webhook; openai: the base URL (…/v1)
+  std::string api_key_env;  ///< http/openai: env var with the bearer key; "" none
+  std::string model;        ///< openai: the moderation model; "" the endpoint's default
+};
+
+/// Two-way moderation (issue 5).
+struct moderation_settings {
+  bool enabled = false;
+  bool input = true;                     ///< step 4: requests, before any cache or upstream
+  bool output = true;                    ///< step 11: answers, streams window by window
+  std::string policy = "any_block";      ///< any_block | majority | weighted
+  double block_threshold = 0.5;          ///< weighted: block at this share of the votes
+  uint32_t stream_hold_back_bytes = 64;  ///< at least this much stream text waits for the scan
+  std::vector<moderation_engine_settings> engines;
+};
+
+/// The tamper-evident audit trail (issue 5).
+struct audit_settings {
+  bool enabled = true;               ///< one hash-chained record per request
+  std::string hash = "sha256";       ///< sha256 | sm3
+  std::string text = "none";         ///< none (digests only) | clear | sealed (SM4)
+  std::string sm4_key_env;           ///< sealed: env var with the key as 32 hex digits
+  uint32_t retention_days = 0;       ///< older records are pruned; 0 = keep forever
+  uint32_t prune_interval_s = 3600;  ///< how often retention runs
+  bool write_ahead = true;           ///< an answer's last bytes wait for its durable record
+};
+
 /// Hooks for chaos tests; off in production.
 struct debug_settings {
   bool fault_injection = false;  ///< POST /v1/debug/faults on the admin port (owner only)
@@ -151,6 +194,8 @@ struct settings {
   admin_settings admin;
   store_settings store;
   billing_settings billing;
+  moderation_settings moderation;
+  audit_settings audit;
   log_settings log;
   debug_settings debug;
   std::vector<provider_settings> providers;

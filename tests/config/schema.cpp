@@ -40,6 +40,7 @@ settings default_tree() {
   p.models.emplace_back();
   p.sim.outages.emplace_back();
   s.providers.push_back(p);
+  s.moderation.engines.emplace_back();
   return s;
 }
 
@@ -121,8 +122,11 @@ TEST_CASE("the declared defaults are the defaults of settings.hpp") {
 TEST_CASE("loading a minimal file leaves every undeclared-in-file setting at its default") {
   settings loaded = tc::config::load_string(
       "[[providers]]\nname = \"sim\"\ntype = \"sim\"\n[[providers.models]]\nname = \"m\"\n"
-      "[providers.sim]\n[[providers.sim.outages]]\nend_s = 1\n");
+      "[providers.sim]\n[[providers.sim.outages]]\nend_s = 1\n"
+      "[[moderation.engines]]\nname = \"p\"\ntype = \"pii\"\n");
   settings expected = default_tree();
+  expected.moderation.engines[0].name = "p";
+  expected.moderation.engines[0].type = "pii";
   auto& p = expected.providers[0];
   p.name = "sim";
   p.type = "sim";
@@ -149,7 +153,7 @@ TEST_CASE("setting every key to its declared default changes nothing") {
   }
   std::string text;
   for (const auto& line : tables[""]) text += line + "\n";
-  for (const char* t : {"[server]", "[actors]", "[log]"}) {
+  for (const char* t : {"[server]", "[actors]", "[log]", "[moderation]", "[audit]"}) {
     text += std::string(t) + "\n";
     for (const auto& line : tables[t]) text += line + "\n";
   }
@@ -163,12 +167,15 @@ TEST_CASE("setting every key to its declared default changes nothing") {
   for (const auto& line : tables["[providers.sim]"]) text += line + "\n";
   text += "[[providers.sim.outages]]\nend_s = 1\n";
   for (const auto& line : tables["[[providers.sim.outages]]"]) text += line + "\n";
+  text += "[[moderation.engines]]\nname = \"p\"\ntype = \"pii\"\n";
+  for (const auto& line : tables["[[moderation.engines]]"]) text += line + "\n";
   INFO(text);
 
   settings spelled = tc::config::load_string(text);
   settings minimal = tc::config::load_string(
       "[[providers]]\nname = \"sim\"\ntype = \"sim\"\n[[providers.models]]\nname = \"m\"\n"
-      "[[providers.sim.outages]]\nend_s = 1\n");
+      "[[providers.sim.outages]]\nend_s = 1\n"
+      "[[moderation.engines]]\nname = \"p\"\ntype = \"pii\"\n");
   CHECK(by_path(spelled) == by_path(minimal));
 }
 
