@@ -10,6 +10,7 @@
 #include "protocol/accounts/json.hpp"
 #include "protocol/canonical/template.hpp"
 #include "protocol/openai/stream.hpp"
+#include "protocol/openai/text.hpp"
 
 namespace tc::actors {
 
@@ -200,6 +201,15 @@ void end_request(connection_state& st) {
   st.ticket = 0;
   st.rate = rate_headers{};
   st.received_ms = 0;
+  st.input_verdicts.clear();
+  st.input_text.clear();
+  st.ack_ledger = false;
+  st.ack_audit = false;
+  st.mod_rules.reset();
+  st.mod_texts.clear();
+  st.mod = moderation_result{};
+  st.mod_engines.clear();
+  st.mod_waiting = 0;
 }
 
 void lookup_exact(self_ptr self);
@@ -230,9 +240,19 @@ caf::duration lookup_timeout(self_ptr self, const Handle& target) {
   return caf::duration{std::chrono::milliseconds(self->state.ctx->cache.lookup_timeout_ms)};
 }
 
-/// Ends a request with an error before anything was reserved or called.
+void send_audit(self_ptr self, int status, const billing::usage_record* rec,
+                const request_outcome* outcome);
+
+/// The tenant_quota shard that owns the request's tenant.
+const caf::actor& quota_owner(const connection_state& st);
+
+/// Ends a request with an error before anything was called upstream: a reservation made is
+/// given back, and the refusal is audited.
 void refuse(self_ptr self, openai::api_error&& error) {
   auto& st = self->state;
+  if (st.ticket != 0)
+    self->send(quota_owner(st), quota_settle_atom::value, st.ticket, uint64_t{0}, int64_t{0});
+  send_audit(self, error.status, nullptr, nullptr);
   st.ctx->ports.at(st.to.loop)->reject(st.to, std::move(error), st.rate);
   end_request(st);
 }
@@ -250,6 +270,7 @@ void after_admission(self_ptr self);
 void run(self_ptr self) {
   auto& st = self->state;
   st.received_ms = unix_ms();
+  if (st.ctx->compliance.audit) st.input_text = st.req.body;  // the body goes upstream
   // 1 auth          the caller's key (or the anonymous tenant), its endpoint and models
   st.dir = st.ctx->accounts.directory->get();
   openai::api_error error;
@@ -325,9 +346,77 @@ void admit(self_ptr self) {
           });
 }
 
-void after_admission(self_ptr self) {
+void after_input_moderation(self_ptr self);
+
+/// Step 4's verdict: blocked requests are refused; mask findings are applied to the body that
+/// goes upstream (and into the cache key).
+void apply_input_verdict(self_ptr self) {
   auto& st = self->state;
-  // 4 moderate in   pass-through (issue 5: moderator.check)
+  moderation_result& r = st.mod;
+  finish_moderation(*st.mod_rules, r);
+  st.input_verdicts = std::move(r.verdicts);
+  if (r.blocked()) return refuse(self, openai::content_filtered(r.category));
+  bool masked = false;
+  for (const auto& m : r.masks) masked = masked || !m.empty();
+  if (masked)
+    st.req.body = openai::with_input_texts(st.req.kind, st.req.body, masked_texts(st.mod_texts, r));
+  st.mod = moderation_result{};
+  st.mod_texts.clear();
+  st.mod_rules.reset();
+  after_input_moderation(self);
+}
+
+/// Step 4: the request's text through the input engines: the local ones inline, the remote ones
+/// as concurrent calls through the I/O loop (their answers continue the request).
+void moderate_input(self_ptr self) {
+  auto& st = self->state;
+  st.mod_rules = st.ctx->compliance.moderation->get();
+  const moderation_rules& rules = *st.mod_rules;
+  if (!rules.input) return after_input_moderation(self);
+  st.mod_texts = openai::input_texts(st.req.kind, st.req.body);
+  st.mod = moderation_result{};
+  moderate_local(rules, moderation_dir::input, st.mod_texts, st.mod);
+  if (!rules.remote_input) return apply_input_verdict(self);
+  ++st.mod_round;
+  st.mod_engines.clear();
+  st.mod_started_ns = now_ns();
+  for (size_t i = 0; i < rules.engines.size(); ++i) {
+    const moderation_engine& e = rules.engines[i];
+    if (!e.remote() || !e.input) continue;
+    side_call c;
+    c.reply_to = caf::actor_cast<caf::actor>(self);
+    c.id = (st.mod_round << 8) | st.mod_engines.size();
+    c.url = e.url;
+    c.headers = remote_headers(e);
+    c.body = remote_body(e, moderation_dir::input, st.meta.request_id, st.tenant, st.req.model,
+                         st.mod_texts);
+    c.timeout_ms = e.timeout_ms;
+    st.mod_engines.push_back(i);
+    st.ctx->ports.at(st.to.loop)->call(std::move(c));
+  }
+  st.mod_waiting = st.mod_engines.size();
+}
+
+/// A remote input engine answered (or failed); the last one decides.
+void on_side_answer(self_ptr self, side_answer& a) {
+  auto& st = self->state;
+  if (st.mod_waiting == 0 || (a.id >> 8) != st.mod_round) return;  // another check's
+  const size_t call = a.id & 0xff;
+  if (call >= st.mod_engines.size()) return;
+  const moderation_engine& e = st.mod_rules->engines[st.mod_engines[call]];
+  add_remote_verdict(e, a.status, a.body, a.failure, st.mod_texts,
+                     static_cast<uint32_t>((now_ns() - st.mod_started_ns) / 1000), st.mod);
+  if (--st.mod_waiting == 0) apply_input_verdict(self);
+}
+
+void after_admission(self_ptr self) {
+  // 4 moderate in   every input engine at once (remote ones through the I/O loop); blocked:
+  //                 400 content_filter, before any cache lookup or upstream call
+  moderate_input(self);
+}
+
+void after_input_moderation(self_ptr self) {
+  auto& st = self->state;
   // 5 canonicalize  full_hash, prefix_hash, namespace; whether the cache applies
   const bool lookup = canonicalize(st);
   // 6 cache         exact, then template and semantic: cache_shard lookups
@@ -396,9 +485,34 @@ cached_reply reply_to_client(const connection_state& st, std::string body) {
   reply.stream = st.req.stream;
   reply.include_usage = st.req.include_usage;
   reply.rate = st.rate;
-  const account_plan& a = st.ctx->accounts;
-  reply.write_ahead = a.write_ahead && a.ledger && a.cache_hit_charge > 0;
   return reply;
+}
+
+/// The algorithm-filing ID of the request's answer: the tenant's own, else the model's.
+std::string filing_of(const connection_state& st) {
+  const accounts::tenant* t = st.dir->tenant(st.tenant);
+  if (t != nullptr && !t->filing_id.empty()) return t->filing_id;
+  return st.route->filing_id;
+}
+
+/// Which durable records a complete answer waits for (write-ahead): its usage record when it
+/// is billed, and its audit record.
+void decide_acks(connection_state& st, bool billed) {
+  const account_plan& a = st.ctx->accounts;
+  const compliance_plan& c = st.ctx->compliance;
+  st.ack_ledger = a.write_ahead && a.ledger && billed;
+  st.ack_audit = c.audit_write_ahead && c.audit;
+}
+
+/// Step 6 or 7: an answer the request did not pay an upstream for goes to the client.
+void serve(self_ptr self, cached_reply&& reply) {
+  auto& st = self->state;
+  decide_acks(st, st.ctx->accounts.cache_hit_charge > 0);
+  reply.write_ahead = st.ack_ledger || st.ack_audit;
+  reply.acks = static_cast<uint8_t>(st.ack_ledger + st.ack_audit);
+  reply.keep_output = static_cast<bool>(st.ctx->compliance.audit);
+  reply.filing_id = filing_of(st);
+  st.ctx->ports.at(st.to.loop)->serve(std::move(reply));
 }
 
 void serve_hit(self_ptr self, cache_hit& hit) {
@@ -426,7 +540,7 @@ void serve_hit(self_ptr self, cache_hit& hit) {
   reply.completion_tokens = hit.completion_tokens;
   reply.saved_cost_micros = hit.cost_micros;
   reply.cache_lookup_ns = now_ns() - st.lookup_start_ns;
-  st.ctx->ports.at(st.to.loop)->serve(std::move(reply));
+  serve(self, std::move(reply));
 }
 
 /// Step 7 for a request the cache did not answer: join an identical request in flight, or
@@ -470,7 +584,7 @@ void serve_leader_result(self_ptr self, dedup_result& r) {
   reply.saved_cost_micros = static_cast<uint64_t>(
       cost_of(price_of(*st.dir, *st.route, st.req.model), r.prompt_tokens, 0, r.completion_tokens));
   reply.cache_lookup_ns = now_ns() - st.lookup_start_ns;
-  st.ctx->ports.at(st.to.loop)->serve(std::move(reply));
+  serve(self, std::move(reply));
 }
 
 /// Steps 8-10: the upstream call.
@@ -483,14 +597,20 @@ void call_upstream(self_ptr self) {
   if (st.lookup_start_ns != 0) plan.cache_lookup_ns = now_ns() - st.lookup_start_ns;
   plan.dedup_leader = st.leading;
   plan.capture = st.store || st.leading;
-  plan.write_ahead = st.ctx->accounts.write_ahead && st.ctx->accounts.ledger;
+  decide_acks(st, true);
+  plan.write_ahead = st.ack_ledger || st.ack_audit;
+  plan.acks = static_cast<uint8_t>(st.ack_ledger + st.ack_audit);
+  plan.moderate_output = st.ctx->compliance.moderation->get()->output;
+  plan.keep_output = static_cast<bool>(st.ctx->compliance.audit);
+  plan.filing_id = filing_of(st);
   if (plan.stream) {
     // Every stream is billed (and cached) by its usage: ask for it, strip it if unasked.
     plan.body = openai::with_stream_usage(plan.body);
     plan.strip_usage = !st.req.include_usage;
   }
-  // 10 upstream, 11 moderate out (pass-through, issue 5), 12 reply: the I/O loop relays the
-  //    upstream answer to the client and reports how it ended with a request_outcome.
+  // 10 upstream, 11 moderate out, 12 reply: the I/O loop relays the upstream answer to the
+  //    client through the output engines (streams window by window, so blocked text is never
+  //    sent) and reports how it ended with a request_outcome.
   st.ctx->ports.at(st.to.loop)->dispatch(std::move(plan));
 }
 
@@ -550,13 +670,52 @@ void bill(self_ptr self, const request_outcome& outcome) {
     self->send(quota_owner(st), quota_settle_atom::value, st.ticket, spent_tokens,
                rec.charged_micros);
   }
-  if (!plan.ledger) {
-    if (outcome.held) st.ctx->ports.at(st.to.loop)->release(st.to);
-  } else if (outcome.held) {
+  send_audit(self, outcome.status, &rec, &outcome);
+  if (!plan.ledger) return;
+  if (outcome.held && st.ack_ledger)
     self->send(plan.ledger, std::move(rec), st.to);
-  } else {
+  else
     self->send(plan.ledger, std::move(rec));
+}
+
+/// Step 13's evidence: the audit record of the request, whatever its outcome. `rec` (its usage)
+/// and `outcome` are null for a request refused before any answer.
+void send_audit(self_ptr self, int status, const billing::usage_record* rec,
+                const request_outcome* outcome) {
+  auto& st = self->state;
+  const caf::actor& writer = st.ctx->compliance.audit;
+  if (!writer) return;
+  audit::audit_record r;
+  r.request_id = st.meta.request_id;  // the x-request-id the client was given
+  r.ts_ms = st.received_ms != 0 ? st.received_ms : unix_ms();
+  r.tenant = st.tenant;
+  if (st.caller != nullptr) {
+    r.project = st.caller->project;
+    r.key_id = st.caller->id;
   }
+  r.model = st.req.model;
+  r.endpoint = std::string(endpoint_name(st.req.kind));
+  r.status = status;
+  r.input_verdicts = std::move(st.input_verdicts);
+  r.input_text = std::move(st.input_text);
+  if (rec != nullptr) {
+    r.provider = rec->provider.empty() ? (st.deduped ? "dedup" : "cache") : rec->provider;
+    r.prompt_tokens = rec->prompt_tokens;
+    r.completion_tokens = rec->completion_tokens;
+    r.cost_micros = rec->charged_micros;
+    r.cost_currency = rec->charged_currency;
+  }
+  if (outcome != nullptr) {
+    r.latency_ms = static_cast<uint32_t>(outcome->total_ns / 1'000'000);
+    r.output_verdicts = outcome->output_verdicts;
+    r.output_text = status == 200 ? outcome->output_text : outcome->error_body;
+  } else {
+    r.latency_ms = static_cast<uint32_t>(std::max<int64_t>(0, unix_ms() - st.received_ms));
+  }
+  if (outcome != nullptr && outcome->held && st.ack_audit)
+    self->send(writer, std::move(r), st.to);
+  else
+    self->send(writer, std::move(r));
 }
 
 /// Step 13 for one request.
@@ -626,6 +785,8 @@ void settle(self_ptr self, request_outcome& outcome) {
   } else if (outcome.held) {
     st.ctx->ports.at(st.to.loop)->release(st.to);  // cannot happen: held answers are routed
   }
+  if (outcome.held && !st.ack_ledger && !st.ack_audit)
+    st.ctx->ports.at(st.to.loop)->release(st.to);  // cannot happen: held means a record waits
   end_request(st);
   if (st.ctx->accounts.settling) --*st.ctx->accounts.settling;
 }
@@ -742,6 +903,7 @@ caf::behavior connection(caf::stateful_actor<connection_state>* self,
         c.error = std::move(ev.error);
         st.ctx->ports.at(st.to.loop)->follow(std::move(c));
       },
+      [self](side_answer& a) { on_side_answer(self, a); },
       [self](dedup_result& r) {
         auto& st = self->state;
         if (!st.following || r.key != st.exact_key || st.live) return;

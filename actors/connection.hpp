@@ -18,11 +18,22 @@
 
 #include "actors/accounts.hpp"
 #include "actors/cache_shard.hpp"
+#include "actors/moderator.hpp"
 #include "protocol/canonical/canonical.hpp"
 #include "protocol/canonical/embed.hpp"
 #include "protocol/messages.hpp"
 
 namespace tc::actors {
+
+/// An HTTP POST an actor asks an I/O loop to make (a remote moderation engine's check).
+struct side_call {
+  caf::actor reply_to;               ///< gets the side_answer
+  uint64_t id = 0;                   ///< echoed in the side_answer
+  std::string url;                   ///< http(s)
+  std::vector<std::string> headers;  ///< "Name: value"
+  std::string body;
+  uint32_t timeout_ms = 1000;  ///< the whole call; slower is a failure ("total_timeout")
+};
 
 /// The way back to the I/O world. Implemented by node/io_loop; callable from any thread.
 class io_port {
@@ -45,6 +56,9 @@ class io_port {
   /// Step 13, write-ahead: the usage record of a request whose outcome was `held` is durable
   /// (or there is none to write): send the answer's last bytes. Any thread.
   virtual void release(reply_target to) = 0;
+  /// Makes `c` with the loop's HTTP client and sends exactly one side_answer to c.reply_to,
+  /// failures and timeouts included. Any thread.
+  virtual void call(side_call&& c) = 0;
 };
 
 /// Where a model is served. Built once from config by the node.
@@ -63,6 +77,7 @@ struct model_route {
   uint32_t cache_ttl_s = 3600;
   bool cache_nondeterministic = false;
   float semantic_threshold = 0.95f;
+  std::string filing_id;  ///< algorithm-filing ID (a tenant's own overrides it); "" none
   // List prices per 1M tokens (a price stored through the admin API overrides them).
   double price_input_per_m = 0;
   double price_cached_input_per_m = 0;
@@ -110,12 +125,21 @@ struct cache_plan {
   std::vector<caf::actor> dedup_tables;  ///< dedup_table actors, sharded like the cache
 };
 
+/// Moderation (steps 4 and 11) and the audit record (step 13), issue 5.
+struct compliance_plan {
+  std::shared_ptr<moderation_cell> moderation =
+      std::make_shared<moderation_cell>();  ///< never null
+  caf::actor audit;                         ///< the audit writer; unset: no audit trail
+  bool audit_write_ahead = false;           ///< held answers also wait for their audit record
+};
+
 /// Read-only context shared by every connection actor of a node.
 struct pipeline {
   std::unordered_map<std::string, model_route> models;
   std::vector<io_port*> ports;  ///< by reply_target::loop
   cache_plan cache;
   account_plan accounts;
+  compliance_plan compliance;
 };
 
 /// The configured list price of the model `model` served by `r` (the admin API's price tables
@@ -158,6 +182,19 @@ struct connection_state {
   uint64_t ticket = 0;  ///< tenant_quota reservation (0: none)
   rate_headers rate;
   int64_t received_ms = 0;
+  // Step 4 and the audit record: what moderation found, and which records hold the answer.
+  std::vector<audit::engine_verdict> input_verdicts;
+  std::string input_text;   ///< the request body as received (the audit record's input)
+  bool ack_ledger = false;  ///< a held answer waits for the ledger's record
+  bool ack_audit = false;   ///< ... and for the audit record
+  // Step 4 with remote engines: the check in flight (side calls through the I/O loop).
+  std::shared_ptr<const moderation_rules> mod_rules;
+  std::vector<std::string> mod_texts;
+  moderation_result mod;
+  std::vector<size_t> mod_engines;  ///< engine index per call id (low byte)
+  size_t mod_waiting = 0;
+  uint64_t mod_round = 0;  ///< high bits of call ids: a late answer of another check is ignored
+  uint64_t mod_started_ns = 0;
   std::shared_ptr<const pipeline> ctx;
   static inline const char* name = "connection";
 };
@@ -167,6 +204,7 @@ struct connection_state {
 ///   request_outcome                  how that request ended: step 13, then ready for the next
 ///   dedup_attach                     (leader) a streaming follower joined
 ///   dedup_events, dedup_result       (follower) the leader's stream events, its answer
+///   side_answer                      a remote moderation engine's verdict (step 4)
 caf::behavior connection(caf::stateful_actor<connection_state>* self,
                          std::shared_ptr<const pipeline> ctx);
 

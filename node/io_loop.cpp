@@ -19,6 +19,7 @@
 #include "protocol/openai/request.hpp"
 #include "protocol/openai/sse.hpp"
 #include "protocol/openai/stream.hpp"
+#include "protocol/openai/text.hpp"
 
 namespace tc::node {
 
@@ -51,9 +52,15 @@ struct follow_cmd {
 struct release_cmd {
   reply_target to;
 };
+struct side_cmd {
+  actors::side_call call;
+};
 using control_cmd = std::function<void()>;
 using command = std::variant<std::monostate, dispatch_cmd, reject_cmd, serve_cmd, attach_cmd,
-                             follow_cmd, release_cmd, control_cmd>;
+                             follow_cmd, release_cmd, side_cmd, control_cmd>;
+
+/// The largest answer a side call keeps (a moderation verdict is small).
+constexpr std::size_t max_side_answer = 1024 * 1024;
 
 /// The largest answer kept for the cache; a larger one is relayed but not stored.
 constexpr std::size_t max_captured_answer = 4 * 1024 * 1024;
@@ -162,7 +169,18 @@ struct pending {
   int held_status = 0;
   http::header_list held_headers;  ///< held_kind::body and ::stream: the response's headers
   std::string held_bytes;          ///< the body, the whole stream, or a stream's tail
-  int final_status = 0;            ///< the status finish() reported
+  uint8_t acks = 1;                ///< release() calls still to come before the bytes go
+  // Moderation and audit (issue 5).
+  std::optional<actors::stream_guard> guard;  ///< step 11 of a stream: events wait for the scan
+  std::vector<audit::engine_verdict> output_verdicts;
+  bool filtered = false;         ///< output blocked: emptied, or cut with content_filter
+  bool moderate_output = false;  ///< step 11 runs on this answer
+  bool keep_output = false;      ///< keep what the client got in output_text (the audit record)
+  std::string output_text;
+  std::string filing_id;        ///< x-algorithm-filing-id and the body's algorithm_filing_id
+  bool filing_stamped = false;  ///< a stream's first chunk carries it already
+  std::string last_chunk;       ///< a stream's last chunk (to end it as filtered)
+  int final_status = 0;         ///< the status finish() reported
   uint64_t final_upstream_ns = 0;
 };
 
@@ -248,6 +266,8 @@ struct io_loop::impl {
         start_upstream(std::move(d->plan));
       } else if (auto* r = std::get_if<reject_cmd>(&cmd)) {
         if (auto it = requests.find(r->to.slot); it != requests.end()) it->second.rate = r->rate;
+        if (r->error.code == "content_filter")
+          ctx.metrics->moderation_blocks_total.Add({{"direction", "input"}}).Increment();
         finish_with_error(r->to.slot, r->error);
       } else if (auto* v = std::get_if<serve_cmd>(&cmd)) {
         serve_cached(std::move(v->reply));
@@ -257,6 +277,8 @@ struct io_loop::impl {
         follow_leader(std::move(f->chunk));
       } else if (auto* h = std::get_if<release_cmd>(&cmd)) {
         release(h->to.slot);
+      } else if (auto* sc = std::get_if<side_cmd>(&cmd)) {
+        side_call_for_actor(std::move(sc->call));
       } else if (auto* c = std::get_if<control_cmd>(&cmd)) {
         (*c)();
       }
@@ -508,6 +530,15 @@ struct io_loop::impl {
     p.strip_usage = plan.strip_usage;
     p.dedup_leader = plan.dedup_leader;
     p.write_ahead = plan.write_ahead;
+    p.acks = plan.acks;
+    p.keep_output = plan.keep_output;
+    p.moderate_output = plan.moderate_output;
+    p.filing_id = std::move(plan.filing_id);
+    if (plan.moderate_output && plan.stream) {
+      auto rules = ctx.pipeline->compliance.moderation->get();
+      const bool hold_all = rules->remote_output;  // remote engines see the whole text
+      p.guard.emplace(std::move(rules), hold_all);
+    }
     if (plan.capture && plan.stream) p.assembler.emplace();
     if (plan.cache_lookup_ns != 0) {
       cache.cache(p.model).misses->Increment();
@@ -590,6 +621,7 @@ struct io_loop::impl {
     hs.emplace_back("x-tc-provider", p.provider);
     hs.emplace_back("x-tc-cache", "miss");
     hs.emplace_back("x-tc-queue-ms", "0");
+    if (!p.filing_id.empty()) hs.emplace_back("x-algorithm-filing-id", p.filing_id);
     return hs;
   }
 
@@ -606,42 +638,43 @@ struct io_loop::impl {
       return;
     }
     // A stream: relay whole events, re-framed, so a cut never leaves half an event behind.
+    // With output moderation the events wait in the guard until the text after them is
+    // scanned; what the guard releases is relayed exactly as an unmoderated event.
     std::string out;
     std::vector<std::string> shared;  // this read's events, for dedup followers
+    bool complete = false;
     bool ok = p.splitter.feed(data, [&](const openai::sse_splitter::event& ev) {
+      if (p.saw_done) return;  // nothing after [DONE]
       const bool done = ev.data == "[DONE]";
-      const bool usage_chunk = !done && openai::is_usage_chunk(ev.data);
-      // Write-ahead: from the usage chunk (or [DONE]) on, events wait for the record.
-      if (p.write_ahead && (done || usage_chunk)) p.held = held_kind::tail;
-      std::string& to = p.held == held_kind::tail ? p.held_bytes : out;
       if (done) {
         p.saw_done = true;
-        to += openai::sse_done;
-        return;
+        complete = true;
+      } else {
+        if (auto u = openai::find_usage(ev.data)) p.usage = u;
+        if (ev.name.empty() && !openai::is_usage_chunk(ev.data)) ++p.chunks;
       }
-      if (p.saw_done) return;  // nothing after [DONE]
-      if (auto u = openai::find_usage(ev.data)) p.usage = u;
-      if (ev.name.empty() && !usage_chunk) ++p.chunks;
-      if (p.assembler && ev.name.empty() && !p.assembler->feed(ev.data)) p.assembler.reset();
-      if (p.dedup_leader && ev.name.empty()) {
-        if (p.event_log_bytes + ev.data.size() <= max_captured_answer) {
-          p.event_log.emplace_back(ev.data);
-          p.event_log_bytes += ev.data.size();
-        }
-        if (!p.followers.empty()) shared.emplace_back(ev.data);
-      }
-      if (p.strip_usage && usage_chunk) return;
-      if (!ev.name.empty()) {
-        to += "event: ";
-        to += ev.name;
-        to += '\n';
-      }
-      to += openai::sse_data(ev.data);
+      if (p.guard) return p.guard->push(std::string(ev.name), std::string(ev.data));
+      relay_event(p, ev.name, std::string(ev.data), out, shared);
     });
-    if (!out.empty() && !p.client_gone) p.client.write(std::move(out));
+    bool blocked = false;
+    if (p.guard) {
+      // Held whole for remote engines: the last scan comes with their verdict (finish_stream).
+      blocked = !p.guard->scan(complete && !p.guard->hold_all());
+      std::string name, payload;
+      while (!blocked && p.guard->pop(name, payload))
+        relay_event(p, name, std::move(payload), out, shared);
+    }
+    if (!out.empty() && !p.client_gone) {
+      if (p.keep_output) p.output_text += out;
+      p.client.write(std::move(out));
+    }
     if (!shared.empty()) {
       for (const auto& [follower, key] : p.followers)
         caf::anon_send(follower, dedup_events{key, shared, false, false, {}});
+    }
+    if (blocked) {
+      cancel_call(p);
+      return end_filtered_stream(slot);
     }
     if (!ok) {
       cancel_call(p);
@@ -655,6 +688,140 @@ struct io_loop::impl {
           it->second.transport->resume(it->second.call);
       });
     }
+  }
+
+  /// One stream event on its way to the client (after moderation): captured for the cache and
+  /// for dedup followers, stamped with the filing ID if it is the first chunk, framed into
+  /// `out`, or into the held tail from the usage chunk or [DONE] on (write-ahead).
+  void relay_event(pending& p, std::string_view name, std::string data, std::string& out,
+                   std::vector<std::string>& shared) {
+    const bool done = data == "[DONE]";
+    const bool usage_chunk = !done && name.empty() && openai::is_usage_chunk(data);
+    if (p.write_ahead && (done || usage_chunk)) p.held = held_kind::tail;
+    std::string& to = p.held == held_kind::tail ? p.held_bytes : out;
+    if (done) {
+      to += openai::sse_done;
+      return;
+    }
+    if (!p.filing_id.empty() && !p.filing_stamped && name.empty() && !data.empty() &&
+        data.front() == '{') {
+      p.filing_stamped = true;
+      data = openai::with_top_field(data, "algorithm_filing_id", p.filing_id);
+    }
+    if (p.assembler && name.empty() && !p.assembler->feed(data)) p.assembler.reset();
+    if (p.dedup_leader && name.empty()) {
+      if (p.event_log_bytes + data.size() <= max_captured_answer) {
+        p.event_log.emplace_back(data);
+        p.event_log_bytes += data.size();
+      }
+      if (!p.followers.empty()) shared.emplace_back(data);
+    }
+    if (p.strip_usage && usage_chunk) return;
+    if (!name.empty()) {
+      to += "event: ";
+      to += name;
+      to += '\n';
+    }
+    if (name.empty() && !usage_chunk) p.last_chunk = data;
+    to += openai::sse_data(data);
+  }
+
+  /// Step 11 blocked a started stream: what was withheld is dropped; the client gets a chunk
+  /// with finish_reason content_filter and an error event, no [DONE].
+  void end_filtered_stream(uint64_t slot) {
+    pending& p = requests.at(slot);
+    p.filtered = true;
+    p.output_verdicts = p.guard->verdicts();
+    const std::string category = p.guard->category();
+    p.guard.reset();
+    auto err = openai::content_filtered(category);
+    err.message = "The answer was stopped by content moderation" +
+                  (category.empty() ? std::string() : " (category: " + category + ")") + ".";
+    p.error_body = openai::error_body(err);
+    end_followers(p, true, p.error_body);
+    p.held = held_kind::none;
+    p.held_bytes.clear();
+    std::string out = openai::sse_data(openai::content_filter_chunk(p.last_chunk, 1));
+    out += openai::sse_error(p.error_body);
+    if (!p.client_gone) {
+      if (p.keep_output) p.output_text += out;
+      p.client.write(std::move(out));
+      p.client.end();
+    }
+    ctx.metrics->moderation_blocks_total.Add({{"direction", "output"}}).Increment();
+    finish(slot, 200);
+  }
+
+  /// Calls every remote output engine over `texts` at once; `done(result)` runs on the loop
+  /// when the last has answered (or failed).
+  void remote_output_check(const std::shared_ptr<const actors::moderation_rules>& rules,
+                           const pending& p, std::vector<std::string> texts,
+                           std::function<void(actors::moderation_result&)> done) {
+    struct check {
+      actors::moderation_result result;
+      std::vector<std::string> texts;
+      size_t waiting = 0;
+      uint64_t started_ns = 0;
+      std::function<void(actors::moderation_result&)> done;
+    };
+    auto c = std::make_shared<check>();
+    c->texts = std::move(texts);
+    c->result.masks.resize(c->texts.size());
+    c->started_ns = uv_hrtime();
+    c->done = std::move(done);
+    for (const auto& e : rules->engines) c->waiting += e.remote() && e.output ? 1 : 0;
+    for (const auto& e : rules->engines) {
+      if (!e.remote() || !e.output) continue;
+      side_call(
+          e.url, actors::remote_headers(e),
+          actors::remote_body(e, actors::moderation_dir::output, p.request_id, "", p.model,
+                              c->texts),
+          e.timeout_ms, [c, &e, rules](int status, std::string&& body, std::string_view failure) {
+            actors::add_remote_verdict(
+                e, status, body, failure, c->texts,
+                static_cast<uint32_t>(ns_since(c->started_ns, uv_hrtime()) / 1000), c->result);
+            if (--c->waiting == 0) c->done(c->result);
+          });
+    }
+  }
+
+  /// Step 11 for a complete non-stream answer: its text through the output engines (the local
+  /// ones now, the remote ones concurrently), then send_answer. Blocked: the text is emptied and
+  /// finish_reason becomes content_filter; mask findings are masked.
+  void moderate_answer(uint64_t slot) {
+    pending& p = requests.at(slot);
+    auto rules = ctx.pipeline->compliance.moderation->get();
+    if (!rules->output) return send_answer(slot);
+    auto texts = std::make_shared<std::vector<std::string>>(openai::answer_texts(p.body));
+    auto r = std::make_shared<actors::moderation_result>();
+    actors::moderate_local(*rules, actors::moderation_dir::output, *texts, *r);
+    auto decide = [this, slot, rules, texts, r] {
+      auto it = requests.find(slot);
+      if (it == requests.end()) return;
+      pending& p = it->second;
+      actors::finish_moderation(*rules, *r);
+      p.output_verdicts = std::move(r->verdicts);
+      if (r->blocked()) {
+        p.filtered = true;
+        p.body = openai::with_answer_texts(p.body, std::vector<std::string>(texts->size()),
+                                           "content_filter");
+        ctx.metrics->moderation_blocks_total.Add({{"direction", "output"}}).Increment();
+      } else {
+        bool masked = false;
+        for (const auto& m : r->masks) masked = masked || !m.empty();
+        if (masked)
+          p.body = openai::with_answer_texts(p.body, actors::masked_texts(*texts, *r), "");
+      }
+      send_answer(slot);
+    };
+    if (!rules->remote_output) return decide();
+    remote_output_check(rules, p, *texts, [r, decide](actors::moderation_result& remote) {
+      r->verdicts.insert(r->verdicts.end(), remote.verdicts.begin(), remote.verdicts.end());
+      r->votes.insert(r->votes.end(), remote.votes.begin(), remote.votes.end());
+      for (size_t i = 0; i < remote.masks.size() && i < r->masks.size(); ++i)
+        r->masks[i].insert(r->masks[i].end(), remote.masks[i].begin(), remote.masks[i].end());
+      decide();
+    });
   }
 
   void on_upstream_complete(uint64_t slot, const upstream::call_result& r) {
@@ -706,6 +873,16 @@ struct io_loop::impl {
     }
     // 2xx, and 4xx from an OpenAI-compatible upstream (its own error envelope): relay as is.
     p.usage = openai::find_usage(p.body);
+    if (p.upstream_status == 200 && p.moderate_output) return moderate_answer(slot);
+    send_answer(slot);
+  }
+
+  /// The complete non-stream answer of `slot` (moderated if it had to be) goes to the client,
+  /// or is held for its records (write-ahead).
+  void send_answer(uint64_t slot) {
+    auto it = requests.find(slot);
+    if (it == requests.end()) return;
+    pending& p = it->second;
     if (p.capture && p.upstream_status == 200 && p.body.size() <= max_captured_answer) {
       p.answer = p.body;
       p.answer_cacheable = openai::answer_cacheable(p.body);
@@ -716,6 +893,9 @@ struct io_loop::impl {
                     p.upstream_content_type.empty() ? "application/json" : p.upstream_content_type);
     if (!p.retry_after.empty()) hs.emplace_back("retry-after", p.retry_after);
     const int status = p.upstream_status;
+    if (status == 200 && !p.filing_id.empty())
+      p.body = openai::with_top_field(p.body, "algorithm_filing_id", p.filing_id);
+    if (p.keep_output) p.output_text = p.body;
     p.sent_bytes = p.body.size();
     if (p.write_ahead && status == 200 && !p.client_gone) {
       p.held = held_kind::body;
@@ -752,18 +932,27 @@ struct io_loop::impl {
                             r.prompt_tokens + r.completion_tokens, 0};
     if (p.client_gone) return finish(r.to.slot, 499);
     p.rate = r.rate;
+    p.acks = r.acks;
+    p.keep_output = r.keep_output;
     http::header_list hs = base_headers(p.request_id);
     add_rate_headers(hs, p.rate);
     hs.emplace_back("x-tc-cache", r.cache_header);
     hs.emplace_back("x-tc-queue-ms", "0");
+    if (!r.filing_id.empty()) hs.emplace_back("x-algorithm-filing-id", r.filing_id);
     if (r.status != 200) {  // the dedup leader's error, as it got it
       hs.emplace_back("content-type", "application/json");
+      if (p.keep_output) p.output_text = r.body;
       p.client.send(r.status, hs, std::move(r.body));
       return finish(r.to.slot, r.status);
     }
     if (r.stream) {
       std::string events = openai::synthesize_stream(r.body, r.include_usage);
       if (!events.empty()) {
+        if (!r.filing_id.empty() && events.rfind("data: {", 0) == 0) {  // the first chunk
+          events = "data: " + openai::with_top_field(std::string_view(events).substr(6),
+                                                     "algorithm_filing_id", r.filing_id);
+        }
+        if (p.keep_output) p.output_text = events;
         hs.emplace_back("content-type", "text/event-stream");
         hs.emplace_back("cache-control", "no-cache");
         p.started = true;
@@ -782,6 +971,9 @@ struct io_loop::impl {
       // Not a chat or text completion (cannot happen for a stored stream): answer as JSON.
     }
     hs.emplace_back("content-type", "application/json");
+    if (!r.filing_id.empty())
+      r.body = openai::with_top_field(r.body, "algorithm_filing_id", r.filing_id);
+    if (p.keep_output) p.output_text = r.body;
     if (r.write_ahead) {
       p.held = held_kind::body;
       p.held_status = 200;
@@ -851,6 +1043,42 @@ struct io_loop::impl {
 
   void finish_stream(uint64_t slot) {
     pending& p = requests.at(slot);
+    if (p.guard && p.guard->queued() != 0) {
+      // Remote output engines: the whole text was withheld; they check it now, then it goes.
+      auto rules = ctx.pipeline->compliance.moderation->get();
+      if (!rules->remote_output) rules = nullptr;
+      auto release_rest = [this, slot] {
+        auto it = requests.find(slot);
+        if (it == requests.end()) return;
+        pending& p = it->second;
+        std::string out, name, payload;
+        std::vector<std::string> shared;
+        if (!p.guard->scan(true)) return end_filtered_stream(slot);
+        while (p.guard->pop(name, payload)) relay_event(p, name, std::move(payload), out, shared);
+        if (!out.empty() && !p.client_gone) {
+          if (p.keep_output) p.output_text += out;
+          p.client.write(std::move(out));
+        }
+        for (const auto& [follower, key] : p.followers)
+          caf::anon_send(follower, dedup_events{key, shared, false, false, {}});
+        p.output_verdicts = p.guard->verdicts();
+        p.guard.reset();
+        finish_stream(slot);
+      };
+      if (!rules) return release_rest();
+      return remote_output_check(rules, p, p.guard->texts(),
+                                 [this, slot, rules, release_rest](actors::moderation_result& r) {
+                                   auto it = requests.find(slot);
+                                   if (it == requests.end()) return;
+                                   actors::finish_moderation(*rules, r);
+                                   it->second.guard->add_remote(r);
+                                   release_rest();
+                                 });
+    }
+    if (p.guard) {
+      p.output_verdicts = p.guard->verdicts();
+      p.guard.reset();
+    }
     if (p.assembler && p.assembler->complete() && !p.assembler->failed()) {
       p.answer = p.assembler->result();
       p.answer_cacheable = !p.assembler->filtered_or_truncated();
@@ -909,6 +1137,51 @@ struct io_loop::impl {
     // Otherwise the actor has not dispatched yet: its dispatch or reject ends the request.
   }
 
+  // -- side calls (remote moderation engines) ----------------------------------------------
+
+  /// POSTs `body` to `url` with the loop's client; `done(status, body, failure)` runs on the
+  /// loop exactly once (status 0 and a failure name when the call failed).
+  void side_call(std::string url, std::vector<std::string> headers, std::string body,
+                 uint32_t timeout_ms,
+                 std::function<void(int, std::string&&, std::string_view)> done) {
+    upstream::call_request call;
+    call.url = std::move(url);
+    call.headers = std::move(headers);
+    call.body = std::move(body);
+    call.connect_timeout_ms = std::min<uint32_t>(timeout_ms, 2000);
+    call.first_byte_timeout_ms = timeout_ms;
+    call.total_timeout_ms = timeout_ms;
+    struct state {
+      int status = 0;
+      std::string body;
+      std::function<void(int, std::string&&, std::string_view)> done;
+    };
+    auto st = std::make_shared<state>();
+    st->done = std::move(done);
+    upstream::call_handlers h;
+    h.on_headers = [st](int status, std::vector<std::pair<std::string, std::string>>&&) {
+      st->status = status;
+    };
+    h.on_data = [st](std::string_view data) {
+      if (st->body.size() + data.size() <= max_side_answer) st->body.append(data);
+    };
+    h.on_complete = [st](upstream::call_result&& r) {
+      if (r.why != upstream::failure::none)
+        st->done(0, std::string(), upstream::to_string(r.why));
+      else
+        st->done(st->status, std::move(st->body), {});
+    };
+    curl->start(std::move(call), std::move(h));
+  }
+
+  void side_call_for_actor(actors::side_call&& c) {
+    side_call(std::move(c.url), std::move(c.headers), std::move(c.body), c.timeout_ms,
+              [to = std::move(c.reply_to), id = c.id](int status, std::string&& body,
+                                                      std::string_view failure) {
+                caf::anon_send(to, side_answer{id, status, std::move(body), std::string(failure)});
+              });
+  }
+
   /// The request ended: metrics, the outcome to the actor, and the slot is freed.
   void finish(uint64_t slot, int status) {
     auto it = requests.find(slot);
@@ -935,6 +1208,12 @@ struct io_loop::impl {
       outcome.answer_cacheable = p.answer_cacheable;
     }
     outcome.error_body = std::move(p.error_body);
+    outcome.output_verdicts = std::move(p.output_verdicts);
+    outcome.filtered = p.filtered;
+    if (p.keep_output) {
+      outcome.output_text = std::move(p.output_text);
+      if (p.held == held_kind::tail) outcome.output_text += p.held_bytes;
+    }
     // Held only for a client still there, with a connection actor to write the record.
     if (p.client_gone || !p.dispatched) p.held = held_kind::none;
     outcome.held = p.held != held_kind::none;
@@ -954,6 +1233,10 @@ struct io_loop::impl {
     auto it = requests.find(slot);
     if (it == requests.end() || it->second.held == held_kind::none) return;
     pending& p = it->second;
+    if (p.acks > 1) {  // another record is not durable yet
+      --p.acks;
+      return;
+    }
     if (!p.client_gone) {
       switch (p.held) {
         case held_kind::body:
@@ -1127,6 +1410,10 @@ void io_loop::follow(follow_chunk&& chunk) {
 
 void io_loop::release(reply_target to) {
   impl_->post(release_cmd{to});
+}
+
+void io_loop::call(actors::side_call&& c) {
+  impl_->post(side_cmd{std::move(c)});
 }
 
 }  // namespace tc::node

@@ -61,6 +61,7 @@ class io_loop final : public actors::io_port {
   void attach(reply_target leader, caf::actor follower, canonical::digest key) override;
   void follow(follow_chunk&& chunk) override;
   void release(reply_target to) override;
+  void call(actors::side_call&& c) override;
 
  private:
   struct impl;

@@ -75,6 +75,11 @@ metrics::metrics()
                                    .Name("tc_client_disconnects_total")
                                    .Help("Requests whose client went away before the end")
                                    .Register(*registry_)),
+      moderation_blocks_total(BuildCounter()
+                                  .Name("tc_moderation_blocks_total")
+                                  .Help("Requests (input) and answers (output) blocked by "
+                                        "moderation")
+                                  .Register(*registry_)),
       cache_hits_total(BuildCounter()
                            .Name("tc_cache_hits_total")
                            .Help("Requests answered by the cache, by model and tier")
@@ -134,7 +139,11 @@ metrics::metrics()
       ledger_records_total(BuildCounter()
                                .Name("tc_ledger_records_total")
                                .Help("Usage records written to the ledger")
-                               .Register(*registry_)) {
+                               .Register(*registry_)),
+      audit_records_total(BuildCounter()
+                              .Name("tc_audit_records_total")
+                              .Help("Audit records written to the store (hash-chained)")
+                              .Register(*registry_)) {
   lookup_hit = &cache_lookup_seconds.Add({{"result", "hit"}}, latency_buckets());
   lookup_miss = &cache_lookup_seconds.Add({{"result", "miss"}}, latency_buckets());
 }

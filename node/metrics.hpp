@@ -54,6 +54,7 @@ class metrics {
   prometheus::Family<prometheus::Counter>& upstream_failures_total;
   prometheus::Family<prometheus::Counter>& streams_cut_total;
   prometheus::Family<prometheus::Counter>& client_disconnects_total;
+  prometheus::Family<prometheus::Counter>& moderation_blocks_total;  ///< direction
 
   // The response cache (issue 3).
   prometheus::Family<prometheus::Counter>& cache_hits_total;          ///< model, tier
@@ -70,6 +71,7 @@ class metrics {
   prometheus::Family<prometheus::Gauge>& cache_expirations;      ///< since start (from the shards)
   prometheus::Family<prometheus::Counter>& budget_alerts_total;  ///< period, percent
   prometheus::Family<prometheus::Counter>& ledger_records_total;
+  prometheus::Family<prometheus::Counter>& audit_records_total;
 
   /// A model's cache series.
   struct cache_series {

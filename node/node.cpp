@@ -15,10 +15,12 @@
 #include <rapidjson/writer.h>
 
 #include "actors/accounts.hpp"
+#include "actors/audit_writer.hpp"
 #include "actors/cache_shard.hpp"
 #include "actors/connection.hpp"
 #include "actors/dedup_table.hpp"
 #include "actors/ledger.hpp"
+#include "actors/moderator.hpp"
 #include "actors/store.hpp"
 #include "actors/tenant_quota.hpp"
 #include "node/admin.hpp"
@@ -67,6 +69,7 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
       r.first_byte_timeout_ms = prov.first_byte_timeout_ms;
       r.total_timeout_ms = prov.total_timeout_ms;
       r.version = m.version;
+      r.filing_id = m.filing_id;
       r.cache = m.cache;
       r.cache_ttl_s = m.cache_ttl_s;
       r.cache_nondeterministic = m.cache_nondeterministic;
@@ -223,6 +226,9 @@ struct gateway::impl {
   std::shared_ptr<actors::directory_cell> directory;
   caf::actor accounts;
   caf::actor ledger;
+  caf::actor audit;
+  caf::actor audit_pruner;
+  caf::actor moderator;
   std::vector<caf::actor> quota;
   admin_api_deps admin_deps;
   loop_context ctx;
@@ -237,6 +243,18 @@ struct gateway::impl {
   void stop_actors() {
     for (auto& q : quota) caf::anon_send_exit(q, caf::exit_reason::user_shutdown);
     quota.clear();
+    if (moderator) caf::anon_send_exit(moderator, caf::exit_reason::user_shutdown);
+    moderator = caf::actor{};
+    if (audit_pruner) caf::anon_send_exit(audit_pruner, caf::exit_reason::user_shutdown);
+    audit_pruner = caf::actor{};
+    if (audit) {
+      // Every record sent so far is written before the audit writer stops.
+      caf::scoped_actor self{system};
+      self->request(audit, std::chrono::seconds(10), actors::audit_sync_atom::value)
+          .receive([](bool) {}, [](const caf::error&) {});
+      caf::anon_send_exit(audit, caf::exit_reason::user_shutdown);
+      audit = caf::actor{};
+    }
     if (ledger) {
       // Every record sent so far is written before the ledger stops.
       caf::scoped_actor self{system};
@@ -253,6 +271,7 @@ struct gateway::impl {
     cache_shards.clear();
   }
   void start_accounts();
+  void start_compliance();
   ~impl() { stop_actors(); }
 };
 
@@ -342,6 +361,81 @@ void gateway::impl::start_accounts() {
   a.settling = std::make_shared<std::atomic<int64_t>>(0);
 }
 
+/// Moderation (the published rules and the moderator that reloads them) and the audit writer
+/// (issue 5). Throws on rules that cannot be compiled or an audit key that is not usable.
+void gateway::impl::start_compliance() {
+  auto& d = *this;
+  const auto& s = d.settings;
+  auto& c = d.pipeline->compliance;
+  std::string error;
+  auto rules = actors::compile_rules(s.moderation, error);
+  if (!rules) throw std::runtime_error("moderation: " + error);
+  c.moderation->set(std::move(rules));
+  if (s.moderation.enabled) {
+    d.moderator =
+        d.system.spawn(actors::moderator, c.moderation, s.moderation, [](const std::string& error) {
+          if (error.empty())
+            log::info("moderation_reloaded");
+          else
+            log::error("moderation_reload_failed", {{"error", error}, {"kept", "previous rules"}});
+        });
+  }
+  if (!s.audit.enabled) return;
+  auto as = std::make_shared<actors::audit_settings>();
+  audit::parse_hash_algo(s.audit.hash, as->algo);
+  as->node = s.node_id;
+  as->retention_days = s.audit.retention_days;
+  as->text = s.audit.text == "clear"    ? actors::audit_settings::text_mode::clear
+             : s.audit.text == "sealed" ? actors::audit_settings::text_mode::sealed
+                                        : actors::audit_settings::text_mode::none;
+  if (as->text == actors::audit_settings::text_mode::sealed) {
+    const char* hex =
+        s.audit.sm4_key_env.empty() ? nullptr : std::getenv(s.audit.sm4_key_env.c_str());
+    std::string key;
+    for (size_t i = 0; hex != nullptr && hex[i] != '\0' && hex[i + 1] != '\0'; i += 2) {
+      auto nibble = [](char ch) -> int {
+        if (ch >= '0' && ch <= '9') return ch - '0';
+        if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+        if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+        return -1;
+      };
+      const int hi = nibble(hex[i]), lo = nibble(hex[i + 1]);
+      if (hi < 0 || lo < 0) break;
+      key += static_cast<char>(hi * 16 + lo);
+    }
+    if (key.size() != 16 || std::string_view(hex).size() != 32)
+      throw std::runtime_error("audit.text = \"sealed\" needs $" + s.audit.sm4_key_env +
+                               " to hold the SM4 key as 32 hex digits");
+    as->sm4_key = std::move(key);
+  }
+  auto hooks = std::make_shared<actors::audit_hooks>();
+  hooks->on_written = [c = &d.metrics.audit_records_total.Add({})](size_t n) {
+    c->Increment(static_cast<double>(n));
+  };
+  hooks->on_write_failed = [](const std::string& error, size_t pending) {
+    log::error("audit_write_failed", {{"error", error}, {"pending", pending}});
+  };
+  hooks->on_durable = [p = d.pipeline.get()](const std::vector<reply_target>& held) {
+    for (const auto& to : held) p->ports.at(to.loop)->release(to);
+  };
+  hooks->release_on_failure = s.store.fail_mode == "open";
+  d.audit = d.system.spawn<caf::detached>(actors::audit_writer, d.db, as, hooks);
+  c.audit = d.audit;
+  c.audit_write_ahead = s.audit.write_ahead;
+  if (s.audit.retention_days != 0) {
+    // Retention runs now and then every prune_interval_s.
+    const auto every = std::chrono::seconds(s.audit.prune_interval_s);
+    d.audit_pruner = d.system.spawn([writer = d.audit, every](caf::event_based_actor* self) {
+      using tick = caf::atom_constant<caf::atom("a_tick")>;
+      self->send(self, tick::value);
+      return caf::behavior{[self, writer, every](tick) {
+        caf::anon_send(writer, actors::audit_prune_atom::value, actors::unix_ms());
+        self->delayed_send(self, every, tick::value);
+      }};
+    });
+  }
+}
+
 gateway::gateway(config::settings settings) : impl_(std::make_unique<impl>(std::move(settings))) {}
 
 gateway::~gateway() {
@@ -369,6 +463,7 @@ void gateway::start() {
   d.pipeline->cache.dedup = s.cache.dedup;
   d.pipeline->cache.dedup_tables = d.dedup_tables;
   d.start_accounts();
+  d.start_compliance();
   d.ctx.system = &d.system;
   d.ctx.metrics = &d.metrics;
   d.ctx.settings = &d.settings;
@@ -433,6 +528,7 @@ void gateway::start() {
   d.admin_deps.directory = d.directory;
   d.admin_deps.accounts = d.accounts;
   d.admin_deps.ledger = d.ledger;
+  d.admin_deps.audit = d.audit;
   for (const auto& [model, route] : d.pipeline->models)
     d.admin_deps.config_prices.push_back(actors::list_price(route, model));
   if (!s.admin.token_env.empty()) {

@@ -105,15 +105,21 @@ struct upstream_plan {
   bool strip_usage = false;      ///< the body asks for stream usage the client did not ask for
   uint64_t cache_lookup_ns = 0;  ///< time the cache lookup took (0: no lookup)
   rate_headers rate;             ///< the x-ratelimit-* headers of the response
-  /// Hold a complete answer's last bytes until its usage record is durable (io_port::release).
+  /// Hold a complete answer's last bytes until its records are durable: `acks` calls of
+  /// io_port::release (the ledger's, the audit writer's) send them.
   bool write_ahead = false;
+  uint8_t acks = 1;
+  bool moderate_output = false;  ///< step 11: check the answer (streams in windows) before release
+  bool keep_output = false;      ///< return the answer's text in the outcome (audit)
+  std::string filing_id;         ///< algorithm-filing ID for the header, body and first chunk
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, upstream_plan& x) {
   return f(caf::meta::type_name("tc::upstream_plan"), x.to, x.provider, x.model, x.url, x.body,
            x.stream, x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms, x.capture,
-           x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate, x.write_ahead);
+           x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate, x.write_ahead, x.acks,
+           x.moderate_output, x.keep_output, x.filing_id);
 }
 
 /// connection -> I/O loop: answer the client from the cache (DESIGN §2 step 6). The port sends
@@ -133,13 +139,17 @@ struct cached_reply {
   uint64_t cache_lookup_ns = 0;
   rate_headers rate;
   bool write_ahead = false;  ///< as upstream_plan::write_ahead
+  uint8_t acks = 1;
+  bool keep_output = false;  ///< as upstream_plan::keep_output
+  std::string filing_id;     ///< as upstream_plan::filing_id
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cached_reply& x) {
   return f(caf::meta::type_name("tc::cached_reply"), x.to, x.status, x.model, x.body, x.stream,
            x.include_usage, x.cache_header, x.tier, x.prompt_tokens, x.completion_tokens,
-           x.saved_cost_micros, x.cache_lookup_ns, x.rate, x.write_ahead);
+           x.saved_cost_micros, x.cache_lookup_ns, x.rate, x.write_ahead, x.acks, x.keep_output,
+           x.filing_id);
 }
 
 /// How a request ended, as the I/O loop saw it. I/O loop -> connection, for settlement
@@ -161,13 +171,19 @@ struct request_outcome {
   /// The loop holds the answer's last bytes until io_port::release: the usage record must be
   /// durable first (write-ahead), or released at once if there is none to write.
   bool held = false;
+  /// Step 11: each output engine's verdict (empty: not moderated); `filtered` the answer was
+  /// cut or emptied with finish_reason content_filter.
+  std::vector<audit::engine_verdict> output_verdicts;
+  bool filtered = false;
+  std::string output_text;  ///< plan.keep_output: the answer's text as the client got it
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_outcome& x) {
   return f(caf::meta::type_name("tc::request_outcome"), x.status, x.usage, x.usage_reported,
            x.client_gone, x.stream_cut, x.upstream_failure, x.upstream_ns, x.ttft_ns, x.total_ns,
-           x.answer, x.answer_cacheable, x.error_body, x.completion_estimate, x.held);
+           x.answer, x.answer_cacheable, x.error_body, x.completion_estimate, x.held,
+           x.output_verdicts, x.filtered, x.output_text);
 }
 
 // -- cache_shard (actors/cache_shard.hpp) ---------------------------------------------------
@@ -331,6 +347,20 @@ typename Inspector::result_type inspect(Inspector& f, follow_chunk& x) {
            x.error);
 }
 
+/// I/O loop -> an actor: the answer to an HTTP call it asked for (io_port::call), e.g. a remote
+/// moderation engine's verdict.
+struct side_answer {
+  uint64_t id = 0;      ///< the call's id, as given
+  int status = 0;       ///< HTTP status; 0 when the call failed
+  std::string body;     ///< the answer's body (bounded)
+  std::string failure;  ///< transport failure (timeout, connect ...), empty if none
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, side_answer& x) {
+  return f(caf::meta::type_name("tc::side_answer"), x.id, x.status, x.body, x.failure);
+}
+
 // -- accounts, tenant_quota, ledger (issue 4) -----------------------------------------------
 
 }  // namespace tc
@@ -346,7 +376,8 @@ typename Inspector::result_type inspect(Inspector& f, limits& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant& x) {
   return f(caf::meta::type_name("tc::accounts::tenant"), x.id, x.name, x.currency, x.price_factor,
-           x.cache_scope, x.priority, x.limit, x.model_limits, x.disabled, x.created_at);
+           x.cache_scope, x.filing_id, x.priority, x.limit, x.model_limits, x.disabled,
+           x.created_at);
 }
 
 template <class Inspector>
@@ -543,6 +574,7 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<dedup_result>("tc::dedup_result");
   cfg.add_message_type<dedup_events>("tc::dedup_events");
   cfg.add_message_type<follow_chunk>("tc::follow_chunk");
+  cfg.add_message_type<side_answer>("tc::side_answer");
   cfg.add_message_type<rate_headers>("tc::rate_headers");
   cfg.add_message_type<accounts::limits>("tc::accounts::limits");
   cfg.add_message_type<accounts::tenant>("tc::accounts::tenant");

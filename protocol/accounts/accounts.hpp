@@ -40,6 +40,7 @@ struct tenant {
   std::string currency = "CNY";  ///< CNY | USD: what the tenant is charged in
   double price_factor = 1.0;     ///< charged = list price x factor (0.9 discount, 1.2 markup)
   std::string cache_scope;       ///< empty: the tenant's own; else a shared scope name
+  std::string filing_id;         ///< its own algorithm-filing ID, over the model's; empty none
   uint8_t priority = 2;          ///< default tier of its keys
   limits limit;
   std::map<std::string, limits> model_limits;  ///< model glob -> limits for this tenant

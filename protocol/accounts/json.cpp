@@ -459,6 +459,7 @@ constexpr field_reader<tenant> tenant_fields[] = {
     {"currency", [](const json& v, tenant& x) { return get(v, x.currency); }},
     {"price_factor", [](const json& v, tenant& x) { return get(v, x.price_factor); }},
     {"cache_scope", [](const json& v, tenant& x) { return get(v, x.cache_scope); }},
+    {"filing_id", [](const json& v, tenant& x) { return get(v, x.filing_id); }},
     {"priority", [](const json& v, tenant& x) { return get(v, x.priority); }},
     {"limits", [](const json& v, tenant& x) { return get(v, x.limit); }},
     {"model_limits", [](const json& v, tenant& x) { return get(v, x.model_limits); }},
@@ -567,6 +568,13 @@ bool apply(std::string_view body, tenant& x, field_error& err) {
       }
     } else if (k == "cache_scope") {
       ok = read_slug(v, param, true, n.cache_scope, err);
+    } else if (k == "filing_id") {
+      // It goes into a response header: no control characters.
+      ok = read_text(v, param, n.filing_id, err);
+      for (unsigned char c : n.filing_id) {
+        if (ok && (c < 0x20 || c == 0x7f))
+          ok = value_error(err, param, "must not contain control characters");
+      }
     } else if (k == "priority") {
       ok = read_priority(v, param, n.priority, err);
     } else if (k == "limits") {
@@ -739,6 +747,7 @@ std::string to_json(const tenant& x) {
   put_str(w, "currency", x.currency);
   put_num(w, "price_factor", x.price_factor);
   put_str(w, "cache_scope", x.cache_scope);
+  put_str(w, "filing_id", x.filing_id);
   put_u64(w, "priority", x.priority);
   put_limits(w, "limits", x.limit);
   put_model_limits(w, "model_limits", x.model_limits);
@@ -854,6 +863,7 @@ std::string encode(const tenant& x) {
   put_str(w, "currency", x.currency);
   put_num(w, "price_factor", x.price_factor);
   put_str(w, "cache_scope", x.cache_scope);
+  put_str(w, "filing_id", x.filing_id);
   put_u64(w, "priority", x.priority);
   put_limits(w, "limits", x.limit);
   put_model_limits(w, "model_limits", x.model_limits);

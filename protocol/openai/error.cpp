@@ -53,6 +53,17 @@ api_error invalid_request(std::string message, std::string param) {
   return make(400, "invalid_request_error", {}, std::move(param), std::move(message));
 }
 
+api_error content_filtered(std::string_view category) {
+  std::string msg = "The request was blocked by content moderation";
+  if (!category.empty()) {
+    msg += " (category: ";
+    msg.append(category);
+    msg += ')';
+  }
+  msg += ". Revise the input and try again.";
+  return make(400, "invalid_request_error", "content_filter", {}, std::move(msg));
+}
+
 api_error model_not_found(std::string_view model) {
   std::string msg = "The model '";
   msg.append(model);

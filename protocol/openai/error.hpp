@@ -28,6 +28,8 @@ std::string error_body(const api_error& e);
 
 /// 400 invalid_request_error (malformed JSON, wrong field type, missing field).
 api_error invalid_request(std::string message, std::string param = {});
+/// 400 content_filter: moderation blocked the request (`category` names why, for people).
+api_error content_filtered(std::string_view category);
 /// 404 model_not_found.
 api_error model_not_found(std::string_view model);
 /// 404 for a path that is not an endpoint.

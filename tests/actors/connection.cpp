@@ -41,6 +41,17 @@ class recording_port : public tc::actors::io_port {
     released_.push_back(to);
     cv_.notify_all();
   }
+  void call(tc::actors::side_call&& c) override {
+    std::lock_guard<std::mutex> lock(mx_);
+    calls_.push_back(std::move(c));
+    cv_.notify_all();
+  }
+  std::optional<tc::actors::side_call> side_call(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mx_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(10), [&] { return calls_.size() >= n; }))
+      return std::nullopt;
+    return calls_[n - 1];
+  }
   std::optional<tc::reply_target> released(std::size_t n) {
     std::unique_lock<std::mutex> lock(mx_);
     if (!cv_.wait_for(lock, std::chrono::seconds(10), [&] { return released_.size() >= n; }))
@@ -73,6 +84,7 @@ class recording_port : public tc::actors::io_port {
   std::vector<tc::upstream_plan> plans_;
   std::vector<tc::cached_reply> served_;
   std::vector<tc::reply_target> released_;
+  std::vector<tc::actors::side_call> calls_;
   std::vector<std::pair<tc::reply_target, tc::openai::api_error>> rejects_;
 };
 
@@ -340,4 +352,147 @@ TEST_CASE_FIXTURE(connection_fixture,
   self->receive([&](const caf::down_msg& d) { down = d.source == actor.address(); },
                 caf::after(std::chrono::seconds(10)) >> [] {});
   CHECK(down);
+}
+
+namespace {
+
+/// Audit records the connection actor sends.
+struct audit_sink {
+  std::mutex mx;
+  std::condition_variable cv;
+  std::vector<tc::audit::audit_record> records;
+  std::vector<std::optional<tc::reply_target>> holds;
+
+  std::optional<tc::audit::audit_record> record(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mx);
+    if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return records.size() >= n; }))
+      return std::nullopt;
+    return records[n - 1];
+  }
+};
+
+caf::behavior fake_audit(caf::event_based_actor*, std::shared_ptr<audit_sink> sink) {
+  return {
+      [sink](tc::audit::audit_record& r) {
+        std::lock_guard<std::mutex> lock(sink->mx);
+        sink->records.push_back(std::move(r));
+        sink->holds.emplace_back();
+        sink->cv.notify_all();
+      },
+      [sink](tc::audit::audit_record& r, tc::reply_target held) {
+        std::lock_guard<std::mutex> lock(sink->mx);
+        sink->records.push_back(std::move(r));
+        sink->holds.emplace_back(held);
+        sink->cv.notify_all();
+      },
+  };
+}
+
+/// Rules with a pii engine that masks phones and blocks e-mails (no lexicon files needed).
+std::shared_ptr<const tc::actors::moderation_rules> pii_rules() {
+  tc::config::moderation_settings m;
+  m.enabled = true;
+  tc::config::moderation_engine_settings e;
+  e.name = "pii";
+  e.type = "pii";
+  e.kinds = {"phone", "email"};
+  e.actions = {"phone=mask", "email=block"};
+  m.engines.push_back(e);
+  std::string error;
+  auto rules = tc::actors::compile_rules(m, error);
+  REQUIRE_MESSAGE(rules, error);
+  return rules;
+}
+
+/// A connection actor with moderation rules, a ledger and an audit writer (both recording).
+struct compliance_fixture {
+  recording_port port;
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  std::shared_ptr<record_sink> ledger_sink = std::make_shared<record_sink>();
+  std::shared_ptr<audit_sink> audits = std::make_shared<audit_sink>();
+  caf::actor ledger = sys.spawn(fake_ledger, ledger_sink);
+  caf::actor audit = sys.spawn(fake_audit, audits);
+  caf::actor actor = sys.spawn(tc::actors::connection, make());
+  ~compliance_fixture() {
+    for (auto* a : {&actor, &ledger, &audit})
+      caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+  }
+  std::shared_ptr<tc::actors::pipeline> make() {
+    auto p = make_pipeline(port);
+    p->accounts.ledger = ledger;
+    p->compliance.audit = audit;
+    p->compliance.audit_write_ahead = true;
+    p->compliance.moderation->set(pii_rules());
+    p->models["chat"].filing_id = "BJ-1";
+    return p;
+  }
+  static tc::openai::request with_content(std::string content) {
+    auto r = chat_request("chat");
+    r.body = R"({"model":"chat","messages":[{"role":"user","content":")" + content + R"("}]})";
+    return r;
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(compliance_fixture,
+                  "step 4: blocked input is 400 content_filter, nothing dispatched, audited") {
+  tc::request_meta meta;
+  meta.request_id = "req-blocked";
+  caf::anon_send(actor, with_content("write to me at a@b.example"), tc::reply_target{0, 3}, meta);
+  auto rejected = port.rejection(1);
+  REQUIRE(rejected);
+  CHECK(rejected->second.status == 400);
+  CHECK(rejected->second.code == "content_filter");
+  CHECK(rejected->second.message.find("pii.email") != std::string::npos);
+  auto rec = audits->record(1);
+  REQUIRE(rec);
+  CHECK(rec->request_id == "req-blocked");
+  CHECK(rec->status == 400);
+  REQUIRE(rec->input_verdicts.size() == 1);
+  CHECK(rec->input_verdicts[0].engine == "pii");
+  CHECK(rec->input_verdicts[0].verdict == "block");
+  CHECK(rec->input_text.find("a@b.example") != std::string::npos);  // what the client sent
+  // Nothing went upstream: the next request's plan is the first.
+  caf::anon_send(actor, with_content("hello"), tc::reply_target{0, 5}, meta);
+  auto plan = port.plan(1);
+  REQUIRE(plan);
+  CHECK(plan->to.slot == 5);
+}
+
+TEST_CASE_FIXTURE(compliance_fixture,
+                  "step 4: a masked phone goes upstream masked, the answer waits for two records") {
+  tc::request_meta meta;
+  meta.request_id = "req-mask";
+  caf::anon_send(actor, with_content("call 13800138000 now"), tc::reply_target{0, 4}, meta);
+  auto plan = port.plan(1);
+  REQUIRE(plan);
+  CHECK(plan->body.find("13800138000") == std::string::npos);
+  CHECK(plan->body.find("***********") != std::string::npos);
+  CHECK(plan->filing_id == "BJ-1");
+  CHECK(plan->keep_output);
+  CHECK(plan->write_ahead);
+  CHECK(plan->acks == 2);
+  tc::request_outcome outcome;
+  outcome.status = 200;
+  outcome.held = true;
+  outcome.output_text = "the answer";
+  outcome.output_verdicts.push_back({"pii", "allow", "", 3});
+  caf::anon_send(actor, outcome);
+  auto rec = audits->record(1);
+  REQUIRE(rec);
+  CHECK(rec->status == 200);
+  CHECK(rec->provider == "deepseek");
+  CHECK(rec->output_text == "the answer");
+  CHECK(rec->output_verdicts.size() == 1);
+  CHECK(rec->input_verdicts.size() == 1);
+  CHECK(rec->input_verdicts[0].verdict == "mask");
+  REQUIRE(ledger_sink->record(1));
+  std::lock_guard<std::mutex> a(audits->mx);
+  std::lock_guard<std::mutex> l(ledger_sink->mx);
+  REQUIRE(audits->holds[0].has_value());
+  REQUIRE(ledger_sink->holds[0].has_value());
+  CHECK(audits->holds[0]->slot == 4);
+  CHECK(ledger_sink->holds[0]->slot == 4);
 }

@@ -2,15 +2,8 @@
 // alert to the configured webhook.
 #include <doctest/doctest.h>
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <chrono>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "tests/integration/harness.hpp"
@@ -18,76 +11,8 @@
 using namespace tc::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-/// A one-thread HTTP endpoint on 127.0.0.1:0 that answers 200 and keeps each request's body.
-class webhook_catcher {
- public:
-  webhook_catcher() {
-    fd_ = listen_loopback(port_);
-    REQUIRE(fd_ >= 0);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~webhook_catcher() {
-    stop_ = true;
-    thread_.join();
-    ::close(fd_);
-  }
-  uint16_t port() const { return port_; }
-  std::vector<std::string> bodies() {
-    std::lock_guard<std::mutex> lock(mx_);
-    return bodies_;
-  }
-
- private:
-  void serve() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      std::string in;
-      char buf[4096];
-      size_t need = std::string::npos;
-      const auto deadline = std::chrono::steady_clock::now() + 5s;
-      while (std::chrono::steady_clock::now() < deadline) {
-        pollfd q{c, POLLIN, 0};
-        if (::poll(&q, 1, 50) <= 0) continue;
-        ssize_t n = ::read(c, buf, sizeof buf);
-        if (n <= 0) break;
-        in.append(buf, static_cast<size_t>(n));
-        size_t end = in.find("\r\n\r\n");
-        if (end == std::string::npos) continue;
-        if (need == std::string::npos) {
-          size_t cl = in.find("Content-Length: ");
-          if (cl == std::string::npos) cl = in.find("content-length: ");
-          need = end + 4 + (cl == std::string::npos ? 0 : std::stoul(in.substr(cl + 16)));
-        }
-        if (in.size() >= need) break;
-      }
-      const std::string_view reply =
-          "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-      (void)!::write(c, reply.data(), reply.size());
-      ::close(c);
-      if (size_t end = in.find("\r\n\r\n"); end != std::string::npos) {
-        std::lock_guard<std::mutex> lock(mx_);
-        bodies_.push_back(in.substr(end + 4));
-      }
-    }
-  }
-
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::mutex mx_;
-  std::vector<std::string> bodies_;
-  std::thread thread_;
-};
-
-}  // namespace
-
 TEST_CASE("budget alerts at 50, 80 and 100% are logged, counted and POSTed to the webhook") {
-  webhook_catcher hook;
+  http_catcher hook;
   node_process node;
   REQUIRE_MESSAGE(node.start(server_toml() + "[cache]\nenabled = false\n[billing]\n" +
                              "alert_webhook = \"http://127.0.0.1:" + std::to_string(hook.port()) +

@@ -1,5 +1,9 @@
 #include "tests/integration/harness.hpp"
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 
 #include <rapidjson/error/en.h>
@@ -254,6 +258,63 @@ tcctl_result run_tcctl(const node_process& node, std::vector<std::string> args,
   for (const auto& l : p.stdout_lines()) r.out += l + "\n";
   if (auto st = p.status(); st && st->exited) r.code = st->code;
   return r;
+}
+
+http_catcher::http_catcher(std::function<std::string(const std::string&)> answer)
+    : answer_(std::move(answer)) {
+  fd_ = listen_loopback(port_);
+  REQUIRE(fd_ >= 0);
+  thread_ = std::thread([this] { serve(); });
+}
+
+http_catcher::~http_catcher() {
+  stop_ = true;
+  thread_.join();
+  ::close(fd_);
+}
+
+std::vector<std::string> http_catcher::bodies() {
+  std::lock_guard<std::mutex> lock(mx_);
+  return bodies_;
+}
+
+void http_catcher::serve() {
+  while (!stop_) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    std::string in;
+    char buf[4096];
+    size_t need = std::string::npos;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd q{c, POLLIN, 0};
+      if (::poll(&q, 1, 50) <= 0) continue;
+      ssize_t n = ::read(c, buf, sizeof buf);
+      if (n <= 0) break;
+      in.append(buf, static_cast<size_t>(n));
+      size_t end = in.find("\r\n\r\n");
+      if (end == std::string::npos) continue;
+      if (need == std::string::npos) {
+        size_t cl = in.find("Content-Length: ");
+        if (cl == std::string::npos) cl = in.find("content-length: ");
+        need = end + 4 + (cl == std::string::npos ? 0 : std::stoul(in.substr(cl + 16)));
+      }
+      if (in.size() >= need) break;
+    }
+    std::string body;
+    if (size_t end = in.find("\r\n\r\n"); end != std::string::npos) body = in.substr(end + 4);
+    const std::string out = answer_ ? answer_(body) : std::string();
+    const std::string reply =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(out.size()) + "\r\nConnection: close\r\n\r\n" + out;
+    (void)!::write(c, reply.data(), reply.size());
+    ::close(c);
+    std::lock_guard<std::mutex> lock(mx_);
+    bodies_.push_back(std::move(body));
+  }
 }
 
 }  // namespace tc::test

@@ -2,11 +2,15 @@
 // configs, request bodies and JSON access. Test-only; used from the test's main thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <rapidjson/document.h>
@@ -129,6 +133,29 @@ api_error_view error_of(std::string_view body);
 
 /// The data: payloads of an SSE body's JSON events (not [DONE]) parsed; non-JSON are skipped.
 std::vector<rapidjson::Document> sse_json_chunks(std::string_view body);
+
+/// A one-thread HTTP endpoint on 127.0.0.1:0 (a webhook or a moderation service stand-in): it
+/// keeps each request's body and answers 200 with answer(body) as JSON ("" without an answer
+/// function), one connection at a time, Connection: close.
+class http_catcher {
+ public:
+  explicit http_catcher(std::function<std::string(const std::string&)> answer = {});
+  ~http_catcher();
+  http_catcher(const http_catcher&) = delete;
+  http_catcher& operator=(const http_catcher&) = delete;
+  uint16_t port() const { return port_; }
+  std::vector<std::string> bodies();
+
+ private:
+  void serve();
+  std::function<std::string(const std::string&)> answer_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mx_;
+  std::vector<std::string> bodies_;
+  std::thread thread_;
+};
 
 /// True if a predicate becomes true before the deadline; checks every `step` (bounded).
 template <class Pred>

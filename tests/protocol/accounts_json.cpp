@@ -81,6 +81,7 @@ tenant full_tenant() {
   t.currency = "USD";
   t.price_factor = 0.9;
   t.cache_scope = "shared-1";
+  t.filing_id = "网信算备110108-1号";
   t.priority = 1;
   t.limit = full_limits(100);
   t.model_limits["gpt-4*"] = full_limits(7);
@@ -185,14 +186,15 @@ TEST_CASE("to_json(tenant)") {
   const tenant t = full_tenant();
   const auto d = parse(to_json(t));
   CHECK(keys_of(d) == std::vector<std::string>{"object", "id", "name", "currency", "price_factor",
-                                               "cache_scope", "priority", "limits", "model_limits",
-                                               "disabled", "created_at"});
+                                               "cache_scope", "filing_id", "priority", "limits",
+                                               "model_limits", "disabled", "created_at"});
   CHECK(std::string(d["object"].GetString()) == "tenant");
   CHECK(std::string(d["id"].GetString()) == "acme");
   CHECK(std::string(d["name"].GetString(), d["name"].GetStringLength()) == odd);
   CHECK(std::string(d["currency"].GetString()) == "USD");
   CHECK(d["price_factor"].GetDouble() == 0.9);
   CHECK(std::string(d["cache_scope"].GetString()) == "shared-1");
+  CHECK(std::string(d["filing_id"].GetString()) == "网信算备110108-1号");
   CHECK(d["priority"].GetUint() == 1);
   check_limits(d["limits"], t.limit);
   REQUIRE(d["model_limits"].IsObject());
@@ -513,6 +515,7 @@ TEST_CASE("apply(tenant): refusals") {
   refuse(R"({"price_factor":"1"})", start, "price_factor", "Invalid type");
   refuse(R"({"cache_scope":"Not A Slug"})", start, "cache_scope", "Invalid value");
   refuse(R"({"cache_scope":false})", start, "cache_scope", "Invalid type");
+  refuse(R"({"filing_id":"a\r\nx-injected: 1"})", start, "filing_id", "Invalid value");
   refuse(R"({"priority":5})", start, "priority", "from 0 to 4");
   refuse(R"({"priority":-1})", start, "priority", "from 0 to 4");
   refuse(R"({"priority":1.5})", start, "priority", "from 0 to 4");

@@ -173,6 +173,7 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   round_trip(self, remote, tc::dedup_result{d, 200, "answer", 1, 2});
   round_trip(self, remote, tc::dedup_events{d, {"a", "b"}, true, true, "err"});
   round_trip(self, remote, tc::follow_chunk{{1, 2}, {"x"}, true, true, false, "e"});
+  round_trip(self, remote, tc::side_answer{7, 200, R"({"verdict":"allow"})", ""});
 
   // Issue 4: accounts, quotas, usage.
   round_trip(self, remote, tc::rate_headers{100, 99, 1500, 1000, 900, 20});

@@ -65,6 +65,7 @@ class timing_port : public actors::io_port {
   void attach(reply_target, caf::actor, canonical::digest) override {}
   void follow(follow_chunk&&) override {}
   void release(reply_target) override {}
+  void call(actors::side_call&&) override {}
 
   void set_actor(caf::actor a) { actor_ = std::move(a); }
   /// Waits for the dispatch of the request sent at `t0`; its latency in µs (< 0: refused).

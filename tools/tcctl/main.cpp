@@ -1077,14 +1077,14 @@ bool given(const CLI::Option* o) {
 
 /// Values of one tenant command; the `*_o` options tell which flags were given.
 struct tenant_args {
-  std::string id, name, currency, cache_scope, disabled;
+  std::string id, name, currency, cache_scope, filing_id, disabled;
   double price_factor = 1;
   int64_t priority = 0;
   std::vector<std::string> model_limits;
   bool clear_model_limits = false;
   CLI::Option *name_o = nullptr, *currency_o = nullptr, *price_factor_o = nullptr,
-              *priority_o = nullptr, *cache_scope_o = nullptr, *disabled_o = nullptr,
-              *model_limits_o = nullptr, *clear_o = nullptr;
+              *priority_o = nullptr, *cache_scope_o = nullptr, *filing_id_o = nullptr,
+              *disabled_o = nullptr, *model_limits_o = nullptr, *clear_o = nullptr;
   limit_flags limits;
 };
 
@@ -1156,6 +1156,7 @@ bool tenant_body(const tenant_args& a, body_builder& b) {
   if (given(a.currency_o)) b.str("currency", a.currency);
   if (given(a.price_factor_o)) b.num("price_factor", a.price_factor);
   if (given(a.cache_scope_o)) b.str("cache_scope", a.cache_scope);
+  if (given(a.filing_id_o)) b.str("filing_id", a.filing_id);
   if (given(a.priority_o)) b.i64("priority", a.priority);
   if (const limit_set l = a.limits.collect(); !l.empty()) b.limits("limits", l);
   std::vector<model_limit> mls;
@@ -1494,6 +1495,9 @@ void add_tenants(CLI::App& app, action_fn& action, tenant_cli& v) {
     a.priority_o = cmd->add_option("--priority", a.priority, "scheduling priority");
     a.cache_scope_o =
         cmd->add_option("--cache-scope", a.cache_scope, "cache sharing scope (empty: tenant)");
+    a.filing_id_o = cmd->add_option("--filing-id", a.filing_id,
+                                    "the tenant's own algorithm-filing ID, stamped on its answers "
+                                    "instead of the model's (empty: the model's)");
     a.disabled_o = cmd->add_option("--disabled", a.disabled, "refuse the tenant's requests")
                        ->check(CLI::IsMember({"true", "false"}))
                        ->type_name("true|false");
