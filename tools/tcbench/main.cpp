@@ -996,6 +996,10 @@ int main(int argc, char** argv) {
   pipe->add_option("--max-seconds", pa.max_seconds, "stop early past this")
       ->check(CLI::Range(1u, 3600u));
   auto* mod = app.add_subcommand("moderation", "keyword + PII moderation of a 4 KB prompt");
+  std::string mod_write;
+  mod->add_option("--write", mod_write,
+                  "write DIR/lexicon.txt and DIR/chat.json (the 10,000 terms and a chat body with "
+                  "the 4 KB prompt) for a load through a node, and measure nothing");
   CLI11_PARSE(app, argc, argv);
 
   std::string command_line;
@@ -1005,6 +1009,7 @@ int main(int argc, char** argv) {
   }
   if (sem->parsed()) return run_semantic(sa, command_line);
   if (pipe->parsed()) return tc::bench::run_pipeline(pa, command_line);
+  if (mod->parsed() && !mod_write.empty()) return tc::bench::write_moderation_inputs(mod_write);
   if (mod->parsed()) return tc::bench::run_moderation(command_line);
   return 2;
 }

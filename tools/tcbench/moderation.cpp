@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -126,6 +127,34 @@ void report(const char* what, const stats& s) {
 }
 
 }  // namespace
+
+int write_moderation_inputs(const std::string& dir) {
+  const std::string prompt = make_prompt();
+  const std::vector<lexicon_term> terms = make_lexicon(prompt);
+  std::map<std::string, std::vector<std::string>> by_category;
+  for (const auto& t : terms) by_category[t.category].push_back(t.text);
+  std::ofstream lex(dir + "/lexicon.txt", std::ios::binary | std::ios::trunc);
+  lex << "# 10,000 generated terms (tcbench moderation --write)\n";
+  for (const auto& [category, list] : by_category) {
+    lex << "[" << category << "]\n";
+    for (const auto& t : list) lex << t << "\n";
+  }
+  std::string escaped;
+  for (char c : prompt) {
+    if (c == '"' || c == '\\') escaped += '\\';
+    escaped += c;
+  }
+  std::ofstream chat(dir + "/chat.json", std::ios::binary | std::ios::trunc);
+  chat << R"({"model":"bench-model","messages":[{"role":"user","content":")" << escaped
+       << R"("}],"max_tokens":16})";
+  if (!lex.good() || !chat.good()) {
+    std::fprintf(stderr, "cannot write %s/lexicon.txt or chat.json\n", dir.c_str());
+    return 1;
+  }
+  std::printf("wrote %s/lexicon.txt (%zu terms) and %s/chat.json (%zu-byte prompt)\n", dir.c_str(),
+              terms.size(), dir.c_str(), prompt.size());
+  return 0;
+}
 
 int run_moderation(const std::string& command_line) {
   std::printf("## tcbench moderation\n\nCommand: `%s`\n\n", command_line.c_str());
