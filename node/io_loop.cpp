@@ -722,7 +722,7 @@ struct io_loop::impl {
       to += name;
       to += '\n';
     }
-    if (name.empty() && !usage_chunk) p.last_chunk = data;
+    if (p.guard && name.empty() && !usage_chunk) p.last_chunk = data;  // to end it as filtered
     to += openai::sse_data(data);
   }
 
