@@ -603,6 +603,7 @@ void call_upstream(self_ptr self) {
   plan.moderate_output = st.ctx->compliance.moderation->get()->output;
   plan.keep_output = static_cast<bool>(st.ctx->compliance.audit);
   plan.filing_id = filing_of(st);
+  plan.tenant = st.tenant;
   if (plan.stream) {
     // Every stream is billed (and cached) by its usage: ask for it, strip it if unasked.
     plan.body = openai::with_stream_usage(plan.body);

@@ -150,6 +150,7 @@ class stream_guard {
   /// The finding that blocked the stream ("" if none).
   const std::string& category() const { return category_; }
   size_t queued() const { return queue_.size(); }
+  size_t choices() const { return choices_.size(); }
   bool hold_all() const { return hold_all_; }
 
  private:

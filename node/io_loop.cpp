@@ -178,6 +178,7 @@ struct pending {
   bool keep_output = false;      ///< keep what the client got in output_text (the audit record)
   std::string output_text;
   std::string filing_id;        ///< x-algorithm-filing-id and the body's algorithm_filing_id
+  std::string tenant;           ///< for remote output engines
   bool filing_stamped = false;  ///< a stream's first chunk carries it already
   std::string last_chunk;       ///< a stream's last chunk (to end it as filtered)
   int final_status = 0;         ///< the status finish() reported
@@ -534,6 +535,7 @@ struct io_loop::impl {
     p.keep_output = plan.keep_output;
     p.moderate_output = plan.moderate_output;
     p.filing_id = std::move(plan.filing_id);
+    p.tenant = std::move(plan.tenant);
     if (plan.moderate_output && plan.stream) {
       auto rules = ctx.pipeline->compliance.moderation->get();
       const bool hold_all = rules->remote_output;  // remote engines see the whole text
@@ -733,6 +735,7 @@ struct io_loop::impl {
     p.filtered = true;
     p.output_verdicts = p.guard->verdicts();
     const std::string category = p.guard->category();
+    const auto choices = static_cast<uint32_t>(std::max<size_t>(1, p.guard->choices()));
     p.guard.reset();
     auto err = openai::content_filtered(category);
     err.message = "The answer was stopped by content moderation" +
@@ -741,7 +744,7 @@ struct io_loop::impl {
     end_followers(p, true, p.error_body);
     p.held = held_kind::none;
     p.held_bytes.clear();
-    std::string out = openai::sse_data(openai::content_filter_chunk(p.last_chunk, 1));
+    std::string out = openai::sse_data(openai::content_filter_chunk(p.last_chunk, choices));
     out += openai::sse_error(p.error_body);
     if (!p.client_gone) {
       if (p.keep_output) p.output_text += out;
@@ -774,7 +777,7 @@ struct io_loop::impl {
       if (!e.remote() || !e.output) continue;
       side_call(
           e.url, actors::remote_headers(e),
-          actors::remote_body(e, actors::moderation_dir::output, p.request_id, "", p.model,
+          actors::remote_body(e, actors::moderation_dir::output, p.request_id, p.tenant, p.model,
                               c->texts),
           e.timeout_ms, [c, &e, rules](int status, std::string&& body, std::string_view failure) {
             actors::add_remote_verdict(
@@ -814,7 +817,7 @@ struct io_loop::impl {
       }
       send_answer(slot);
     };
-    if (!rules->remote_output) return decide();
+    if (!rules->remote_output || texts->empty()) return decide();  // e.g. embeddings
     remote_output_check(rules, p, *texts, [r, decide](actors::moderation_result& remote) {
       r->verdicts.insert(r->verdicts.end(), remote.verdicts.begin(), remote.verdicts.end());
       r->votes.insert(r->votes.end(), remote.votes.begin(), remote.votes.end());

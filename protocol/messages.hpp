@@ -112,6 +112,7 @@ struct upstream_plan {
   bool moderate_output = false;  ///< step 11: check the answer (streams in windows) before release
   bool keep_output = false;      ///< return the answer's text in the outcome (audit)
   std::string filing_id;         ///< algorithm-filing ID for the header, body and first chunk
+  std::string tenant;            ///< the caller's tenant (remote output engines are told)
 };
 
 template <class Inspector>
@@ -119,7 +120,7 @@ typename Inspector::result_type inspect(Inspector& f, upstream_plan& x) {
   return f(caf::meta::type_name("tc::upstream_plan"), x.to, x.provider, x.model, x.url, x.body,
            x.stream, x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms, x.capture,
            x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate, x.write_ahead, x.acks,
-           x.moderate_output, x.keep_output, x.filing_id);
+           x.moderate_output, x.keep_output, x.filing_id, x.tenant);
 }
 
 /// connection -> I/O loop: answer the client from the cache (DESIGN §2 step 6). The port sends
