@@ -800,8 +800,8 @@ field_set build() {
            .default_text = "0.0",
            .min = 0,
            .max = unbounded,
-           .help = "Price per 1M input (prompt) tokens, in currency"
-                   " (accepted and validated; metering is not built yet)"},
+           .help = "List price per 1M input (prompt) tokens, in currency; usage records and "
+                   "charges use it unless a price is stored through the admin API"},
           [](auto& m) -> auto& { return m.price_input_per_m; }),
       bind<M>(
           {.name = "providers[].models[].price_cached_input_per_m",
@@ -809,8 +809,7 @@ field_set build() {
            .default_text = "0.0",
            .min = 0,
            .max = unbounded,
-           .help = "Price per 1M input tokens served from the provider's prompt cache"
-                   " (accepted and validated; metering is not built yet)"},
+           .help = "List price per 1M input tokens served from the provider's prompt cache"},
           [](auto& m) -> auto& { return m.price_cached_input_per_m; }),
       bind<M>(
           {.name = "providers[].models[].price_output_per_m",
@@ -818,14 +817,14 @@ field_set build() {
            .default_text = "0.0",
            .min = 0,
            .max = unbounded,
-           .help = "Price per 1M output (completion) tokens, in currency"
-                   " (accepted and validated; metering is not built yet)"},
+           .help = "List price per 1M output (completion) tokens, in currency"},
           [](auto& m) -> auto& { return m.price_output_per_m; }),
       bind<M>(
           {.name = "providers[].models[].currency",
            .type = vt::string,
            .default_text = R"("CNY")",
-           .help = "Currency of the prices (accepted and validated; metering is not built yet)",
+           .help = "Currency of the prices; a tenant charged in the other one is converted at "
+                   "billing.cny_per_usd",
            .choices = {"CNY", "USD"}},
           [](auto& m) -> auto& { return m.currency; }),
       bind<M>(
