@@ -1100,10 +1100,15 @@ struct io_loop::impl {
     end_followers(p, true, p.error_body);
     if (p.held == held_kind::tail) {  // the usage came, [DONE] did not: no answer to hold
       p.held = held_kind::none;
-      if (!p.client_gone) p.client.write(std::move(p.held_bytes));
+      if (!p.client_gone) {
+        if (p.keep_output) p.output_text += p.held_bytes;
+        p.client.write(std::move(p.held_bytes));
+      }
     }
     if (!p.client_gone) {
-      p.client.write(openai::sse_error(p.error_body));
+      std::string error = openai::sse_error(p.error_body);
+      if (p.keep_output) p.output_text += error;  // the audit record shows the cut too
+      p.client.write(std::move(error));
       p.client.end();
     }
     ctx.metrics->streams_cut_total.Add({{"provider", p.provider}}).Increment();
