@@ -25,6 +25,7 @@
 // when the tokens spell the content exactly; one chunk per tool call; the finish chunk
 // carries the choice's other fields. Choices are interleaved chunk by chunk.
 #include "protocol/openai/stream.hpp"
+#include "protocol/openai/json_text.hpp"
 
 #include "protocol/openai/json_document.hpp"
 #include "protocol/openai/json_scan.hpp"
@@ -130,89 +131,7 @@ bool is_cont(unsigned char c) {
   return (c & 0xC0) == 0x80;
 }
 
-/// Length of the valid UTF-8 sequence starting with the non-ASCII byte at p, 0 if invalid.
-std::size_t utf8_sequence(const unsigned char* p, const unsigned char* end) {
-  const unsigned c = *p;
-  std::size_t n;
-  unsigned lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;  // no surrogates
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (static_cast<std::size_t>(end - p) < n) return 0;
-  if (p[1] < lo || p[1] > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k) {
-    if (!is_cont(p[k])) return 0;
-  }
-  return n;
-}
-
-/// Appends `s` as a JSON string literal; invalid UTF-8 bytes become \ufffd.
-void append_string(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
-  const auto* run = p;
-  auto flush = [&] { out.append(reinterpret_cast<const char*>(run), p - run); };
-  out += '"';
-  while (p < end) {
-    const unsigned c = *p;
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      ++p;
-      continue;
-    }
-    if (c >= 0x80) {
-      if (const std::size_t n = utf8_sequence(p, end)) {
-        p += n;
-        continue;
-      }
-      flush();
-      out += "\\ufffd";
-      run = ++p;
-      continue;
-    }
-    flush();
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        out += "\\u00";
-        out += hex[c >> 4];
-        out += hex[c & 0xF];
-    }
-    run = ++p;
-  }
-  flush();
-  out += '"';
-}
+using json_text::append_string;
 
 template <class Number>
 void append_number(std::string& out, Number v) {

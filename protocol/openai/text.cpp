@@ -9,6 +9,7 @@
 // fixed by the paths (at most five levels), never by the input, so 100,000 '[' cost one
 // linear pass and no stack.
 #include "protocol/openai/text.hpp"
+#include "protocol/openai/json_text.hpp"
 
 #include "protocol/openai/json_scan.hpp"
 
@@ -30,33 +31,6 @@ constexpr std::string_view replacement_char = "\xEF\xBF\xBD";  ///< U+FFFD in UT
 
 // --- UTF-8 and string literals ---
 
-/// Length of the valid UTF-8 sequence starting with the non-ASCII byte at p, 0 if invalid
-/// (overlong forms, surrogates and code points above U+10FFFF are invalid).
-std::size_t utf8_sequence(const unsigned char* p, const unsigned char* end) {
-  const unsigned c = *p;
-  std::size_t n;
-  unsigned lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (static_cast<std::size_t>(end - p) < n) return 0;
-  if (p[1] < lo || p[1] > hi) return 0;
-  for (std::size_t k = 2; k < n; ++k) {
-    if ((p[k] & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
-
 /// Skips ASCII 8 bytes at a time: most text is ASCII.
 const unsigned char* skip_ascii(const unsigned char* p, const unsigned char* end) {
   while (end - p >= 8) {
@@ -77,7 +51,7 @@ void append_clean(std::string& out, std::string_view s) {
   for (;;) {
     p = skip_ascii(p, end);
     if (p == end) break;
-    if (const std::size_t n = utf8_sequence(p, end)) {
+    if (const std::size_t n = json_text::utf8_sequence(p, end)) {
       p += n;
       continue;
     }
@@ -171,68 +145,10 @@ void append_decoded(std::string& out, std::string_view raw) {
   }
 }
 
-/// Appends `s` as a JSON string literal; invalid UTF-8 bytes become \ufffd so the output parses.
-void append_literal(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
-  const auto* run = p;
-  auto flush = [&] { out.append(reinterpret_cast<const char*>(run), p - run); };
-  out += '"';
-  while (p < end) {
-    const unsigned c = *p;
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      ++p;
-      continue;
-    }
-    if (c >= 0x80) {
-      if (const std::size_t n = utf8_sequence(p, end)) {
-        p += n;
-        continue;
-      }
-      flush();
-      out += "\\ufffd";
-      run = ++p;
-      continue;
-    }
-    flush();
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        out += "\\u00";
-        out += hex[c >> 4];
-        out += hex[c & 0xF];
-    }
-    run = ++p;
-  }
-  flush();
-  out += '"';
-}
-
 std::string literal(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
-  append_literal(out, s);
+  json_text::append_string(out, s);
   return out;
 }
 
@@ -633,7 +549,7 @@ void set_choice_text(const scanner& d, editor& ed, const choice_spans& c, std::s
     std::string holder = "{";
     holder += holder_prefix;
     holder += "\"content\":";
-    append_literal(holder, text);
+    json_text::append_string(holder, text);
     holder += '}';
     ed.insert(c.choice, holder_key, holder);
   }
@@ -802,9 +718,9 @@ std::string with_top_field(std::string_view json_object, std::string_view name,
   std::string out;
   out.reserve(json_object.size() + name.size() + string_value.size() + 8);
   out.append(json_object.substr(0, i + 1));
-  append_literal(out, name);
+  json_text::append_string(out, name);
   out += ':';
-  append_literal(out, string_value);
+  json_text::append_string(out, string_value);
   if (!empty) out += ',';
   out.append(json_object.substr(i + 1));
   return out;

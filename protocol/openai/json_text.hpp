@@ -1,0 +1,18 @@
+// UTF-8 checking and JSON string writing shared by the body writers of protocol/openai
+// (stream.cpp, text.cpp). Internal to protocol/openai. Pure; any thread.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace tc::openai::json_text {
+
+/// Length of the valid UTF-8 sequence starting with the non-ASCII byte at p, 0 if invalid
+/// (overlong forms, surrogates and code points above U+10FFFF are invalid).
+std::size_t utf8_sequence(const unsigned char* p, const unsigned char* end);
+
+/// Appends `s` as a JSON string literal; invalid UTF-8 bytes become \ufffd so the output parses.
+void append_string(std::string& out, std::string_view s);
+
+}  // namespace tc::openai::json_text
