@@ -412,19 +412,21 @@ caf::behavior moderator(caf::stateful_actor<moderator_state>* self,
     interval = interval == 0 ? e.reload_interval_ms : std::min(interval, e.reload_interval_ms);
     for (const auto& f : e.lexicons) st.mtimes[f] = file_stamp(f);
   }
+  st.seen = st.mtimes;
   if (st.settings.enabled && interval != 0)
     self->delayed_send(self, std::chrono::milliseconds(interval), reload_atom::value);
   return {
       [self, interval](reload_atom) {
         auto& st = self->state;
-        bool changed = false;
-        for (auto& [file, stamp] : st.mtimes) {
-          const int64_t now = file_stamp(file);
-          changed = changed || now != stamp;
-        }
-        if (changed) {
+        std::map<std::string, int64_t> now;
+        for (const auto& [file, stamp] : st.mtimes) now[file] = file_stamp(file);
+        // A change is read once it held still for one interval: an editor or `>` truncates,
+        // then writes, and a check in between would compile a part of the file.
+        const bool settled = now != st.mtimes && now == st.seen;
+        st.seen = now;
+        if (settled) {
           // Reported once per change: a broken file is not retried until it changes again.
-          for (auto& [file, stamp] : st.mtimes) stamp = file_stamp(file);
+          st.mtimes = std::move(now);
           std::string error;
           auto rules = compile_rules(st.settings, error);
           if (rules) st.cell->set(std::move(rules));

@@ -184,16 +184,18 @@ class stream_guard {
 struct moderator_state {
   std::shared_ptr<moderation_cell> cell;
   config::moderation_settings settings;
-  std::map<std::string, int64_t> mtimes;  ///< lexicon file -> mtime (ns) the rules were built from
+  std::map<std::string, int64_t> mtimes;  ///< lexicon file -> stamp the rules were built from
+  std::map<std::string, int64_t> seen;    ///< lexicon file -> stamp at the last check
   std::function<void(const std::string& error)> on_reload;  ///< after a reload ("" = success)
   static inline const char* name = "moderator";
 };
 
 /// Owns the published rules after start-up:
-///   (reload_atom)   re-reads the lexicon files when one changed (mtime or size) and publishes
-///                   new rules; a file that cannot be read or parsed keeps the old rules and
-///                   logs why. Re-armed every smallest reload_interval_ms of the keywords
-///                   engines (none: never).
+///   (reload_atom)   re-reads the lexicon files when one changed (mtime or size) and then held
+///                   still for one check (a file being written in place is not read half
+///                   written), and publishes new rules; a file that cannot be read or parsed
+///                   keeps the old rules and logs why. Re-armed every smallest
+///                   reload_interval_ms of the keywords engines (none: never).
 /// `on_reload` runs on the actor's thread after each reload attempt.
 caf::behavior moderator(caf::stateful_actor<moderator_state>* self,
                         std::shared_ptr<moderation_cell> cell, config::moderation_settings settings,

@@ -1080,8 +1080,8 @@ field_set build() {
            .default_text = "2000",
            .min = 0,
            .max = 86400000,
-           .help = "keywords: how often lexicon files are checked for changes (hot reload); 0 "
-                   "never"},
+           .help = "keywords: how often lexicon files are checked for changes (hot reload: a "
+                   "change is read once it held still for one check); 0 never"},
           [](auto& e) -> auto& { return e.reload_interval_ms; }),
       bind<E>(
           {.name = "moderation.engines[].kinds",

@@ -4,12 +4,17 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include <caf/all.hpp>
+
 #include "actors/moderator.hpp"
+#include "protocol/messages.hpp"
 
 using namespace tc::actors;
 
@@ -66,7 +71,74 @@ std::string drain(stream_guard& g) {
   return out;
 }
 
+/// True when `text` (input) is blocked by the rules published in `cell`.
+bool blocks(const moderation_cell& cell, const std::string& text) {
+  moderation_result r;
+  const auto rules = cell.get();
+  moderate_local(*rules, moderation_dir::input, {text}, r);
+  finish_moderation(*rules, r);
+  return r.blocked();
+}
+
+struct quiet_config : caf::actor_system_config {
+  quiet_config() {
+    tc::add_message_types(*this);
+    set("logger.file-verbosity", caf::atom("quiet"));
+    set("logger.console-verbosity", caf::atom("quiet"));
+  }
+};
+
 }  // namespace
+
+TEST_CASE("moderator: a changed lexicon is read once it held still, a broken one keeps the rules") {
+  lexicon_file lex("[violence]\nbadword\n");
+  auto settings = keyword_settings(lex.path);
+  settings.engines[0].reload_interval_ms = 3'600'000;  // the test drives every check itself
+  auto cell = std::make_shared<moderation_cell>();
+  cell->set(compile(settings));
+  std::mutex mutex;
+  std::vector<std::string> reloads;  // each attempt's error ("" = success)
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  auto mod = sys.spawn(moderator, cell, settings, [&](const std::string& error) {
+    std::lock_guard<std::mutex> lock(mutex);
+    reloads.push_back(error);
+  });
+  struct stopper {  // a failed REQUIRE must not leave the system waiting for the actor
+    caf::actor actor;
+    ~stopper() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
+  } stop{mod};
+  caf::scoped_actor self{sys};
+  const auto check = [&] {  // one check, answered once the handler ran
+    self->request(mod, caf::infinite, reload_atom::value).receive([] {}, [](caf::error&) {});
+    std::lock_guard<std::mutex> lock(mutex);
+    return reloads;
+  };
+  CHECK(check().empty());  // nothing changed
+  CHECK(blocks(*cell, "a badword"));
+
+  // Written in place in two steps, each seen by a check: neither half is compiled.
+  { std::ofstream(lex.path) << "[violence]\nbad"; }
+  CHECK(check().empty());
+  { std::ofstream(lex.path) << "[violence]\nbadword\nworseword\n"; }
+  CHECK(check().empty());
+  CHECK(!blocks(*cell, "a worseword"));
+  auto seen = check();  // held still: read now
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].empty());
+  CHECK(blocks(*cell, "a worseword"));
+  CHECK(blocks(*cell, "a badword"));
+  CHECK(check().size() == 1);  // one reload per change
+
+  // A broken file is reported once and the working rules stay.
+  { std::ofstream(lex.path) << "[violence\nbroken header\n"; }
+  check();
+  seen = check();
+  REQUIRE(seen.size() == 2);
+  CHECK(!seen[1].empty());
+  CHECK(check().size() == 2);
+  CHECK(blocks(*cell, "a worseword"));
+}
 
 TEST_CASE("compile_rules: disabled is empty, a missing or bad lexicon names engine and file") {
   tc::config::moderation_settings off;
