@@ -1,5 +1,7 @@
 #include "actors/accounts.hpp"
 
+#include <openssl/crypto.h>
+
 #include <sys/random.h>
 
 #include <cerrno>
@@ -411,6 +413,10 @@ caf::behavior accounts_actor(caf::stateful_actor<accounts_state>* self, std::sha
                              std::shared_ptr<directory_cell> cell) {
   self->state.db = std::move(db);
   self->state.cell = std::move(cell);
+  // CAF 0.17 does not join a detached actor's thread: the process may end before that thread's
+  // destructors free OpenSSL's per-thread state (LeakSanitizer saw it once), so free it here,
+  // on the actor's own thread, as it terminates.
+  self->attach_functor([] { OPENSSL_thread_stop(); });
   return {
       [self](accounts_op& op) -> accounts_result { return apply(self, op); },
   };

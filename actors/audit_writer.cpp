@@ -19,6 +19,8 @@
 //   (evidence of tampering is shown, not skipped); it counts against the limit.
 #include "actors/audit_writer.hpp"
 
+#include <openssl/crypto.h>
+
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -570,6 +572,10 @@ caf::behavior audit_writer(caf::stateful_actor<audit_writer_state>* self, std::s
   st.settings = settings ? std::move(settings) : std::make_shared<const audit_settings>();
   st.hooks = std::move(hooks);
   (void)resume(st);  // on failure the first flush tries again
+  // CAF 0.17 does not join a detached actor's thread: the process may end before that thread's
+  // destructors free OpenSSL's per-thread state (LeakSanitizer saw it once), so free it here,
+  // on the actor's own thread, as it terminates.
+  self->attach_functor([] { OPENSSL_thread_stop(); });
   return {
       [self](audit::audit_record& r) {
         auto& st = self->state;
