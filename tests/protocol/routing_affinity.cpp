@@ -182,12 +182,19 @@ TEST_CASE("routing affinity: empty sets, short load vectors, odd c, pick_bounded
   CHECK(one.pick(42, {}, std::nan("")) == 0);
 
   const affinity_ring ring(four);
+  size_t threes = 0;
   for (uint64_t key = 0; key < 200; ++key) {
+    threes += ring.pick(key, {1, 1, 0, 0}, 1.0) == 3;
     CHECK(pick_bounded(key, four, {3, 0, 2}) == ring.pick(key, {3, 0, 2, 0}, 1.25));
     // c below 1 counts as 1: the bound still leaves room somewhere.
     CHECK(ring.pick(key, {5, 5, 5, 4}, 0.1) == 3);
+    const size_t r = ring.pick(key, {1, 1, 0, 0}, 1.0);  // 2 or 3, by the walk
+    CHECK((r == 2 || r == 3));
+    CHECK(ring.pick(key, {1, 1, 0, 0}, 0.1) == r);
+    CHECK(ring.pick(key, {1, 1, 0, 0}, std::nan("")) == r);
     CHECK(ring.pick(key, {UINT32_MAX, UINT32_MAX, UINT32_MAX, 0}, 1.25) == 3);
   }
+  CHECK(threes > 50);
   // vnodes 0 is 1; a huge count is capped and still works.
   CHECK(affinity_ring(four, 0).pick(9, {}, 1.25) < 4);
   CHECK(affinity_ring(four, 1'000'000).pick(9, {}, 1.25) < 4);
