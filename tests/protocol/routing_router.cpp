@@ -81,6 +81,10 @@ TEST_CASE("routing router: cost_first takes the cheap one, performance_first the
         list{"a/in-cheap", "b/out-cheap"});
   CHECK(names(io, rank(io, policy::cost_first, {}, {}, 10, 10'000)) ==
         list{"b/out-cheap", "a/in-cheap"});
+  // No estimate (or a broken one): the sum of the two prices, 41 against 16.
+  CHECK(names(io, rank(io, policy::cost_first, {}, {}, 0, 0)) == list{"b/out-cheap", "a/in-cheap"});
+  CHECK(names(io, rank(io, policy::cost_first, {}, {}, NAN, -1)) ==
+        list{"b/out-cheap", "a/in-cheap"});
 }
 
 TEST_CASE("routing router: load and health part the otherwise equal") {
@@ -127,6 +131,13 @@ TEST_CASE("routing router: weight 0 is a last resort, other weights scale the sc
   CHECK(ranked(c, policy::cost_first) == list{"b/main", "a/backup", "c/down"});
   c[0].weight = 100;
   CHECK(ranked(c, policy::cost_first) == list{"a/backup", "b/main", "c/down"});
+
+  // Weight 0 comes after every weighted candidate, even one that scores 0 too (price only, and
+  // a free endpoint makes every priced one's price part 0).
+  c = {make("a/backup", 5, 5, 100), make("b/free", 0, 0, 100), make("c/main", 5, 5, 100)};
+  c[0].weight = 0;
+  CHECK(names(c, rank(c, policy::cost_first, weights{0, 1, 0, 0}, {}, 100, 100)) ==
+        list{"b/free", "c/main", "a/backup"});
 
   c = {make("a/m", 5, 5, 500), make("b/m", 5, 5, 500)};
   c[0].weight = 50;
