@@ -53,7 +53,9 @@ endpoint_health::endpoint_health(health_settings s)
     : s_(sanitized(s)), bucket_ms_(s_.window_ms / buckets), open_period_ms_(s_.open_ms) {}
 
 int64_t endpoint_health::slot_of(int64_t now_ms) const {
-  return std::max(floor_div(now_ms, bucket_ms_), newest_slot_);
+  // Times before -2^62 ms count as -2^62: slot arithmetic then never overflows.
+  const int64_t t = std::max(now_ms, -(int64_t{1} << 62));
+  return std::max(floor_div(t, bucket_ms_), newest_slot_);
 }
 
 endpoint_health::window_counts endpoint_health::counts(int64_t now_ms) const {

@@ -8,7 +8,7 @@
 // Outcomes: a failure (server_error, connect_error, timeout) counts against the breaker;
 // client_error is the caller's fault and counts as a success; rate_limited is its own signal: it
 // holds the endpoint back until its Retry-After (1 s when absent) and lowers the score, but never
-// opens the breaker nor closes it.
+// opens the breaker nor closes it, and neither adds to nor breaks a run of failures.
 //
 // Breaker: closed -> open after `open_consecutive` failures in a row, or when the window holds
 // at least `min_samples` answered outcomes (all but 429s) and failures / answered >=

@@ -287,4 +287,11 @@ TEST_CASE("routing health: out-of-range settings fall back, clocks at the edges 
   CHECK(early.snapshot(-5'000).error_rate == doctest::Approx(2.0 / 5));
   CHECK(early.snapshot(-50'000).error_rate == doctest::Approx(2.0 / 5));
   CHECK(early.snapshot(40'000).error_rate == 0.0);
+
+  endpoint_health first(health_settings{.window_ms = 10});  // 1 ms buckets at the clock's start
+  const int64_t start = std::numeric_limits<int64_t>::min();
+  first.record(start, outcome_kind::server_error, -1, -1);
+  first.record(start + 1, outcome_kind::ok, 10, -1);
+  CHECK(first.snapshot(start + 1).error_rate == doctest::Approx(1.0 / 5));
+  CHECK(first.snapshot(0).error_rate == 0.0);
 }
