@@ -19,7 +19,7 @@ inline constexpr size_t no_replica = SIZE_MAX;
 /// A ring of virtual nodes for a replica set, built once per set. Each replica's points are hashed
 /// from its id alone (SHA-256 of id and point number), so adding or removing a replica moves only
 /// the keys that land on or leave its points (about 1/n of them).
-/// Memory: replicas * vnodes ring entries (12 bytes each) plus the ids; vnodes is capped at 1024.
+/// Memory: replicas * vnodes ring entries (16 bytes each) plus the ids; vnodes is capped at 1024.
 class affinity_ring {
  public:
   /// Builds the ring for `ids` (replica i is ids[i]; ids should be unique).
