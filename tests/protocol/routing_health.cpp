@@ -114,7 +114,7 @@ TEST_CASE("routing health: old outcomes leave the window") {
   CHECK(h.snapshot(12'000).breaker == breaker_state::open);
 }
 
-TEST_CASE("routing health: half-open lets probes through; a success closes and resets") {
+TEST_CASE("routing health: half-open lets probes through, a success closes and resets") {
   endpoint_health h(health_settings{.open_ms = 5'000, .half_open_probes = 2});
   fail_n(h, 1'000, 5);
   CHECK(h.snapshot(1'000).breaker == breaker_state::open);

@@ -192,7 +192,7 @@ TEST_CASE("routing router: ties go by endpoint id, whatever the input order") {
   }
 }
 
-TEST_CASE("routing router: every part and the total stay in [0,1]; bad numbers do not break it") {
+TEST_CASE("routing router: every part and the total stay in [0,1], bad numbers do not break it") {
   std::mt19937_64 rng(9);
   const double odd[] = {NAN, INFINITY, -INFINITY, -5, 0, 1e308};
   for (int round = 0; round < 500; ++round) {
