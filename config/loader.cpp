@@ -369,6 +369,7 @@ class reader {
   }
 
   void read_provider(const toml::table& t, settings& s) {
+    provider_index_ = s.providers.size();
     provider_settings p;
     const position at = position_of(t.source(), current_);
     const toml::table* sim_table = nullptr;
@@ -421,6 +422,27 @@ class reader {
     s.providers.push_back(std::move(p));
   }
 
+  /// The first model-level setting two endpoints of one model disagree on ("kind (chat vs
+  /// embedding)"), or "".
+  static std::string model_difference(const model_settings& a, const model_settings& b) {
+    auto text = [](const std::string& x) { return "\"" + x + "\""; };
+    auto num = [](double x) { return detail::format_number(x); };
+    if (a.kind != b.kind) return "kind (" + text(a.kind) + " vs " + text(b.kind) + ")";
+    if (a.version != b.version)
+      return "version (" + text(a.version) + " vs " + text(b.version) + ")";
+    if (a.cache != b.cache) return "cache setting";
+    if (a.cache_ttl_s != b.cache_ttl_s)
+      return "cache_ttl_s (" + num(a.cache_ttl_s) + " vs " + num(b.cache_ttl_s) + ")";
+    if (a.cache_nondeterministic != b.cache_nondeterministic)
+      return "cache_nondeterministic setting";
+    if (a.semantic_threshold != b.semantic_threshold)
+      return "semantic_threshold (" + num(a.semantic_threshold) + " vs " +
+             num(b.semantic_threshold) + ")";
+    if (a.filing_id != b.filing_id)
+      return "filing_id (" + text(a.filing_id) + " vs " + text(b.filing_id) + ")";
+    return "";
+  }
+
   void read_model(const toml::table& t, provider_settings& p) {
     ++model_tables_;
     model_settings m;
@@ -428,13 +450,22 @@ class reader {
     load_table(t, "providers[].models[].", fields().model, m, at,
                [](std::string_view, const toml::node&) { return false; });
     if (m.upstream_name.empty()) m.upstream_name = m.name;
+    // A model id may be served by several providers (its endpoints, ranked by the router);
+    // what the client sees of it (kind, cache policy, filing ID) must then be the same at each.
     const toml::node* name_node = t.get("name");
     if (name_node != nullptr && !m.name.empty()) {
-      auto [it, fresh] = model_names_.emplace(m.name, position_of(name_node->source(), at));
-      if (!fresh) {
-        error(*name_node, "duplicate model name \"" + m.name + "\" (first defined at line " +
-                              std::to_string(it->second.line) +
-                              "); a model id maps to one provider");
+      const position here = position_of(name_node->source(), at);
+      auto [it, fresh] = model_names_.emplace(m.name, model_seen{here, provider_index_, m});
+      if (!fresh && it->second.provider == provider_index_) {
+        error(*name_node, "duplicate model name \"" + m.name + "\" in this provider (first " +
+                              "defined at line " + std::to_string(it->second.at.line) + ")");
+      } else if (!fresh) {
+        const std::string differs = model_difference(it->second.model, m);
+        if (!differs.empty()) {
+          error(*name_node, "model \"" + m.name + "\" is also served at line " +
+                                std::to_string(it->second.at.line) + " with another " + differs +
+                                "; the endpoints of one model must agree on it");
+        }
       }
     }
     p.models.push_back(std::move(m));
@@ -499,7 +530,13 @@ class reader {
   std::vector<issue> issues_;
   std::vector<std::string> global_;
   std::map<std::string, position> provider_names_;
-  std::map<std::string, position> model_names_;
+  struct model_seen {
+    position at;      ///< where the name was first declared
+    size_t provider;  ///< index of its provider in settings::providers
+    model_settings model;
+  };
+  std::map<std::string, model_seen> model_names_;
+  size_t provider_index_ = 0;  ///< the [[providers]] table being read
   std::map<std::string, position> engine_names_;
   size_t model_tables_ = 0;
 };

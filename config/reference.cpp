@@ -34,8 +34,10 @@ Rules:
   `api_key_env` (for example `api_key_env = "DEEPSEEK_API_KEY"`, then
   `export DEEPSEEK_API_KEY=...` before starting the node). A value that looks like a key
   (`sk-...`) is rejected.
-- At least one model must be configured. A model id maps to exactly one provider, so model
-  names are unique across all providers.
+- At least one model must be configured. A model id may be served by several providers: each
+  is an endpoint of that model, ranked per request by `[routing]`, with failover to the next.
+  Their `kind`, `version`, cache settings and `filing_id` must then agree; upstream names,
+  context windows and prices may differ. Within one provider a model id appears once.
 - Keys absent from the file take the default shown. "required" means the key must be present.
 )";
 

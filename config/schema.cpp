@@ -651,6 +651,130 @@ field_set build() {
                    "never loses the record of an answer a client got"},
           [](auto& s) -> auto& { return s.audit.write_ahead; }),
       bind<S>(
+          {.name = "routing.policy",
+           .type = vt::string,
+           .default_text = R"("performance_first")",
+           .help = "How the endpoints serving a model are ranked: by price, by latency and load, "
+                   "or only those in the tenant's regions and tags first",
+           .choices = {"cost_first", "performance_first", "compliance_first"}},
+          [](auto& s) -> auto& { return s.routing.policy; }),
+      bind<S>(
+          {.name = "routing.weight_latency",
+           .type = vt::floating,
+           .default_text = "0.3",
+           .min = 0,
+           .max = 1,
+           .help = "Score weight of an endpoint's latency (EWMA); the policy shapes the weights"},
+          [](auto& s) -> auto& { return s.routing.weight_latency; }),
+      bind<S>(
+          {.name = "routing.weight_price",
+           .type = vt::floating,
+           .default_text = "0.3",
+           .min = 0,
+           .max = 1,
+           .help = "Score weight of an endpoint's price for the request's expected tokens"},
+          [](auto& s) -> auto& { return s.routing.weight_price; }),
+      bind<S>(
+          {.name = "routing.weight_load",
+           .type = vt::floating,
+           .default_text = "0.2",
+           .min = 0,
+           .max = 1,
+           .help = "Score weight of an endpoint's requests in flight against its max_concurrency"},
+          [](auto& s) -> auto& { return s.routing.weight_load; }),
+      bind<S>(
+          {.name = "routing.weight_availability",
+           .type = vt::floating,
+           .default_text = "0.2",
+           .min = 0,
+           .max = 1,
+           .help = "Score weight of an endpoint's health (success rate, breaker, Retry-After)"},
+          [](auto& s) -> auto& { return s.routing.weight_availability; }),
+      bind<S>(
+          {.name = "routing.max_attempts",
+           .type = vt::integer,
+           .default_text = "3",
+           .min = 1,
+           .max = 16,
+           .help = "Endpoints tried for one request: a connect error, timeout to the first byte, "
+                   "5xx or 429 before the client got a byte moves it to the next; 1 = no failover"},
+          [](auto& s) -> auto& { return s.routing.max_attempts; }),
+      bind<S>(
+          {.name = "routing.ewma_alpha",
+           .type = vt::floating,
+           .default_text = "0.2",
+           .min = 0.001,
+           .max = 1,
+           .help = "Weight of a new sample in an endpoint's latency and TTFT averages"},
+          [](auto& s) -> auto& { return s.routing.ewma_alpha; }),
+      bind<S>(
+          {.name = "routing.health_window_ms",
+           .type = vt::integer,
+           .default_text = "30000",
+           .min = 100,
+           .max = 3600000,
+           .help = "An endpoint's error and 429 rates are measured over this sliding window"},
+          [](auto& s) -> auto& { return s.routing.health_window_ms; }),
+      bind<S>(
+          {.name = "routing.health_min_samples",
+           .type = vt::integer,
+           .default_text = "5",
+           .min = 1,
+           .max = 100000,
+           .help = "Outcomes in the window before the rates count"},
+          [](auto& s) -> auto& { return s.routing.health_min_samples; }),
+      bind<S>(
+          {.name = "routing.breaker_error_rate",
+           .type = vt::floating,
+           .default_text = "0.5",
+           .min = 0.01,
+           .max = 1,
+           .help = "An endpoint's circuit breaker opens when this fraction of its outcomes in the "
+                   "window failed (connect errors, timeouts, 5xx)"},
+          [](auto& s) -> auto& { return s.routing.breaker_error_rate; }),
+      bind<S>(
+          {.name = "routing.breaker_consecutive",
+           .type = vt::integer,
+           .default_text = "5",
+           .min = 1,
+           .max = 10000,
+           .help = "...or after this many failures in a row"},
+          [](auto& s) -> auto& { return s.routing.breaker_consecutive; }),
+      bind<S>(
+          {.name = "routing.breaker_open_ms",
+           .type = vt::integer,
+           .default_text = "5000",
+           .min = 10,
+           .max = 60000,
+           .help = "How long an open breaker stays open before probes; doubles after a failed "
+                   "probe, up to 60 s"},
+          [](auto& s) -> auto& { return s.routing.breaker_open_ms; }),
+      bind<S>(
+          {.name = "routing.breaker_probes",
+           .type = vt::integer,
+           .default_text = "1",
+           .min = 1,
+           .max = 1000,
+           .help = "Requests let through to a half-open endpoint; a success closes the breaker"},
+          [](auto& s) -> auto& { return s.routing.breaker_probes; }),
+      bind<S>(
+          {.name = "routing.latency_target_ms",
+           .type = vt::floating,
+           .default_text = "2000.0",
+           .min = 1,
+           .max = 600000,
+           .help = "An endpoint whose latency average is this scores 0.5 on latency"},
+          [](auto& s) -> auto& { return s.routing.latency_target_ms; }),
+      bind<S>(
+          {.name = "routing.probe_interval_ms",
+           .type = vt::integer,
+           .default_text = "1000",
+           .min = 0,
+           .max = 600000,
+           .help = "How often an endpoint whose breaker is open is probed (GET .../models); 0 "
+                   "never (it is retried when the open period ends)"},
+          [](auto& s) -> auto& { return s.routing.probe_interval_ms; }),
+      bind<S>(
           {.name = "debug.fault_injection",
            .type = vt::boolean,
            .default_text = "false",
@@ -713,15 +837,15 @@ field_set build() {
           {.name = "providers[].region",
            .type = vt::string,
            .default_text = R"("")",
-           .help = "Free-form region label used by routing policies"
-                   " (accepted and validated; not used by routing yet)"},
+           .help = "Free-form region label, given to the router (a tenant residency rule for "
+                   "compliance_first is not wired yet)"},
           [](auto& p) -> auto& { return p.region; }),
       bind<P>(
           {.name = "providers[].tags",
            .type = vt::string_array,
            .default_text = "[]",
-           .help = "Free-form labels used by routing policies"
-                   " (accepted and validated; not used by routing yet)"},
+           .help = "Free-form labels, given to the router (a tenant residency rule for "
+                   "compliance_first is not wired yet)"},
           [](auto& p) -> auto& { return p.tags; }, check_token),
       bind<P>(
           {.name = "providers[].connect_timeout_ms",
@@ -753,8 +877,9 @@ field_set build() {
            .default_text = "256",
            .min = 1,
            .max = 1000000,
-           .help = "Requests in flight to this provider; more wait in the queue"
-                   " (accepted and validated; not enforced yet)"},
+           .help = "Requests in flight to one of this provider's endpoints that routing takes as "
+                   "its capacity: the load part of the score, and a full endpoint is tried after "
+                   "the others (not yet a hard cap: queueing comes with the batcher)"},
           [](auto& p) -> auto& { return p.max_concurrency; }),
       bind<P>(
           {.name = "providers[].capacity_tokens_per_sec",
@@ -765,6 +890,15 @@ field_set build() {
            .help = "Expected throughput used for routing and admission; 0 = unknown"
                    " (accepted and validated; not used yet)"},
           [](auto& p) -> auto& { return p.capacity_tokens_per_sec; }),
+      bind<P>(
+          {.name = "providers[].weight",
+           .type = vt::integer,
+           .default_text = "100",
+           .min = 0,
+           .max = 10000,
+           .help = "Static routing weight among the endpoints of a model; 0 = only when no other "
+                   "endpoint can take the request"},
+          [](auto& p) -> auto& { return p.weight; }),
       nested<P>({.name = "providers[].models",
                  .type = vt::table_array,
                  .default_text = "",

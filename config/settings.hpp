@@ -61,6 +61,7 @@ struct provider_settings {
   uint32_t total_timeout_ms = 300'000;
   uint32_t max_concurrency = 256;
   double capacity_tokens_per_sec = 0;  ///< 0 = unknown
+  uint32_t weight = 100;               ///< static routing weight; 0 = only when nothing else can
   std::vector<model_settings> models;
   sim_settings sim;  ///< type = "sim" only
 };
@@ -175,6 +176,25 @@ struct audit_settings {
   bool write_ahead = true;           ///< an answer's last bytes wait for its durable record
 };
 
+/// Routing among the endpoints that serve a model, and their health (issue 6).
+struct routing_settings {
+  std::string policy = "performance_first";  ///< cost_first | performance_first | compliance_first
+  double weight_latency = 0.3;               ///< score weights, normalized by the router
+  double weight_price = 0.3;
+  double weight_load = 0.2;
+  double weight_availability = 0.2;
+  uint32_t max_attempts = 3;           ///< endpoints tried per request (failover before first byte)
+  double ewma_alpha = 0.2;             ///< weight of a new latency / TTFT sample
+  uint32_t health_window_ms = 30'000;  ///< error and 429 rates are over this window
+  uint32_t health_min_samples = 5;     ///< rates count from this many outcomes in the window
+  double breaker_error_rate = 0.5;     ///< the breaker opens at this failure rate...
+  uint32_t breaker_consecutive = 5;    ///< ...or after this many failures in a row
+  uint32_t breaker_open_ms = 5'000;    ///< first open period (doubles on a failed probe, max 60 s)
+  uint32_t breaker_probes = 1;         ///< requests let through while half-open
+  double latency_target_ms = 2'000;    ///< latency that halves the latency part of the score
+  uint32_t probe_interval_ms = 1'000;  ///< active probes of an open endpoint; 0 = none
+};
+
 /// Hooks for chaos tests; off in production.
 struct debug_settings {
   bool fault_injection = false;  ///< POST /v1/debug/faults on the admin port (owner only)
@@ -196,6 +216,7 @@ struct settings {
   billing_settings billing;
   moderation_settings moderation;
   audit_settings audit;
+  routing_settings routing;
   log_settings log;
   debug_settings debug;
   std::vector<provider_settings> providers;

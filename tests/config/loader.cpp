@@ -304,15 +304,32 @@ TEST_CASE("an API key in the file is rejected") {
         "\"deepseek key\"");
 }
 
-TEST_CASE("provider and model names are unique") {
+TEST_CASE("provider names are unique, a model appears once per provider") {
   CHECK(errors_of(sim_provider + "[[providers]]\nname = \"sim\"\ntype = \"sim\"\n") ==
         "t.toml:7:8: duplicate provider name \"sim\" (first defined at line 2)");
-  CHECK(errors_of(sim_provider + "[[providers]]\nname = \"other\"\ntype = \"sim\"\n"
-                                 "[[providers.models]]\nname = \"m\"\n") ==
-        "t.toml:10:8: duplicate model name \"m\" (first defined at line 5); a model id maps to "
-        "one provider");
+  CHECK(errors_of(sim_provider + "[[providers.models]]\nname = \"m\"\n") ==
+        "t.toml:7:8: duplicate model name \"m\" in this provider (first defined at line 5)");
   CHECK(errors_of("[[providers]]\nname = \"Sim\"\ntype = \"sim\"\n[[providers.models]]\n"
                   "name = \"m\"\n") == "t.toml:2:8: expected a name of [a-z0-9_-]+, got \"Sim\"");
+}
+
+TEST_CASE("a model served by several providers: endpoints that agree on what clients see") {
+  const std::string second =
+      "[[providers]]\nname = \"other\"\ntype = \"sim\"\n"
+      "[[providers.models]]\nname = \"m\"\n";
+  auto s = load_string(sim_provider + second + "upstream_name = \"m-2\"\nprice_input_per_m = 3.0\n",
+                       "t.toml");
+  REQUIRE(s.providers.size() == 2);
+  CHECK(s.providers[1].models[0].upstream_name == "m-2");
+  CHECK(errors_of(sim_provider + second + "kind = \"embedding\"\n") ==
+        "t.toml:10:8: model \"m\" is also served at line 5 with another kind (\"chat\" vs "
+        "\"embedding\"); the endpoints of one model must agree on it");
+  CHECK(errors_of(sim_provider + second + "version = \"2\"\n").find("another version") !=
+        std::string::npos);
+  CHECK(errors_of(sim_provider + second + "filing_id = \"X-1\"\n").find("another filing_id") !=
+        std::string::npos);
+  CHECK(errors_of(sim_provider + second + "cache_ttl_s = 5\n").find("another cache_ttl_s") !=
+        std::string::npos);
 }
 
 TEST_CASE("a configuration without a model has nothing to serve") {
