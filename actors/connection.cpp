@@ -25,7 +25,7 @@ uint64_t now_ns() {
 }
 
 /// Step 3: the model exists and serves this endpoint.
-const model_route* validate(const pipeline& ctx, const openai::request& req,
+const model_entry* validate(const pipeline& ctx, const openai::request& req,
                             openai::api_error& error) {
   auto it = ctx.models.find(req.model);
   if (it == ctx.models.end()) {
@@ -33,7 +33,7 @@ const model_route* validate(const pipeline& ctx, const openai::request& req,
     return nullptr;
   }
   const bool wants_embedding = req.kind == openai::endpoint::embeddings;
-  if (it->second.embedding != wants_embedding) {
+  if (it->second.endpoints.front().embedding != wants_embedding) {
     error = openai::invalid_request("The model '" + req.model + "' does not support " +
                                         std::string(openai::path_of(req.kind)) + ".",
                                     "model");
@@ -160,25 +160,98 @@ void prepare_query_tiers(connection_state& st) {
   if (cache.semantic_tier) st.guard = guard_text(st.key.query_text);
 }
 
-/// Step 9: the upstream call for the chosen route.
-upstream_plan route(const model_route& r, openai::request& req, reply_target to) {
+/// Step 9: the model's endpoints in the order to try, at most routing.max_attempts of them. One
+/// endpoint is simply called; several are ranked by live health, price (in CNY), load and the
+/// policy. The first must be takeable now: a half-open endpoint only with a probe slot, else it
+/// waits at the back of the list with the unavailable ones.
+std::vector<const model_route*> rank_endpoints(const connection_state& st) {
+  const std::vector<model_route>& eps = st.model->endpoints;
+  const routing_plan& rp = st.ctx->routing;
+  const size_t most = std::max<size_t>(1, rp.max_attempts);
+  std::vector<const model_route*> out;
+  if (eps.size() == 1 || !rp.board) {
+    for (size_t i = 0; i < eps.size() && out.size() < most; ++i) out.push_back(&eps[i]);
+    return out;
+  }
+  const int64_t now = health_now_ms();
+  std::vector<routing::candidate> cands(eps.size());
+  for (size_t i = 0; i < eps.size(); ++i) {
+    const model_route& r = eps[i];
+    const endpoint_live& live = rp.board->live[r.endpoint];
+    routing::candidate& c = cands[i];
+    c.endpoint = r.provider + "/" + r.upstream_model;
+    c.region = r.region;
+    c.tags = r.tags;
+    const accounts::price price = price_of(*st.dir, r, st.req.model);
+    const double to_cny = price.currency == "USD" ? st.ctx->accounts.cny_per_usd : 1.0;
+    c.price_in_per_m = price.input_per_m * to_cny;
+    c.price_out_per_m = price.output_per_m * to_cny;
+    c.in_flight = live.in_flight.load(std::memory_order_relaxed);
+    c.max_concurrency = r.max_concurrency;
+    c.health = *live.health.load();
+    c.weight = r.weight;
+  }
+  const double in_tokens = static_cast<double>(st.req.input_chars) / 3.0;
+  const double out_tokens = st.req.max_tokens != 0 ? st.req.max_tokens : 256.0;
+  const std::vector<size_t> order =
+      routing::rank(cands, rp.policy, rp.weights, routing::residency{}, in_tokens, out_tokens);
+  std::vector<const model_route*> later;  // passed over as the first: no probe slot, or open
+  for (size_t i : order) {
+    const model_route* r = &eps[i];
+    if (out.empty() && !take_endpoint(rp.board->live[r->endpoint], now))
+      later.push_back(r);
+    else
+      out.push_back(r);
+  }
+  out.insert(out.end(), later.begin(), later.end());
+  if (out.empty()) out.push_back(&eps.front());  // cannot happen: no residency rule is given
+  if (out.size() > most) out.resize(most);
+  return out;
+}
+
+/// Where `r` is called for a request of `kind`.
+std::string url_of(const model_route& r, openai::endpoint kind) {
+  return r.base_url + std::string(openai::path_of(kind)).substr(3);  // drop "/v1"
+}
+
+/// Step 9: the upstream call to `order[0]`, then the others in order if one fails before the
+/// client got a byte.
+upstream_plan route(const std::vector<const model_route*>& order, openai::request& req,
+                    reply_target to) {
+  const model_route& r = *order.front();
   upstream_plan plan;
   plan.to = to;
   plan.provider = r.provider;
+  plan.endpoint = r.endpoint;
+  plan.endpoint_index = static_cast<uint16_t>(r.index);
   plan.model = req.model;
-  plan.url = r.base_url + std::string(openai::path_of(req.kind)).substr(3);  // drop "/v1"
+  plan.url = url_of(r, req.kind);
   plan.body = r.upstream_model == req.model ? std::move(req.body)
                                             : openai::with_model(req.body, r.upstream_model);
   plan.stream = req.stream;
   plan.connect_timeout_ms = r.connect_timeout_ms;
   plan.first_byte_timeout_ms = r.first_byte_timeout_ms;
   plan.total_timeout_ms = r.total_timeout_ms;
+  for (size_t i = 1; i < order.size(); ++i) {
+    const model_route& f = *order[i];
+    upstream_attempt a;
+    a.provider = f.provider;
+    a.endpoint = f.endpoint;
+    a.index = static_cast<uint16_t>(f.index);
+    a.url = url_of(f, req.kind);
+    a.upstream_model = f.upstream_model;
+    a.connect_timeout_ms = f.connect_timeout_ms;
+    a.first_byte_timeout_ms = f.first_byte_timeout_ms;
+    a.total_timeout_ms = f.total_timeout_ms;
+    plan.fallbacks.push_back(std::move(a));
+  }
   return plan;
 }
 
 void end_request(connection_state& st) {
   st.req = openai::request{};
   st.meta = request_meta{};
+  st.model = nullptr;
   st.route = nullptr;
   st.key = canonical::key{};
   st.exact_key = {};
@@ -282,8 +355,9 @@ void run(self_ptr self) {
       t != nullptr && !t->cache_scope.empty() ? "shared:" + t->cache_scope : "tenant:" + st.tenant;
   // 3 validate      the model is known and serves this endpoint (before 2: the reservation
   //                 is priced by the model)
-  st.route = validate(*st.ctx, st.req, error);
-  if (st.route == nullptr) return refuse(self, std::move(error));
+  st.model = validate(*st.ctx, st.req, error);
+  if (st.model == nullptr) return refuse(self, std::move(error));
+  st.route = &st.model->endpoints.front();
   // 2 admission     every scope's limits checked and reserved in one step at the owner
   admit(self);
 }
@@ -318,10 +392,15 @@ void admit(self_ptr self) {
                               : st.req.max_tokens != 0                    ? st.req.max_tokens
                                                                           : 256;
   ask.tokens = st.req.input_chars / 3 + 1 + completion;
-  const accounts::price price = price_of(*st.dir, *st.route, st.req.model);
-  ask.cost_micros =
-      charge_of(st.ctx->accounts, st.dir->tenant(st.tenant),
-                cost_of(price, ask.tokens - completion, 0, completion), price.currency);
+  // Priced at the dearest endpoint: any of them may serve it (failover).
+  int64_t most = 0;
+  for (const model_route& r : st.model->endpoints) {
+    const accounts::price price = price_of(*st.dir, r, st.req.model);
+    most = std::max(
+        most, charge_of(st.ctx->accounts, st.dir->tenant(st.tenant),
+                        cost_of(price, ask.tokens - completion, 0, completion), price.currency));
+  }
+  ask.cost_micros = most;
   const auto& shard = quota_owner(st);
   self->request(shard, lookup_timeout(self, shard), std::move(ask))
       .then(
@@ -591,8 +670,9 @@ void serve_leader_result(self_ptr self, dedup_result& r) {
 void call_upstream(self_ptr self) {
   auto& st = self->state;
   // 8 schedule      pass-through: dispatched at once (issue 6: batcher.enqueue)
-  // 9 route         the one provider that serves the model (issue 6: router scoring)
-  upstream_plan plan = route(*st.route, st.req, st.to);
+  // 9 route         the model's endpoints ranked (live health, price, load, policy); the
+  //                 first is called, the next ones are the failover order
+  upstream_plan plan = route(rank_endpoints(st), st.req, st.to);
   plan.rate = st.rate;
   if (st.lookup_start_ns != 0) plan.cache_lookup_ns = now_ns() - st.lookup_start_ns;
   plan.dedup_leader = st.leading;
@@ -722,6 +802,9 @@ void send_audit(self_ptr self, int status, const billing::usage_record* rec,
 /// Step 13 for one request.
 void settle(self_ptr self, request_outcome& outcome) {
   auto& st = self->state;
+  if (outcome.attempts != 0 && st.model != nullptr &&
+      outcome.endpoint_index < st.model->endpoints.size())
+    st.route = &st.model->endpoints[outcome.endpoint_index];  // billed and audited as served
   // 13 settle      the dedup table gives the leader's answer to its followers; the cache
   //                stores a complete, cacheable answer; the quota reservation is settled and
   //                the ledger records the usage (audit arrives with issue 5); metrics are

@@ -19,17 +19,21 @@
 #include "actors/accounts.hpp"
 #include "actors/cache_shard.hpp"
 #include "actors/moderator.hpp"
+#include "actors/provider_health.hpp"
 #include "protocol/canonical/canonical.hpp"
 #include "protocol/canonical/embed.hpp"
 #include "protocol/messages.hpp"
+#include "protocol/routing/router.hpp"
 
 namespace tc::actors {
 
 /// An HTTP POST an actor asks an I/O loop to make (a remote moderation engine's check).
 struct side_call {
-  caf::actor reply_to;               ///< gets the side_answer
-  uint64_t id = 0;                   ///< echoed in the side_answer
-  std::string url;                   ///< http(s)
+  caf::actor reply_to;  ///< gets the side_answer
+  uint64_t id = 0;      ///< echoed in the side_answer
+  std::string method = "POST";
+  std::string provider;  ///< "": the loop's HTTP client; else that provider's transport (sim)
+  std::string url;       ///< http(s), or sim:// with `provider`
   std::vector<std::string> headers;  ///< "Name: value"
   std::string body;
   uint32_t timeout_ms = 1000;  ///< the whole call; slower is a failure ("total_timeout")
@@ -64,6 +68,8 @@ class io_port {
 /// Where a model is served. Built once from config by the node.
 struct model_route {
   std::string provider;
+  uint32_t endpoint = 0;       ///< index among all endpoints of the node (health, load)
+  uint32_t index = 0;          ///< index in its model_entry::endpoints
   std::string upstream_model;  ///< the model name the provider expects
   std::string base_url;        ///< "http(s)://host/v1" or "sim://<provider>/v1"
   bool embedding = false;      ///< an embedding model (only /v1/embeddings)
@@ -83,6 +89,18 @@ struct model_route {
   double price_cached_input_per_m = 0;
   double price_output_per_m = 0;
   std::string currency = "CNY";
+  // Routing (issue 6).
+  std::string region;
+  std::vector<std::string> tags;
+  uint32_t weight = 100;         ///< static weight; 0 = a last resort
+  uint32_t max_concurrency = 0;  ///< requests in flight to the provider; 0 = unlimited
+};
+
+/// A model clients may ask for: the endpoints that serve it, one per provider, in config order.
+/// What clients see of the model (kind, cache policy, filing ID) is the same at each (the config
+/// loader checks it), so endpoints[0] stands for the model until one is chosen.
+struct model_entry {
+  std::vector<model_route> endpoints;  ///< never empty
 };
 
 /// account_plan::store_health values.
@@ -134,8 +152,17 @@ struct compliance_plan {
 };
 
 /// Read-only context shared by every connection actor of a node.
+/// How step 9 ranks a model's endpoints (issue 6).
+struct routing_plan {
+  std::shared_ptr<routing_board> board;  ///< null: config order, no health (unit tests)
+  routing::policy policy = routing::policy::performance_first;
+  routing::weights weights;
+  uint32_t max_attempts = 3;  ///< endpoints in a plan: the first and its fallbacks
+};
+
 struct pipeline {
-  std::unordered_map<std::string, model_route> models;
+  std::unordered_map<std::string, model_entry> models;
+  routing_plan routing;
   std::vector<io_port*> ports;  ///< by reply_target::loop
   cache_plan cache;
   account_plan accounts;
@@ -158,7 +185,8 @@ struct connection_state {
   openai::request req;  ///< the request in flight (empty between requests)
   reply_target to;
   request_meta meta;
-  const model_route* route = nullptr;
+  const model_entry* model = nullptr;  ///< step 3's model
+  const model_route* route = nullptr;  ///< its endpoint: the first until one answered
   // Step 5's results, kept until settlement stores the answer.
   canonical::key key;
   canonical::digest exact_key;     ///< the scoped full hash (empty: not cacheable)

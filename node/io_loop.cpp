@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "actors/provider_health.hpp"
 #include "node/http/server.hpp"
 #include "node/log.hpp"
 #include "node/sim/provider.hpp"
@@ -183,6 +184,15 @@ struct pending {
   std::string last_chunk;       ///< a stream's last chunk (to end it as filtered)
   int final_status = 0;         ///< the status finish() reported
   uint64_t final_upstream_ns = 0;
+  // Routing (issue 6): the endpoint called now, and where to go if it fails before a byte.
+  uint32_t endpoint = 0;
+  uint16_t endpoint_index = 0;
+  uint8_t attempts = 0;
+  std::vector<upstream_attempt> fallbacks;
+  size_t next_fallback = 0;
+  std::string request_body;          ///< kept for the fallbacks (each renames the model)
+  uint32_t timeouts[3] = {0, 0, 0};  ///< connect, first byte, total: of the attempt now
+  std::string url;
 };
 
 struct io_loop::impl {
@@ -547,18 +557,33 @@ struct io_loop::impl {
       ctx.metrics->lookup_miss->Observe(seconds(plan.cache_lookup_ns));
     }
     if (p.client_gone) return finish(plan.to.slot, 499);
-    auto tr = transports.find(plan.provider);
+    p.endpoint = plan.endpoint;
+    p.endpoint_index = plan.endpoint_index;
+    p.url = std::move(plan.url);
+    p.timeouts[0] = plan.connect_timeout_ms;
+    p.timeouts[1] = plan.first_byte_timeout_ms;
+    p.timeouts[2] = plan.total_timeout_ms;
+    p.fallbacks = std::move(plan.fallbacks);
+    if (!p.fallbacks.empty()) p.request_body = plan.body;
+    start_attempt(plan.to.slot, std::move(plan.body));
+  }
+
+  /// Calls the endpoint `p` is set to (p.provider, p.url, p.timeouts) with `body`.
+  void start_attempt(uint64_t slot, std::string body) {
+    pending& p = requests.at(slot);
+    ++p.attempts;
+    auto tr = transports.find(p.provider);
     if (tr == transports.end()) {
-      return finish_with_error(plan.to.slot, openai::upstream_error("no transport for provider '" +
-                                                                    plan.provider + "'"));
+      return finish_with_error(
+          slot, openai::upstream_error("no transport for provider '" + p.provider + "'"));
     }
     p.transport = tr->second;
     upstream::call_request call;
-    call.url = std::move(plan.url);
-    call.body = std::move(plan.body);
-    call.connect_timeout_ms = plan.connect_timeout_ms;
-    call.first_byte_timeout_ms = plan.first_byte_timeout_ms;
-    call.total_timeout_ms = plan.total_timeout_ms;
+    call.url = p.url;
+    call.body = std::move(body);
+    call.connect_timeout_ms = p.timeouts[0];
+    call.first_byte_timeout_ms = p.timeouts[1];
+    call.total_timeout_ms = p.timeouts[2];
     // libcurl writes every request header through its printf engine, byte by byte (callgrind:
     // a quarter of the node's instructions per request), so only headers the upstream needs:
     // no Accept (the body's "stream" decides the answer's form).
@@ -566,10 +591,9 @@ struct io_loop::impl {
     call.headers.emplace_back("Content-Type: application/json");
     call.headers.emplace_back("x-request-id: " + p.request_id);
     call.headers.emplace_back("traceparent: " + p.traceparent);
-    if (auto auth = ctx.provider_auth.find(plan.provider); auth != ctx.provider_auth.end())
+    if (auto auth = ctx.provider_auth.find(p.provider); auth != ctx.provider_auth.end())
       call.headers.emplace_back(auth->second);
 
-    const uint64_t slot = plan.to.slot;
     upstream::call_handlers h;
     h.on_headers = [this, slot](int status, std::vector<std::pair<std::string, std::string>>&& hs) {
       on_upstream_headers(slot, status, hs);
@@ -580,13 +604,78 @@ struct io_loop::impl {
     p.calling = true;
     p.series = &cache.route(p.model, p.provider);
     p.series->upstream_in_flight->Increment();
+    if (auto* board = routing_board()) board->live[p.endpoint].in_flight.fetch_add(1);
     p.call = p.transport->start(std::move(call), std::move(h));
+  }
+
+  actors::routing_board* routing_board() const { return ctx.pipeline->routing.board.get(); }
+
+  /// How the attempt of `p` ended, to its endpoint's provider_health (not for cancellations).
+  void report_health(const pending& p, int status, std::string_view failure, uint64_t latency_ns,
+                     uint64_t ttft_ns) {
+    auto* board = routing_board();
+    if (board == nullptr || p.endpoint >= board->health.size()) return;
+    health_report r;
+    r.kind = static_cast<uint8_t>(actors::outcome_of(status, failure));
+    const auto kind = static_cast<routing::outcome_kind>(r.kind);
+    if (kind == routing::outcome_kind::ok || kind == routing::outcome_kind::timeout) {
+      r.latency_ms = static_cast<double>(latency_ns) / 1e6;
+      if (ttft_ns != 0) r.ttft_ms = static_cast<double>(ttft_ns) / 1e6;
+    }
+    if (kind == routing::outcome_kind::rate_limited)
+      r.retry_after_ms = retry_after_ms(p.retry_after);
+    caf::anon_send(board->health[p.endpoint], std::move(r));
+  }
+
+  /// Retry-After as delay-seconds ("1.5" is read as 1); an HTTP date or nonsense: 0 (unknown).
+  static uint32_t retry_after_ms(std::string_view v) {
+    uint64_t s = 0;
+    size_t i = 0;
+    for (; i < v.size() && i < 7 && v[i] >= '0' && v[i] <= '9'; ++i) s = s * 10 + (v[i] - '0');
+    return i == 0 ? 0 : static_cast<uint32_t>(std::min<uint64_t>(s * 1000, 3'600'000));
+  }
+
+  /// The attempt failed before the client got a byte and another endpoint is left: try it.
+  /// A connect error, a timeout before the answer began, 5xx or 429 move on; so does a
+  /// non-stream answer that broke before it was complete (the client has nothing yet).
+  bool fail_over(uint64_t slot, pending& p, const upstream::call_result& r) {
+    if (p.started || p.client_gone || p.next_fallback >= p.fallbacks.size()) return false;
+    const bool moves =
+        r.why == upstream::failure::connect || r.why == upstream::failure::connect_timeout ||
+        r.why == upstream::failure::first_byte_timeout || r.why == upstream::failure::io ||
+        (r.why == upstream::failure::none &&
+         (p.upstream_status >= 500 || p.upstream_status == 429));
+    if (!moves) return false;
+    const upstream_attempt& a = p.fallbacks[p.next_fallback++];
+    ctx.metrics->failovers_total.Add({{"from", p.provider}, {"to", a.provider}}).Increment();
+    log::info("upstream_failover", {{"request_id", p.request_id},
+                                    {"from", p.provider},
+                                    {"to", a.provider},
+                                    {"reason", r.why == upstream::failure::none
+                                                   ? std::to_string(p.upstream_status)
+                                                   : std::string(upstream::to_string(r.why))}});
+    p.provider = a.provider;
+    p.endpoint = a.endpoint;
+    p.endpoint_index = a.index;
+    p.url = a.url;
+    p.timeouts[0] = a.connect_timeout_ms;
+    p.timeouts[1] = a.first_byte_timeout_ms;
+    p.timeouts[2] = a.total_timeout_ms;
+    p.upstream_status = 0;
+    p.upstream_content_type.clear();
+    p.retry_after.clear();
+    p.body.clear();
+    p.usage.reset();
+    p.upstream_failure.clear();
+    start_attempt(slot, openai::with_model(p.request_body, a.upstream_model));
+    return true;
   }
 
   /// The upstream call of `p` has ended (completed or cancelled).
   void call_ended(pending& p) {
     p.calling = false;
     p.series->upstream_in_flight->Decrement();
+    if (auto* board = routing_board()) board->live[p.endpoint].in_flight.fetch_sub(1);
   }
 
   /// Abandons the upstream call of `p`: no callback of it runs any more.
@@ -839,6 +928,12 @@ struct io_loop::impl {
     p.upstream_ns = upstream_ns;
     p.ttft_ns = ttft_ns;
 
+    if (r.why != upstream::failure::cancelled) {
+      report_health(
+          p, r.why == upstream::failure::none ? p.upstream_status : 0,
+          r.why == upstream::failure::none ? std::string_view{} : upstream::to_string(r.why),
+          upstream_ns, ttft_ns);
+    }
     if (r.why != upstream::failure::none) {
       p.upstream_failure = upstream::to_string(r.why);
       ctx.metrics->upstream_failures_total
@@ -849,6 +944,7 @@ struct io_loop::impl {
                                      {"reason", upstream::to_string(r.why)},
                                      {"detail", r.detail}});
     }
+    if (fail_over(slot, p, r)) return;
     if (p.started) {
       if (r.why == upstream::failure::none && p.saw_done) return finish_stream(slot);
       return end_cut_stream(
@@ -1147,12 +1243,23 @@ struct io_loop::impl {
 
   // -- side calls (remote moderation engines) ----------------------------------------------
 
-  /// POSTs `body` to `url` with the loop's client; `done(status, body, failure)` runs on the
-  /// loop exactly once (status 0 and a failure name when the call failed).
+  /// Sends `body` to `url` (`method`, POST by default) with the loop's HTTP client, or with
+  /// `provider`'s transport when it names one (the in-process sim); `done(status, body,
+  /// failure)` runs on the loop exactly once (status 0 and a failure name when the call failed).
   void side_call(std::string url, std::vector<std::string> headers, std::string body,
                  uint32_t timeout_ms,
-                 std::function<void(int, std::string&&, std::string_view)> done) {
+                 std::function<void(int, std::string&&, std::string_view)> done,
+                 std::string method = "POST", const std::string& provider = {}) {
+    upstream::transport* via = curl.get();
+    if (!provider.empty()) {
+      auto tr = transports.find(provider);
+      if (tr == transports.end()) return done(0, std::string(), "no_transport");
+      via = tr->second;
+      if (auto auth = ctx.provider_auth.find(provider); auth != ctx.provider_auth.end())
+        headers.push_back(auth->second);
+    }
     upstream::call_request call;
+    call.method = std::move(method);
     call.url = std::move(url);
     call.headers = std::move(headers);
     call.body = std::move(body);
@@ -1179,15 +1286,17 @@ struct io_loop::impl {
       else
         st->done(st->status, std::move(st->body), {});
     };
-    curl->start(std::move(call), std::move(h));
+    via->start(std::move(call), std::move(h));
   }
 
   void side_call_for_actor(actors::side_call&& c) {
-    side_call(std::move(c.url), std::move(c.headers), std::move(c.body), c.timeout_ms,
-              [to = std::move(c.reply_to), id = c.id](int status, std::string&& body,
-                                                      std::string_view failure) {
-                caf::anon_send(to, side_answer{id, status, std::move(body), std::string(failure)});
-              });
+    side_call(
+        std::move(c.url), std::move(c.headers), std::move(c.body), c.timeout_ms,
+        [to = std::move(c.reply_to), id = c.id](int status, std::string&& body,
+                                                std::string_view failure) {
+          caf::anon_send(to, side_answer{id, status, std::move(body), std::string(failure)});
+        },
+        std::move(c.method), c.provider);
   }
 
   /// The request ended: metrics, the outcome to the actor, and the slot is freed.
@@ -1216,6 +1325,8 @@ struct io_loop::impl {
       outcome.answer_cacheable = p.answer_cacheable;
     }
     outcome.error_body = std::move(p.error_body);
+    outcome.endpoint_index = p.endpoint_index;
+    outcome.attempts = p.attempts;
     outcome.output_verdicts = std::move(p.output_verdicts);
     outcome.filtered = p.filtered;
     if (p.keep_output) {

@@ -67,6 +67,25 @@ metrics::metrics()
                                   .Name("tc_upstream_failures_total")
                                   .Help("Upstream calls that failed, by provider and reason")
                                   .Register(*registry_)),
+      failovers_total(BuildCounter()
+                          .Name("tc_upstream_failovers_total")
+                          .Help("Requests moved to the next endpoint after a failure before the "
+                                "first byte, by provider they left and provider they went to")
+                          .Register(*registry_)),
+      endpoint_health_score(BuildGauge()
+                                .Name("tc_endpoint_health_score")
+                                .Help("An endpoint's health score in [0,1] (availability x "
+                                      "success x speed), read at scrape time")
+                                .Register(*registry_)),
+      endpoint_breaker_state(BuildGauge()
+                                 .Name("tc_endpoint_breaker_state")
+                                 .Help("An endpoint's circuit breaker: 0 closed, 1 half-open, 2 "
+                                       "open")
+                                 .Register(*registry_)),
+      endpoint_in_flight(BuildGauge()
+                             .Name("tc_endpoint_in_flight")
+                             .Help("Upstream calls in progress to an endpoint, all loops")
+                             .Register(*registry_)),
       streams_cut_total(BuildCounter()
                             .Name("tc_streams_cut_total")
                             .Help("Started streams that ended with an error event")

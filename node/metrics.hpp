@@ -52,6 +52,11 @@ class metrics {
   prometheus::Family<prometheus::Counter>& protocol_errors_total;
   prometheus::Family<prometheus::Counter>& connections_refused_total;
   prometheus::Family<prometheus::Counter>& upstream_failures_total;
+  prometheus::Family<prometheus::Counter>& failovers_total;  ///< from, to (providers)
+  // Routing (issue 6), read from the routing board at scrape time; model, provider.
+  prometheus::Family<prometheus::Gauge>& endpoint_health_score;
+  prometheus::Family<prometheus::Gauge>& endpoint_breaker_state;  ///< 0 closed, 1 half-open, 2 open
+  prometheus::Family<prometheus::Gauge>& endpoint_in_flight;
   prometheus::Family<prometheus::Counter>& streams_cut_total;
   prometheus::Family<prometheus::Counter>& client_disconnects_total;
   prometheus::Family<prometheus::Counter>& moderation_blocks_total;  ///< direction

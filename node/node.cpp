@@ -21,6 +21,7 @@
 #include "actors/dedup_table.hpp"
 #include "actors/ledger.hpp"
 #include "actors/moderator.hpp"
+#include "actors/provider_health.hpp"
 #include "actors/store.hpp"
 #include "actors/tenant_quota.hpp"
 #include "node/admin.hpp"
@@ -52,15 +53,17 @@ std::unique_ptr<caf::actor_system_config> make_actor_config(const config::actors
   return cfg;
 }
 
-/// Model id -> where it is served, from [[providers]].
+/// Model id -> the endpoints that serve it, from [[providers]] (config order).
 std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
   auto p = std::make_shared<actors::pipeline>();
+  uint32_t endpoint = 0;
   for (const auto& prov : s.providers) {
     std::string base = prov.type == "sim" ? "sim://" + prov.name + "/v1" : prov.base_url;
     while (!base.empty() && base.back() == '/') base.pop_back();
     for (const auto& m : prov.models) {
       actors::model_route r;
       r.provider = prov.name;
+      r.endpoint = endpoint++;
       r.upstream_model = m.upstream_name.empty() ? m.name : m.upstream_name;
       r.base_url = base;
       r.embedding = m.kind == "embedding";
@@ -78,7 +81,13 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
       r.price_cached_input_per_m = m.price_cached_input_per_m;
       r.price_output_per_m = m.price_output_per_m;
       r.currency = m.currency;
-      p->models.emplace(m.name, std::move(r));
+      r.region = prov.region;
+      r.tags = prov.tags;
+      r.weight = prov.weight;
+      r.max_concurrency = prov.max_concurrency;
+      auto& endpoints = p->models[m.name].endpoints;
+      r.index = static_cast<uint32_t>(endpoints.size());
+      endpoints.push_back(std::move(r));
     }
   }
   return p;
@@ -230,6 +239,7 @@ struct gateway::impl {
   caf::actor audit_pruner;
   caf::actor moderator;
   std::vector<caf::actor> quota;
+  std::vector<caf::actor> health;  ///< provider_health, by endpoint
   admin_api_deps admin_deps;
   loop_context ctx;
   std::vector<std::unique_ptr<io_loop>> loops;
@@ -241,6 +251,8 @@ struct gateway::impl {
   /// Long-lived actors stop in reverse order of their start: the cache shards last. Also on a
   /// failed start, or the actor system's destructor would wait for them forever.
   void stop_actors() {
+    for (auto& h : health) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    health.clear();
     for (auto& q : quota) caf::anon_send_exit(q, caf::exit_reason::user_shutdown);
     quota.clear();
     if (moderator) caf::anon_send_exit(moderator, caf::exit_reason::user_shutdown);
@@ -272,6 +284,7 @@ struct gateway::impl {
   }
   void start_accounts();
   void start_compliance();
+  void start_routing();
   ~impl() { stop_actors(); }
 };
 
@@ -359,6 +372,47 @@ void gateway::impl::start_accounts() {
   a.fallback.rpm = s.store.fallback_rpm;
   a.fallback.max_concurrent = s.store.fallback_concurrency;
   a.settling = std::make_shared<std::atomic<int64_t>>(0);
+}
+
+/// Step 9's ranking (issue 6): the board every endpoint's live state is read from, and one
+/// provider_health actor per endpoint, which probes through the first loop.
+void gateway::impl::start_routing() {
+  auto& d = *this;
+  const auto& r = d.settings.routing;
+  size_t endpoints = 0;
+  for (const auto& [name, entry] : d.pipeline->models) endpoints += entry.endpoints.size();
+  auto board = std::make_shared<actors::routing_board>(endpoints);
+  routing::health_settings hs;
+  hs.ewma_alpha = r.ewma_alpha;
+  hs.window_ms = r.health_window_ms;
+  hs.min_samples = r.health_min_samples;
+  hs.open_error_rate = r.breaker_error_rate;
+  hs.open_consecutive = r.breaker_consecutive;
+  hs.open_ms = r.breaker_open_ms;
+  hs.half_open_probes = r.breaker_probes;
+  hs.latency_target_ms = r.latency_target_ms;
+  board->health.resize(endpoints);
+  for (const auto& [name, entry] : d.pipeline->models) {
+    for (const auto& e : entry.endpoints) {
+      actors::probe_target probe;
+      probe.provider = e.provider;
+      probe.url = e.base_url + "/models";
+      probe.timeout_ms = e.connect_timeout_ms + e.first_byte_timeout_ms;
+      probe.interval_ms = r.probe_interval_ms;
+      probe.port = d.pipeline->ports.front();
+      board->health[e.endpoint] =
+          d.system.spawn(actors::provider_health, board, e.endpoint, hs, std::move(probe));
+    }
+  }
+  d.health = board->health;
+  auto& plan = d.pipeline->routing;
+  plan.board = std::move(board);
+  routing::parse_policy(r.policy, plan.policy);
+  plan.weights.latency = r.weight_latency;
+  plan.weights.price = r.weight_price;
+  plan.weights.load = r.weight_load;
+  plan.weights.availability = r.weight_availability;
+  plan.max_attempts = r.max_attempts;
 }
 
 /// Moderation (the published rules and the moderator that reloads them) and the audit writer
@@ -472,8 +526,9 @@ void gateway::start() {
   for (const auto& prov : s.providers) {
     for (const auto& m : prov.models) {
       openai::model_card card{m.name, prov.name, 1700000000};
-      d.ctx.model_bodies.emplace(m.name, openai::model_body(card));
-      cards.push_back(std::move(card));
+      // A model served by several providers is listed once, owned by the first.
+      if (d.ctx.model_bodies.emplace(m.name, openai::model_body(card)).second)
+        cards.push_back(std::move(card));
     }
     if (!prov.api_key_env.empty()) {
       const char* key = std::getenv(prov.api_key_env.c_str());
@@ -494,6 +549,7 @@ void gateway::start() {
   const uint32_t n = std::max(1u, s.server.io_threads);
   for (uint32_t i = 0; i < n; ++i) d.loops.push_back(std::make_unique<io_loop>(i, d.ctx));
   for (auto& l : d.loops) d.pipeline->ports.push_back(l.get());
+  d.start_routing();
   d.ctx.pipeline = d.pipeline;
   int bound = d.loops[0]->listen(host, port, n > 1);
   if (bound < 0)
@@ -524,14 +580,30 @@ void gateway::start() {
     m.cache_semantic_namespaces.Add({}).Set(static_cast<double>(st.namespaces));
     m.cache_evictions.Add({}).Set(static_cast<double>(st.evictions));
     m.cache_expirations.Add({}).Set(static_cast<double>(st.expirations));
+    if (const auto& board = d.pipeline->routing.board) {
+      for (const auto& [model, entry] : d.pipeline->models) {
+        for (const auto& e : entry.endpoints) {
+          const actors::endpoint_live& live = board->live[e.endpoint];
+          const auto snap = live.health.load();
+          const prometheus::Labels labels{{"model", model}, {"provider", e.provider}};
+          m.endpoint_health_score.Add(labels).Set(snap->score);
+          m.endpoint_breaker_state.Add(labels).Set(
+              snap->breaker == routing::breaker_state::closed      ? 0
+              : snap->breaker == routing::breaker_state::half_open ? 1
+                                                                   : 2);
+          m.endpoint_in_flight.Add(labels).Set(live.in_flight.load(std::memory_order_relaxed));
+        }
+      }
+    }
   };
   d.admin_deps.system = &d.system;
   d.admin_deps.directory = d.directory;
   d.admin_deps.accounts = d.accounts;
   d.admin_deps.ledger = d.ledger;
   d.admin_deps.audit = d.audit;
-  for (const auto& [model, route] : d.pipeline->models)
-    d.admin_deps.config_prices.push_back(actors::list_price(route, model));
+  for (const auto& [model, entry] : d.pipeline->models)
+    for (const auto& route : entry.endpoints)
+      d.admin_deps.config_prices.push_back(actors::list_price(route, model));
   if (!s.admin.token_env.empty()) {
     const char* token = std::getenv(s.admin.token_env.c_str());
     if (token != nullptr && *token != '\0')

@@ -90,12 +90,34 @@ typename Inspector::result_type inspect(Inspector& f, rate_headers& x) {
 
 /// connection -> I/O loop: perform this upstream call and relay its answer to the client
 /// (DESIGN §2 steps 10-12).
+/// An endpoint to try next when the one before failed before the client got a byte: a connect
+/// error, a timeout to the first byte, 5xx or 429 (issue 6, failover).
+struct upstream_attempt {
+  std::string provider;
+  uint32_t endpoint = 0;       ///< pipeline endpoint index (health reports, load)
+  uint16_t index = 0;          ///< in the model's endpoints: the outcome says which one served
+  std::string url;             ///< as upstream_plan::url
+  std::string upstream_model;  ///< the body's "model" for this endpoint
+  uint32_t connect_timeout_ms = 0;
+  uint32_t first_byte_timeout_ms = 0;
+  uint32_t total_timeout_ms = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, upstream_attempt& x) {
+  return f(caf::meta::type_name("tc::upstream_attempt"), x.provider, x.endpoint, x.index, x.url,
+           x.upstream_model, x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms);
+}
+
 struct upstream_plan {
   reply_target to;
-  std::string provider;  ///< provider name from config
-  std::string model;     ///< the model id the client asked for (metrics labels)
-  std::string url;       ///< absolute upstream URL (sim://<provider>/... for sim)
-  std::string body;      ///< the request body to send (model renamed if needed)
+  std::string provider;                     ///< provider name from config
+  uint32_t endpoint = 0;                    ///< pipeline endpoint index of this first attempt
+  uint16_t endpoint_index = 0;              ///< its index in the model's endpoints
+  std::vector<upstream_attempt> fallbacks;  ///< the next endpoints, in order (may be empty)
+  std::string model;                        ///< the model id the client asked for (metrics labels)
+  std::string url;   ///< absolute upstream URL (sim://<provider>/... for sim)
+  std::string body;  ///< the request body to send (model renamed if needed)
   bool stream = false;
   uint32_t connect_timeout_ms = 0;
   uint32_t first_byte_timeout_ms = 0;
@@ -117,10 +139,11 @@ struct upstream_plan {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, upstream_plan& x) {
-  return f(caf::meta::type_name("tc::upstream_plan"), x.to, x.provider, x.model, x.url, x.body,
-           x.stream, x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms, x.capture,
-           x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate, x.write_ahead, x.acks,
-           x.moderate_output, x.keep_output, x.filing_id, x.tenant);
+  return f(caf::meta::type_name("tc::upstream_plan"), x.to, x.provider, x.endpoint,
+           x.endpoint_index, x.fallbacks, x.model, x.url, x.body, x.stream, x.connect_timeout_ms,
+           x.first_byte_timeout_ms, x.total_timeout_ms, x.capture, x.dedup_leader, x.strip_usage,
+           x.cache_lookup_ns, x.rate, x.write_ahead, x.acks, x.moderate_output, x.keep_output,
+           x.filing_id, x.tenant);
 }
 
 /// connection -> I/O loop: answer the client from the cache (DESIGN §2 step 6). The port sends
@@ -176,7 +199,9 @@ struct request_outcome {
   /// cut or emptied with finish_reason content_filter.
   std::vector<audit::engine_verdict> output_verdicts;
   bool filtered = false;
-  std::string output_text;  ///< plan.keep_output: the answer's text as the client got it
+  std::string output_text;      ///< plan.keep_output: the answer's text as the client got it
+  uint16_t endpoint_index = 0;  ///< the model's endpoint that answered last (billing, audit)
+  uint8_t attempts = 0;         ///< upstream calls made (more than 1: failover)
 };
 
 template <class Inspector>
@@ -184,7 +209,7 @@ typename Inspector::result_type inspect(Inspector& f, request_outcome& x) {
   return f(caf::meta::type_name("tc::request_outcome"), x.status, x.usage, x.usage_reported,
            x.client_gone, x.stream_cut, x.upstream_failure, x.upstream_ns, x.ttft_ns, x.total_ns,
            x.answer, x.answer_cacheable, x.error_body, x.completion_estimate, x.held,
-           x.output_verdicts, x.filtered, x.output_text);
+           x.output_verdicts, x.filtered, x.output_text, x.endpoint_index, x.attempts);
 }
 
 // -- cache_shard (actors/cache_shard.hpp) ---------------------------------------------------
@@ -360,6 +385,22 @@ struct side_answer {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, side_answer& x) {
   return f(caf::meta::type_name("tc::side_answer"), x.id, x.status, x.body, x.failure);
+}
+
+// -- provider_health (actors/provider_health.hpp, issue 6) -----------------------------------
+
+/// I/O loop -> provider_health: how one upstream attempt to its endpoint ended.
+struct health_report {
+  uint8_t kind = 0;             ///< routing::outcome_kind
+  double latency_ms = -1;       ///< the whole call; < 0 not measured
+  double ttft_ms = -1;          ///< to the first byte; < 0 not measured
+  uint32_t retry_after_ms = 0;  ///< a 429's Retry-After (0: none)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, health_report& x) {
+  return f(caf::meta::type_name("tc::health_report"), x.kind, x.latency_ms, x.ttft_ms,
+           x.retry_after_ms);
 }
 
 // -- accounts, tenant_quota, ledger (issue 4) -----------------------------------------------
@@ -561,6 +602,7 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<openai::usage>("tc::openai::usage");
   cfg.add_message_type<reply_target>("tc::reply_target");
   cfg.add_message_type<request_meta>("tc::request_meta");
+  cfg.add_message_type<upstream_attempt>("tc::upstream_attempt");
   cfg.add_message_type<upstream_plan>("tc::upstream_plan");
   cfg.add_message_type<cached_reply>("tc::cached_reply");
   cfg.add_message_type<request_outcome>("tc::request_outcome");
@@ -576,6 +618,7 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<dedup_events>("tc::dedup_events");
   cfg.add_message_type<follow_chunk>("tc::follow_chunk");
   cfg.add_message_type<side_answer>("tc::side_answer");
+  cfg.add_message_type<health_report>("tc::health_report");
   cfg.add_message_type<rate_headers>("tc::rate_headers");
   cfg.add_message_type<accounts::limits>("tc::accounts::limits");
   cfg.add_message_type<accounts::tenant>("tc::accounts::tenant");

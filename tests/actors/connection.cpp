@@ -148,13 +148,14 @@ std::shared_ptr<tc::actors::pipeline> make_pipeline(recording_port& port) {
   chat.total_timeout_ms = 3;
   chat.price_input_per_m = 2;
   chat.price_output_per_m = 8;
-  p->models.emplace("chat", chat);
+  p->models["chat"].endpoints.push_back(chat);
   tc::actors::model_route embed;
   embed.provider = "sim";
   embed.upstream_model = "sim-embed";
   embed.base_url = "sim://sim/v1";
   embed.embedding = true;
-  p->models.emplace("sim-embed", embed);
+  embed.endpoint = 1;
+  p->models["sim-embed"].endpoints.push_back(embed);
   p->ports.push_back(&port);
   return p;
 }
@@ -424,7 +425,7 @@ struct compliance_fixture {
     p->compliance.audit = audit;
     p->compliance.audit_write_ahead = true;
     p->compliance.moderation->set(pii_rules());
-    p->models["chat"].filing_id = "BJ-1";
+    p->models["chat"].endpoints.front().filing_id = "BJ-1";
     return p;
   }
   static tc::openai::request with_content(std::string content) {

@@ -127,6 +127,20 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   plan.connect_timeout_ms = 1;
   plan.first_byte_timeout_ms = 2;
   plan.total_timeout_ms = 3;
+  plan.endpoint = 4;
+  plan.endpoint_index = 1;
+  tc::upstream_attempt next;
+  next.provider = "backup";
+  next.endpoint = 5;
+  next.index = 2;
+  next.url = "http://127.0.0.1:1/v1/chat/completions";
+  next.upstream_model = "backup-chat";
+  next.connect_timeout_ms = 4;
+  next.first_byte_timeout_ms = 5;
+  next.total_timeout_ms = 6;
+  plan.fallbacks.push_back(next);
+  round_trip(self, remote, next);
+  round_trip(self, remote, tc::health_report{2, 12.5, 3.25, 1500});
   round_trip(self, remote, plan);
 
   tc::request_outcome out;
@@ -142,6 +156,8 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   out.answer = R"({"choices":[]})";
   out.answer_cacheable = true;
   out.error_body = "{}";
+  out.endpoint_index = 2;
+  out.attempts = 3;
   round_trip(self, remote, out);
 
   round_trip(self, remote, tc::request_meta{"req_1", "req_2", true, true, 60, "sk-tc-secret"});

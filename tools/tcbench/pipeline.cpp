@@ -172,7 +172,7 @@ int run_pipeline(const pipeline_args& a, const std::string& command_line) {
   r.base_url = "sim://sim/v1";
   r.price_input_per_m = 2;
   r.price_output_per_m = 8;
-  ctx->models.emplace("bench-chat", r);
+  ctx->models["bench-chat"].endpoints.push_back(r);
   ctx->ports.push_back(&port);
   ctx->accounts.directory = cell;
   ctx->accounts.quota = quota;

@@ -1,0 +1,94 @@
+// actors/provider_health: outcomes reported by the loops reach the routing board; a request
+// takes a closed endpoint, never an open one, and a half-open one only with a probe slot.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include <caf/all.hpp>
+
+#include "actors/provider_health.hpp"
+#include "protocol/messages.hpp"
+
+using namespace tc::actors;
+using tc::routing::breaker_state;
+using tc::routing::outcome_kind;
+
+namespace {
+
+struct quiet_config : caf::actor_system_config {
+  quiet_config() {
+    tc::add_message_types(*this);
+    set("logger.file-verbosity", caf::atom("quiet"));
+    set("logger.console-verbosity", caf::atom("quiet"));
+  }
+};
+
+/// Polls `pred` until it holds or 5 s pass.
+template <class Pred>
+bool eventually(Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return pred();
+}
+
+tc::health_report report(outcome_kind k, double latency_ms = -1) {
+  tc::health_report r;
+  r.kind = static_cast<uint8_t>(k);
+  r.latency_ms = latency_ms;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("outcome_of maps statuses and transport failures to health outcomes") {
+  CHECK(outcome_of(200, "") == outcome_kind::ok);
+  CHECK(outcome_of(404, "") == outcome_kind::client_error);
+  CHECK(outcome_of(429, "") == outcome_kind::rate_limited);
+  CHECK(outcome_of(503, "") == outcome_kind::server_error);
+  CHECK(outcome_of(0, "connect") == outcome_kind::connect_error);
+  CHECK(outcome_of(0, "first_byte_timeout") == outcome_kind::timeout);
+  CHECK(outcome_of(0, "connect_timeout") == outcome_kind::timeout);
+  CHECK(outcome_of(200, "io") == outcome_kind::server_error);
+}
+
+TEST_CASE("provider_health: failures open the breaker on the board, half-open gives probe slots") {
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  auto board = std::make_shared<routing_board>(1);
+  tc::routing::health_settings hs;
+  hs.open_consecutive = 2;
+  hs.open_ms = 150;
+  hs.half_open_probes = 1;
+  probe_target no_probes;
+  no_probes.interval_ms = 0;
+  auto health = sys.spawn(provider_health, board, uint32_t{0}, hs, no_probes);
+  struct stopper {
+    caf::actor actor;
+    ~stopper() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
+  } stop{health};
+  endpoint_live& live = board->live[0];
+  CHECK(take_endpoint(live, health_now_ms()));  // closed
+
+  caf::anon_send(health, report(outcome_kind::ok, 40));
+  REQUIRE(eventually([&] { return live.health.load()->samples == 1; }));
+  CHECK(live.health.load()->latency_ms == doctest::Approx(40));
+
+  caf::anon_send(health, report(outcome_kind::connect_error));
+  caf::anon_send(health, report(outcome_kind::connect_error));
+  REQUIRE(eventually([&] { return live.health.load()->breaker == breaker_state::open; }));
+  CHECK(!take_endpoint(live, health_now_ms()));
+  CHECK(live.health.load()->score == 0);
+
+  // After open_ms the tick publishes half-open with one probe slot: one request may go.
+  REQUIRE(eventually([&] { return live.health.load()->breaker == breaker_state::half_open; }));
+  CHECK(take_endpoint(live, health_now_ms()));
+  CHECK(!take_endpoint(live, health_now_ms()));          // the slot is taken
+  caf::anon_send(health, report(outcome_kind::ok, 30));  // the probe succeeded
+  REQUIRE(eventually([&] { return live.health.load()->breaker == breaker_state::closed; }));
+  CHECK(take_endpoint(live, health_now_ms()));
+}

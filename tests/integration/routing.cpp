@@ -1,0 +1,142 @@
+// Routing across the endpoints of one model (issue 6): failover before the first byte (a dead
+// endpoint, 5xx answers), never after it; the breaker keeps requests away from a failing
+// endpoint and its probes bring them back when it recovers.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <string>
+
+#include "tests/integration/harness.hpp"
+
+using namespace tc::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A port nothing listens on (bound, then closed).
+uint16_t dead_port() {
+  http_catcher c;
+  const uint16_t p = c.port();
+  return p;
+}
+
+/// Two openai-type providers serving sim-chat: "cheap" (ranked first under cost_first) at
+/// `cheap_port`, "dear" at `dear_port`.
+std::string two_endpoints(uint16_t cheap_port, uint16_t dear_port, std::string_view routing) {
+  std::string s = server_toml() + "[routing]\npolicy = \"cost_first\"\n" + std::string(routing);
+  if (s.back() != '\n') s += '\n';
+  s += "[[providers]]\nname = \"cheap\"\ntype = \"openai\"\n";
+  s += "base_url = \"http://127.0.0.1:" + std::to_string(cheap_port) + "/v1\"\n";
+  s += "[[providers.models]]\nname = \"sim-chat\"\nprice_input_per_m = 1.0\n";
+  s += "price_output_per_m = 1.0\n";
+  s += "[[providers]]\nname = \"dear\"\ntype = \"openai\"\n";
+  s += "base_url = \"http://127.0.0.1:" + std::to_string(dear_port) + "/v1\"\n";
+  s += "[[providers.models]]\nname = \"sim-chat\"\nprice_input_per_m = 9.0\n";
+  s += "price_output_per_m = 9.0\n";
+  return s;
+}
+
+response ask(const node_process& node, int i, bool stream) {
+  const std::string extra = stream ? R"("stream":true)" : "";
+  return post_json(node.data_port(), "/v1/chat/completions",
+                   chat_body("sim-chat", "routing question " + std::to_string(i), extra),
+                   {{"cache-control", "no-cache"}});
+}
+
+double failovers(const node_process& node) {
+  return node_metric(node, "tc_upstream_failovers_total").value_or(0);
+}
+
+}  // namespace
+
+TEST_CASE("routing: a dead endpoint is passed over before the first byte, then left alone") {
+  sim_process dear;
+  REQUIRE_MESSAGE(dear.start({"--ttft-ms", "1", "--tokens-per-sec", "5000"}), dear.error());
+  node_process node;
+  REQUIRE_MESSAGE(node.start(two_endpoints(dead_port(), dear.port(),
+                                           "breaker_consecutive = 3\nbreaker_open_ms = 60000\n"
+                                           "probe_interval_ms = 0\n")),
+                  node.error());
+  // Every request is answered, streamed or not, by the endpoint that works.
+  for (int i = 0; i < 12; ++i) {
+    const bool stream = i % 2 == 1;
+    response r = ask(node, i, stream);
+    INFO("request ", i, ": ", r.body, " node: ", node.log_tail());
+    REQUIRE(r.status == 200);
+    CHECK(r.header("x-tc-provider") == "dear");
+    if (stream) CHECK(r.body.find("[DONE]") != std::string::npos);
+  }
+  // The breaker opened after 3 failures in a row: later requests go straight to "dear".
+  const double moved = failovers(node);
+  CHECK(moved >= 3);
+  CHECK(moved < 12);
+  for (int i = 12; i < 16; ++i) REQUIRE(ask(node, i, false).status == 200);
+  CHECK(failovers(node) == moved);
+  CHECK(node.log().find("\"upstream_failover\"") != std::string::npos);
+  // The dead endpoint's breaker is open (2), the other's closed (0).
+  CHECK(node_metric(node, "tc_endpoint_breaker_state").value_or(-1) == 2);
+  // Each answer is billed at the endpoint that gave it, at its price.
+  response rec = admin_call(node, "GET", "/v1/usage/records?tenant=anonymous&limit=1000");
+  REQUIRE(rec.status == 200);
+  auto records = parse_json(rec.body);
+  REQUIRE(records["data"].IsArray());
+  CHECK(records["data"].Size() == 16);
+  for (const auto& r : records["data"].GetArray()) CHECK(str_of(r, "provider") == "dear");
+}
+
+TEST_CASE(
+    "routing: 5xx before the first byte fails over, and a recovered endpoint is probed back") {
+  // "cheap" answers 503 for its first 2 s (an outage window), then recovers.
+  sim_process cheap;
+  REQUIRE_MESSAGE(cheap.start({"--ttft-ms", "1", "--tokens-per-sec", "5000", "--outage", "0:2"}),
+                  cheap.error());
+  sim_process dear;
+  REQUIRE_MESSAGE(dear.start({"--ttft-ms", "1", "--tokens-per-sec", "5000"}), dear.error());
+  node_process node;
+  REQUIRE_MESSAGE(node.start(two_endpoints(cheap.port(), dear.port(),
+                                           "breaker_consecutive = 2\nbreaker_open_ms = 300\n"
+                                           "probe_interval_ms = 100\n")),
+                  node.error());
+  response first = ask(node, 0, true);
+  REQUIRE(first.status == 200);
+  CHECK(first.header("x-tc-provider") == "dear");
+  CHECK(first.body.find("[DONE]") != std::string::npos);
+  CHECK(failovers(node) >= 1);
+  // Once the outage is over the breaker's probe succeeds and the cheap endpoint serves again.
+  bool back = eventually(
+      [&] {
+        response r = ask(node, 1, false);
+        return r.status == 200 && r.header("x-tc-provider") == "cheap";
+      },
+      10s, 100ms);
+  INFO(node.log_tail());
+  CHECK(back);
+}
+
+TEST_CASE("routing: no failover after the first byte: a stream cut mid-way ends with an error") {
+  sim_process cheap;  // slow enough to be killed mid-stream
+  REQUIRE_MESSAGE(cheap.start({"--ttft-ms", "1", "--tokens-per-sec", "20"}), cheap.error());
+  sim_process dear;
+  REQUIRE_MESSAGE(dear.start({"--ttft-ms", "1", "--tokens-per-sec", "5000"}), dear.error());
+  node_process node;
+  REQUIRE_MESSAGE(node.start(two_endpoints(cheap.port(), dear.port(), "")), node.error());
+  http_connection c;
+  REQUIRE(c.connect(node.data_port()));
+  REQUIRE(c.send_all(
+      make_request("POST", "/v1/chat/completions",
+                   chat_body("sim-chat", "a long story", R"("stream":true,"max_tokens":200)"))));
+  auto head = c.read_head(10s);
+  INFO(head.error, " ", node.log_tail());
+  REQUIRE(head.status == 200);
+  CHECK(head.header("x-tc-provider") == "cheap");
+  std::string body = c.read_body_until("\n\n", 10s);  // the first bytes are out
+  REQUIRE(body.find("data: ") != std::string::npos);
+  cheap.proc().kill9();
+  body += c.read_body_until("event: error", 10s);
+  for (int i = 0; i < 100 && !c.body_done() && !c.peer_closed(); ++i) body += c.read_body_some(5s);
+  INFO("stream: ", body);
+  CHECK(body.find("event: error") != std::string::npos);
+  CHECK(body.find("[DONE]") == std::string::npos);
+  CHECK(failovers(node) == 0);
+}
