@@ -22,9 +22,10 @@
 // waits, an item at a FIFO's front is popped within a bounded number of pops
 // (tests/protocol/scheduling_queue.cpp shows it for a never-ending P1 flood).
 //
-// Bounds: at most max_depth items (push beyond is refused); tenant flows <= items; the
-// deadline heap <= 2 * items + 64 (compacted). pop() and remove() cost
-// O(#priorities + #tenants with work) at worst and O(1) typically; push O(log items) (heap).
+// Bounds: at most max_depth items (push beyond is refused); tenant flows <= items + 3; the
+// deadline heap, whose stale entries are dropped lazily, <= 2 * max_depth + 65 entries. pop()
+// costs O(#priorities + #tenants with work) at worst and O(1) typically, remove() O(1), push()
+// and each expired item O(log max_depth).
 #pragma once
 
 #include <array>
