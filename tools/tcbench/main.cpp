@@ -32,6 +32,7 @@
 
 #include "actors/semantic_index.hpp"
 #include "protocol/canonical/embed.hpp"
+#include "tools/tcbench/failover.hpp"
 #include "tools/tcbench/moderation.hpp"
 #include "tools/tcbench/pipeline.hpp"
 
@@ -1000,6 +1001,18 @@ int main(int argc, char** argv) {
   mod->add_option("--write", mod_write,
                   "write DIR/lexicon.txt and DIR/chat.json (the 10,000 terms and a chat body with "
                   "the 4 KB prompt) for a load through a node, and measure nothing");
+  tc::bench::failover_args fa;
+  auto* fo = app.add_subcommand("failover", "kill one of a model's two endpoints under load");
+  fo->add_option("--target", fa.target, "the node's data port, HOST:PORT")->required();
+  fo->add_option("--admin", fa.admin, "the node's admin port, HOST:PORT")->required();
+  fo->add_option("--dead", fa.dead, "the provider whose process is killed")->required();
+  fo->add_option("--kill-pid", fa.kill_pid, "that process")->required();
+  fo->add_option("--model", fa.model, "the model both endpoints serve");
+  fo->add_option("--clients", fa.clients, "concurrent clients")->check(CLI::Range(1u, 1024u));
+  fo->add_option("--seconds", fa.seconds, "load duration")->check(CLI::Range(2.0, 3600.0));
+  fo->add_option("--kill-at", fa.kill_at_s, "seconds into the load")
+      ->check(CLI::Range(1.0, 3600.0));
+  fo->add_option("--max-tokens", fa.max_tokens, "per request")->check(CLI::Range(1u, 4096u));
   CLI11_PARSE(app, argc, argv);
 
   std::string command_line;
@@ -1011,5 +1024,12 @@ int main(int argc, char** argv) {
   if (pipe->parsed()) return tc::bench::run_pipeline(pa, command_line);
   if (mod->parsed() && !mod_write.empty()) return tc::bench::write_moderation_inputs(mod_write);
   if (mod->parsed()) return tc::bench::run_moderation(command_line);
+  if (fo->parsed()) {
+    if (fa.kill_at_s >= fa.seconds) {
+      std::fprintf(stderr, "tcbench failover: --kill-at must be before --seconds\n");
+      return 2;
+    }
+    return tc::bench::run_failover(fa, command_line);
+  }
   return 2;
 }
