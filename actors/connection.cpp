@@ -160,11 +160,29 @@ void prepare_query_tiers(connection_state& st) {
   if (cache.semantic_tier) st.guard = guard_text(st.key.query_text);
 }
 
+/// The prompt's prefix hash (system block and tools); computed here when step 5 did not.
+canonical::digest prefix_of(connection_state& st) {
+  if (st.key.prefix_hash.empty()) {
+    std::string error;
+    canonical::key k;
+    if (canonical::make_key(st.req, st.scope, st.route->version, k, error))
+      st.key.prefix_hash = k.prefix_hash;
+  }
+  return st.key.prefix_hash;
+}
+
+std::vector<uint32_t> loads_of(const std::vector<routing::candidate>& cands) {
+  std::vector<uint32_t> loads;
+  loads.reserve(cands.size());
+  for (const auto& c : cands) loads.push_back(c.in_flight);
+  return loads;
+}
+
 /// Step 9: the model's endpoints in the order to try, at most routing.max_attempts of them. One
 /// endpoint is simply called; several are ranked by live health, price (in CNY), load and the
 /// policy. The first must be takeable now: a half-open endpoint only with a probe slot, else it
 /// waits at the back of the list with the unavailable ones.
-std::vector<const model_route*> rank_endpoints(const connection_state& st) {
+std::vector<const model_route*> rank_endpoints(connection_state& st) {
   const std::vector<model_route>& eps = st.model->endpoints;
   const routing_plan& rp = st.ctx->routing;
   const size_t most = std::max<size_t>(1, rp.max_attempts);
@@ -193,8 +211,19 @@ std::vector<const model_route*> rank_endpoints(const connection_state& st) {
   }
   const double in_tokens = static_cast<double>(st.req.input_chars) / 3.0;
   const double out_tokens = st.req.max_tokens != 0 ? st.req.max_tokens : 256.0;
-  const std::vector<size_t> order =
+  std::vector<size_t> order =
       routing::rank(cands, rp.policy, rp.weights, routing::residency{}, in_tokens, out_tokens);
+  if (st.model->ring) {
+    // Replicas: the prompt's prefix picks one (bounded loads over requests in flight), ahead
+    // of the ranking unless its breaker is open or it is in Retry-After.
+    const size_t pick =
+        st.model->ring->pick(prefix_of(st).hi, loads_of(cands), rp.affinity_load_factor);
+    auto it = std::find(order.begin(), order.end(), pick);
+    if (it != order.end() && cands[pick].health.available &&
+        cands[pick].health.breaker == routing::breaker_state::closed &&
+        cands[pick].health.retry_after_until_ms <= now)
+      std::rotate(order.begin(), it, it + 1);
+  }
   std::vector<const model_route*> later;  // passed over as the first: no probe slot, or open
   for (size_t i : order) {
     const model_route* r = &eps[i];
@@ -673,6 +702,11 @@ void call_upstream(self_ptr self) {
   // 9 route         the model's endpoints ranked (live health, price, load, policy); the
   //                 first is called, the next ones are the failover order
   upstream_plan plan = route(rank_endpoints(st), st.req, st.to);
+  if (st.model->endpoints.size() > 1 && st.ctx->routing.board) {
+    // Counted now, not when the loop starts the call: requests routed meanwhile see it.
+    st.ctx->routing.board->live[plan.endpoint].in_flight.fetch_add(1, std::memory_order_relaxed);
+    plan.in_flight_taken = true;
+  }
   plan.rate = st.rate;
   if (st.lookup_start_ns != 0) plan.cache_lookup_ns = now_ns() - st.lookup_start_ns;
   plan.dedup_leader = st.leading;

@@ -23,6 +23,7 @@
 #include "protocol/canonical/canonical.hpp"
 #include "protocol/canonical/embed.hpp"
 #include "protocol/messages.hpp"
+#include "protocol/routing/affinity.hpp"
 #include "protocol/routing/router.hpp"
 
 namespace tc::actors {
@@ -101,6 +102,8 @@ struct model_route {
 /// loader checks it), so endpoints[0] stands for the model until one is chosen.
 struct model_entry {
   std::vector<model_route> endpoints;  ///< never empty
+  /// prefix_affinity: the endpoints (by index) on a consistent-hash ring; null otherwise.
+  std::shared_ptr<const routing::affinity_ring> ring;
 };
 
 /// account_plan::store_health values.
@@ -157,7 +160,8 @@ struct routing_plan {
   std::shared_ptr<routing_board> board;  ///< null: config order, no health (unit tests)
   routing::policy policy = routing::policy::performance_first;
   routing::weights weights;
-  uint32_t max_attempts = 3;  ///< endpoints in a plan: the first and its fallbacks
+  uint32_t max_attempts = 3;           ///< endpoints in a plan: the first and its fallbacks
+  double affinity_load_factor = 1.25;  ///< prefix affinity's bound (routing.affinity_load_factor)
 };
 
 struct pipeline {

@@ -438,6 +438,7 @@ class reader {
     if (a.semantic_threshold != b.semantic_threshold)
       return "semantic_threshold (" + num(a.semantic_threshold) + " vs " +
              num(b.semantic_threshold) + ")";
+    if (a.prefix_affinity != b.prefix_affinity) return "prefix_affinity setting";
     if (a.filing_id != b.filing_id)
       return "filing_id (" + text(a.filing_id) + " vs " + text(b.filing_id) + ")";
     return "";

@@ -775,6 +775,16 @@ field_set build() {
                    "never (it is retried when the open period ends)"},
           [](auto& s) -> auto& { return s.routing.probe_interval_ms; }),
       bind<S>(
+          {.name = "routing.affinity_load_factor",
+           .type = vt::floating,
+           .default_text = "1.25",
+           .min = 1,
+           .max = 100,
+           .help = "Prefix affinity's bound: a replica takes a request only while its requests in "
+                   "flight stay within this factor of the mean; beyond, the next replica on the "
+                   "ring"},
+          [](auto& s) -> auto& { return s.routing.affinity_load_factor; }),
+      bind<S>(
           {.name = "debug.fault_injection",
            .type = vt::boolean,
            .default_text = "false",
@@ -1013,6 +1023,14 @@ field_set build() {
                    "x-algorithm-filing-id and algorithm_filing_id; a tenant's own filing_id "
                    "overrides it; \"\" none"},
           [](auto& m) -> auto& { return m.filing_id; }, check_header_text),
+      bind<M>(
+          {.name = "providers[].models[].prefix_affinity",
+           .type = vt::boolean,
+           .default_text = "false",
+           .help = "The model's endpoints are replicas of one deployment (self-hosted vLLM, "
+                   "SGLang): requests with the same system prompt and tools go to the same one, "
+                   "for its prefix cache, by consistent hashing with bounded loads"},
+          [](auto& m) -> auto& { return m.prefix_affinity; }),
   };
 
   using Z = sim_settings;
@@ -1255,7 +1273,9 @@ void add_flat(std::vector<flat_value>& out, const std::vector<field<Owner>>& fs,
     size_t next = 0;
     for (size_t i = 0; i < f.decl.name.size(); ++i) {
       if (f.decl.name.substr(i, 2) == "[]" && next < indices.size()) {
-        path += "[" + std::to_string(indices[next++]) + "]";
+        path += '[';
+        path += std::to_string(indices[next++]);
+        path += ']';
         ++i;
       } else {
         path += f.decl.name[i];

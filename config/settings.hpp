@@ -47,6 +47,7 @@ struct model_settings {
   bool cache_nondeterministic = false;  ///< also cache temperature > 0 requests with no seed
   double semantic_threshold = 0.95;     ///< cosine similarity a semantic hit needs
   std::string filing_id;                ///< CAC algorithm-filing ID stamped on answers; "" none
+  bool prefix_affinity = false;  ///< its endpoints are replicas: same prompt prefix, same one
 };
 
 struct provider_settings {
@@ -193,6 +194,7 @@ struct routing_settings {
   uint32_t breaker_probes = 1;         ///< requests let through while half-open
   double latency_target_ms = 2'000;    ///< latency that halves the latency part of the score
   uint32_t probe_interval_ms = 1'000;  ///< active probes of an open endpoint; 0 = none
+  double affinity_load_factor = 1.25;  ///< prefix affinity: no replica above this x the mean
 };
 
 /// Hooks for chaos tests; off in production.

@@ -188,6 +188,7 @@ struct pending {
   uint32_t endpoint = 0;
   uint16_t endpoint_index = 0;
   uint8_t attempts = 0;
+  bool in_flight_taken = false;  ///< plan.in_flight_taken
   std::vector<upstream_attempt> fallbacks;
   size_t next_fallback = 0;
   std::string request_body;          ///< kept for the fallbacks (each renames the model)
@@ -556,7 +557,11 @@ struct io_loop::impl {
       cache.cache(p.model).misses->Increment();
       ctx.metrics->lookup_miss->Observe(seconds(plan.cache_lookup_ns));
     }
-    if (p.client_gone) return finish(plan.to.slot, 499);
+    if (p.client_gone) {
+      if (plan.in_flight_taken) routing_board()->live[plan.endpoint].in_flight.fetch_sub(1);
+      return finish(plan.to.slot, 499);
+    }
+    p.in_flight_taken = plan.in_flight_taken;
     p.endpoint = plan.endpoint;
     p.endpoint_index = plan.endpoint_index;
     p.url = std::move(plan.url);
@@ -572,8 +577,11 @@ struct io_loop::impl {
   void start_attempt(uint64_t slot, std::string body) {
     pending& p = requests.at(slot);
     ++p.attempts;
+    // The router counted the first attempt in its endpoint's load already.
+    const bool counted = p.attempts == 1 && p.in_flight_taken;
     auto tr = transports.find(p.provider);
     if (tr == transports.end()) {
+      if (counted) routing_board()->live[p.endpoint].in_flight.fetch_sub(1);
       return finish_with_error(
           slot, openai::upstream_error("no transport for provider '" + p.provider + "'"));
     }
@@ -604,7 +612,8 @@ struct io_loop::impl {
     p.calling = true;
     p.series = &cache.route(p.model, p.provider);
     p.series->upstream_in_flight->Increment();
-    if (auto* board = routing_board()) board->live[p.endpoint].in_flight.fetch_add(1);
+    if (auto* board = routing_board(); board != nullptr && !counted)
+      board->live[p.endpoint].in_flight.fetch_add(1);
     p.call = p.transport->start(std::move(call), std::move(h));
   }
 

@@ -405,6 +405,15 @@ void gateway::impl::start_routing() {
     }
   }
   d.health = board->health;
+  for (const auto& prov : d.settings.providers) {
+    for (const auto& m : prov.models) {
+      auto& entry = d.pipeline->models[m.name];
+      if (!m.prefix_affinity || entry.endpoints.size() < 2 || entry.ring) continue;
+      std::vector<std::string> ids;
+      for (const auto& e : entry.endpoints) ids.push_back(e.provider);
+      entry.ring = std::make_shared<const routing::affinity_ring>(std::move(ids));
+    }
+  }
   auto& plan = d.pipeline->routing;
   plan.board = std::move(board);
   routing::parse_policy(r.policy, plan.policy);
@@ -413,6 +422,7 @@ void gateway::impl::start_routing() {
   plan.weights.load = r.weight_load;
   plan.weights.availability = r.weight_availability;
   plan.max_attempts = r.max_attempts;
+  plan.affinity_load_factor = r.affinity_load_factor;
 }
 
 /// Moderation (the published rules and the moderator that reloads them) and the audit writer

@@ -330,6 +330,8 @@ TEST_CASE("a model served by several providers: endpoints that agree on what cli
         std::string::npos);
   CHECK(errors_of(sim_provider + second + "cache_ttl_s = 5\n").find("another cache_ttl_s") !=
         std::string::npos);
+  CHECK(errors_of(sim_provider + second + "prefix_affinity = true\n")
+            .find("another prefix_affinity setting") != std::string::npos);
 }
 
 TEST_CASE("a configuration without a model has nothing to serve") {

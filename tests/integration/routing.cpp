@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <set>
 #include <string>
 
 #include "tests/integration/harness.hpp"
@@ -139,4 +140,29 @@ TEST_CASE("routing: no failover after the first byte: a stream cut mid-way ends 
   CHECK(body.find("event: error") != std::string::npos);
   CHECK(body.find("[DONE]") == std::string::npos);
   CHECK(failovers(node) == 0);
+}
+
+TEST_CASE("routing: prefix affinity keeps one system prompt on one replica, others spread") {
+  std::string config = server_toml() + "[cache]\nenabled = false\n";
+  for (int r = 1; r <= 4; ++r) {
+    config += "[[providers]]\nname = \"replica-" + std::to_string(r) + "\"\ntype = \"sim\"\n";
+    config += "[[providers.models]]\nname = \"sim-chat\"\nprefix_affinity = true\n";
+    config += "[providers.sim]\nttft_ms = 1\ntokens_per_sec = 5000\n";
+  }
+  node_process node;
+  REQUIRE_MESSAGE(node.start(config), node.error());
+  const auto ask_with = [&](const std::string& system, int i) {
+    const std::string body =
+        R"({"model":"sim-chat","max_tokens":4,"messages":[{"role":"system","content":")" + system +
+        R"("},{"role":"user","content":"question )" + std::to_string(i) + R"("}]})";
+    response r = post_json(node.data_port(), "/v1/chat/completions", body);
+    REQUIRE(r.status == 200);
+    return r.header("x-tc-provider");
+  };
+  // Requests one at a time: every replica is below the bound, so the prefix alone decides.
+  const std::string home = ask_with("You are the ACME support assistant.", 0);
+  for (int i = 1; i < 12; ++i) CHECK(ask_with("You are the ACME support assistant.", i) == home);
+  std::set<std::string> used;
+  for (int p = 0; p < 16; ++p) used.insert(ask_with("Assistant number " + std::to_string(p), p));
+  CHECK(used.size() >= 3);  // 16 prompts over 4 replicas: spread, not piled on one
 }

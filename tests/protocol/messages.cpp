@@ -129,6 +129,7 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   plan.total_timeout_ms = 3;
   plan.endpoint = 4;
   plan.endpoint_index = 1;
+  plan.in_flight_taken = true;
   tc::upstream_attempt next;
   next.provider = "backup";
   next.endpoint = 5;
