@@ -32,6 +32,7 @@
 
 #include "actors/semantic_index.hpp"
 #include "protocol/canonical/embed.hpp"
+#include "tools/tcbench/affinity.hpp"
 #include "tools/tcbench/failover.hpp"
 #include "tools/tcbench/moderation.hpp"
 #include "tools/tcbench/pipeline.hpp"
@@ -1013,6 +1014,19 @@ int main(int argc, char** argv) {
   fo->add_option("--kill-at", fa.kill_at_s, "seconds into the load")
       ->check(CLI::Range(1.0, 3600.0));
   fo->add_option("--max-tokens", fa.max_tokens, "per request")->check(CLI::Range(1u, 4096u));
+  tc::bench::affinity_args aa;
+  auto* af = app.add_subcommand("affinity", "prefix affinity over replicas under load");
+  af->add_option("--target", aa.target, "the node's data port, HOST:PORT")->required();
+  af->add_option("--admin", aa.admin, "the node's admin port, HOST:PORT")->required();
+  af->add_option("--model", aa.model, "the model the replicas serve");
+  af->add_option("--clients", aa.clients, "concurrent clients")->check(CLI::Range(1u, 1024u));
+  af->add_option("--seconds", aa.seconds, "load duration")->check(CLI::Range(2.0, 3600.0));
+  af->add_option("--shared", aa.shared, "share of requests with the shared system prompt")
+      ->check(CLI::Range(0.0, 1.0));
+  af->add_option("--prompts", aa.prompts, "other system prompts")->check(CLI::Range(1u, 100000u));
+  af->add_option("--max-tokens", aa.max_tokens, "per request")->check(CLI::Range(1u, 4096u));
+  af->add_option("--bound", aa.bound, "fail above this x the mean load")
+      ->check(CLI::Range(1.0, 1000.0));
   CLI11_PARSE(app, argc, argv);
 
   std::string command_line;
@@ -1024,6 +1038,7 @@ int main(int argc, char** argv) {
   if (pipe->parsed()) return tc::bench::run_pipeline(pa, command_line);
   if (mod->parsed() && !mod_write.empty()) return tc::bench::write_moderation_inputs(mod_write);
   if (mod->parsed()) return tc::bench::run_moderation(command_line);
+  if (af->parsed()) return tc::bench::run_affinity(aa, command_line);
   if (fo->parsed()) {
     if (fa.kill_at_s >= fa.seconds) {
       std::fprintf(stderr, "tcbench failover: --kill-at must be before --seconds\n");
