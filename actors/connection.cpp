@@ -42,6 +42,24 @@ const model_entry* validate(const pipeline& ctx, const openai::request& req,
   return &it->second;
 }
 
+/// Step 3, context-length protection of a chat request: false (with `error`) when it does not
+/// fit under reject, or not even truncated; a truncated body replaces the request's. A body
+/// whose bytes (each token is at least one) cannot exceed the window is not parsed again.
+bool protect_context(connection_state& st, openai::api_error& error) {
+  const model_entry& m = *st.model;
+  if (st.req.kind != openai::endpoint::chat_completions || m.context_window == 0) return true;
+  const uint64_t most = st.req.body.size() + st.req.max_tokens + 64;  // 64: framing, priming
+  if (most <= m.context_window) return true;
+  scheduling::context_result r =
+      scheduling::protect_context(st.req.body, m.context_window, st.req.max_tokens, m.context_mode);
+  if (!r.fits) {
+    error = openai::context_length_exceeded(m.context_window, r.prompt_tokens, st.req.max_tokens);
+    return false;
+  }
+  if (r.changed) st.req.body = std::move(r.body);
+  return true;
+}
+
 /// The guard of a query as a digest: equal guards, equal text.
 std::string guard_text(std::string_view query) {
   canonical::guard g = canonical::make_guard(query);
@@ -387,6 +405,7 @@ void run(self_ptr self) {
   st.model = validate(*st.ctx, st.req, error);
   if (st.model == nullptr) return refuse(self, std::move(error));
   st.route = &st.model->endpoints.front();
+  if (!protect_context(st, error)) return refuse(self, std::move(error));
   // 2 admission     every scope's limits checked and reserved in one step at the owner
   admit(self);
 }

@@ -25,6 +25,7 @@
 #include "protocol/messages.hpp"
 #include "protocol/routing/affinity.hpp"
 #include "protocol/routing/router.hpp"
+#include "protocol/scheduling/context.hpp"
 
 namespace tc::actors {
 
@@ -104,6 +105,9 @@ struct model_entry {
   std::vector<model_route> endpoints;  ///< never empty
   /// prefix_affinity: the endpoints (by index) on a consistent-hash ring; null otherwise.
   std::shared_ptr<const routing::affinity_ring> ring;
+  /// Step 3's context-length protection: the smallest context window of the endpoints.
+  scheduling::context_mode context_mode = scheduling::context_mode::reject;
+  uint32_t context_window = 0;  ///< 0: not checked
 };
 
 /// account_plan::store_health values.

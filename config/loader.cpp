@@ -439,6 +439,8 @@ class reader {
       return "semantic_threshold (" + num(a.semantic_threshold) + " vs " +
              num(b.semantic_threshold) + ")";
     if (a.prefix_affinity != b.prefix_affinity) return "prefix_affinity setting";
+    if (a.context_mode != b.context_mode)
+      return "context_mode (" + text(a.context_mode) + " vs " + text(b.context_mode) + ")";
     if (a.filing_id != b.filing_id)
       return "filing_id (" + text(a.filing_id) + " vs " + text(b.filing_id) + ")";
     return "";

@@ -935,8 +935,8 @@ field_set build() {
            .default_text = "32768",
            .min = 1,
            .max = 10000000,
-           .help = "Prompt plus completion tokens the model accepts"
-                   " (accepted and validated; context-length protection is not built yet)"},
+           .help = "Prompt plus completion tokens the model accepts: a chat request longer than "
+                   "the smallest window of the model's endpoints gets its context_mode"},
           [](auto& m) -> auto& { return m.context_window; }),
       bind<M>(
           {.name = "providers[].models[].price_input_per_m",
@@ -1031,6 +1031,15 @@ field_set build() {
                    "SGLang): requests with the same system prompt and tools go to the same one, "
                    "for its prefix cache, by consistent hashing with bounded loads"},
           [](auto& m) -> auto& { return m.prefix_affinity; }),
+      bind<M>(
+          {.name = "providers[].models[].context_mode",
+           .type = vt::string,
+           .default_text = R"("reject")",
+           .help = "A chat prompt longer than context_window (less max_tokens): answered 400 "
+                   "context_length_exceeded, or cut to fit: truncate_oldest keeps the system "
+                   "messages and the newest turns, truncate_middle also the first turn",
+           .choices = {"reject", "truncate_oldest", "truncate_middle"}},
+          [](auto& m) -> auto& { return m.context_mode; }),
   };
 
   using Z = sim_settings;

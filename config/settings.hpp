@@ -48,6 +48,7 @@ struct model_settings {
   double semantic_threshold = 0.95;     ///< cosine similarity a semantic hit needs
   std::string filing_id;                ///< CAC algorithm-filing ID stamped on answers; "" none
   bool prefix_affinity = false;  ///< its endpoints are replicas: same prompt prefix, same one
+  std::string context_mode = "reject";  ///< reject | truncate_oldest | truncate_middle
 };
 
 struct provider_settings {

@@ -85,7 +85,12 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
       r.tags = prov.tags;
       r.weight = prov.weight;
       r.max_concurrency = prov.max_concurrency;
-      auto& endpoints = p->models[m.name].endpoints;
+      auto& entry = p->models[m.name];
+      scheduling::parse_context_mode(m.context_mode, entry.context_mode);
+      entry.context_window = entry.endpoints.empty()
+                                 ? m.context_window
+                                 : std::min(entry.context_window, m.context_window);
+      auto& endpoints = entry.endpoints;
       r.index = static_cast<uint32_t>(endpoints.size());
       endpoints.push_back(std::move(r));
     }

@@ -64,6 +64,22 @@ api_error content_filtered(std::string_view category) {
   return make(400, "invalid_request_error", "content_filter", {}, std::move(msg));
 }
 
+api_error context_length_exceeded(uint32_t window, uint32_t prompt_tokens, uint32_t max_tokens) {
+  std::string msg = "This model's maximum context length is ";
+  msg += std::to_string(window);
+  msg += " tokens. However, your messages resulted in about ";
+  msg += std::to_string(prompt_tokens);
+  msg += " tokens";
+  if (max_tokens != 0) {
+    msg += " and max_tokens asks for ";
+    msg += std::to_string(max_tokens);
+  }
+  msg += ". Please reduce the length of the messages";
+  if (max_tokens != 0) msg += " or max_tokens";
+  msg += '.';
+  return make(400, "invalid_request_error", "context_length_exceeded", "messages", std::move(msg));
+}
+
 api_error model_not_found(std::string_view model) {
   std::string msg = "The model '";
   msg.append(model);

@@ -30,6 +30,8 @@ std::string error_body(const api_error& e);
 api_error invalid_request(std::string message, std::string param = {});
 /// 400 content_filter: moderation blocked the request (`category` names why, for people).
 api_error content_filtered(std::string_view category);
+/// 400 context_length_exceeded: the prompt (plus max_tokens) does not fit the model's window.
+api_error context_length_exceeded(uint32_t window, uint32_t prompt_tokens, uint32_t max_tokens);
 /// 404 model_not_found.
 api_error model_not_found(std::string_view model);
 /// 404 for a path that is not an endpoint.

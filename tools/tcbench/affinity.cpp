@@ -157,10 +157,10 @@ int run_affinity(const affinity_args& a, const std::string& command_line) {
     const double load = samples == 0 ? 0 : sum / static_cast<double>(samples);
     const double ratio = mean_load > 0 ? load / mean_load : 0;
     worst = std::max(worst, ratio);
-    std::printf("| %s | %.0f | %.2f | %.2f | %.2f |\n", p.c_str(), n,
+    std::printf("| %s | %.0f | %.3f | %.2f | %.3f |\n", p.c_str(), n,
                 mean_answers > 0 ? n / mean_answers : 0, load, ratio);
   }
-  std::printf("\nBusiest replica: %.2f x the mean load (requests in flight, time-averaged).\n\n",
+  std::printf("\nBusiest replica: %.3f x the mean load (requests in flight, time-averaged).\n\n",
               worst);
   std::printf("Command: `%s`\n", command_line.c_str());
   return failed == 0 && worst <= a.bound ? 0 : 1;
