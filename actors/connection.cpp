@@ -24,9 +24,10 @@ uint64_t now_ns() {
                                    .count());
 }
 
-/// Step 3: the model exists and serves this endpoint.
-const model_entry* validate(const pipeline& ctx, const openai::request& req,
-                            openai::api_error& error) {
+/// Step 3: the model exists (an alias becomes the model it names: served, billed and cached as
+/// it) and serves this endpoint.
+const model_entry* validate(const pipeline& ctx, openai::request& req, openai::api_error& error) {
+  if (auto a = ctx.aliases.find(req.model); a != ctx.aliases.end()) req.model = a->second;
   auto it = ctx.models.find(req.model);
   if (it == ctx.models.end()) {
     error = openai::model_not_found(req.model);

@@ -170,6 +170,7 @@ struct routing_plan {
 
 struct pipeline {
   std::unordered_map<std::string, model_entry> models;
+  std::unordered_map<std::string, std::string> aliases;  ///< alias -> model id (routing.aliases)
   routing_plan routing;
   std::vector<io_port*> ports;  ///< by reply_target::loop
   cache_plan cache;

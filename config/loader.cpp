@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -124,6 +125,7 @@ class reader {
       return true;
     });
     check_listen_addresses(root, s);
+    check_aliases(root, s);
     if (model_tables_ == 0) {
       global_.push_back(
           "nothing to serve: no model is configured; add a [[providers]] table with at least one "
@@ -515,6 +517,25 @@ class reader {
       error(at, "missing required key 'url' in [[moderation.engines]] (required for type \"" +
                     e.type + "\")");
     s.moderation.engines.push_back(std::move(e));
+  }
+
+  /// Each alias names a configured model and is not itself one, nor given twice.
+  void check_aliases(const toml::table& root, const settings& s) {
+    const toml::node* n = root.at_path("routing.aliases").node();
+    if (n == nullptr) return;
+    std::set<std::string> seen;
+    for (const auto& a : s.routing.aliases) {
+      const auto eq = a.find('=');
+      if (eq == std::string::npos) continue;  // reported by its check
+      const std::string alias = a.substr(0, eq), model = a.substr(eq + 1);
+      if (model_names_.count(alias) != 0) {
+        error(*n, "alias \"" + alias + "\" is already a model's name");
+      } else if (model_names_.count(model) == 0) {
+        error(*n, "alias \"" + alias + "\" names \"" + model + "\", which no provider serves");
+      } else if (!seen.insert(alias).second) {
+        error(*n, "alias \"" + alias + "\" is given twice");
+      }
+    }
   }
 
   void check_listen_addresses(const toml::table& root, const settings& s) {

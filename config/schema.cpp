@@ -107,6 +107,14 @@ std::string check_category_action(std::string_view s) {
          std::string(s) + "\"";
 }
 
+std::string check_alias(std::string_view s) {
+  const auto eq = s.find('=');
+  bool ok = eq != std::string_view::npos && eq > 0 && eq + 1 < s.size();
+  for (char c : s) ok = ok && static_cast<unsigned char>(c) > ' ' && c != 0x7f;
+  if (ok) return "";
+  return "expected \"alias=model\" without spaces, got \"" + std::string(s) + "\"";
+}
+
 std::string check_header_text(std::string_view s) {
   for (unsigned char c : s) {
     if (c < 0x20 || c == 0x7f) return "expected no control characters (it is sent in a header)";
@@ -784,6 +792,14 @@ field_set build() {
                    "flight stay within this factor of the mean; beyond, the next replica on the "
                    "ring"},
           [](auto& s) -> auto& { return s.routing.affinity_load_factor; }),
+      bind<S>(
+          {.name = "routing.aliases",
+           .type = vt::string_array,
+           .default_text = "[]",
+           .help = "Other ids clients may send for a model, as \"alias=model\" (e.g. "
+                   "\"gpt-4o=qwen-max\"): served, billed and cached as that model, and listed in "
+                   "/v1/models"},
+          [](auto& s) -> auto& { return s.routing.aliases; }, check_alias),
       bind<S>(
           {.name = "debug.fault_injection",
            .type = vt::boolean,

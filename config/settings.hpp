@@ -196,6 +196,7 @@ struct routing_settings {
   double latency_target_ms = 2'000;    ///< latency that halves the latency part of the score
   uint32_t probe_interval_ms = 1'000;  ///< active probes of an open endpoint; 0 = none
   double affinity_load_factor = 1.25;  ///< prefix affinity: no replica above this x the mean
+  std::vector<std::string> aliases;    ///< "alias=model": another id clients may send
 };
 
 /// Hooks for chaos tests; off in production.

@@ -1395,7 +1395,8 @@ struct io_loop::impl {
     if (p.series == nullptr) {
       // Not routed: label by the model only if the configuration declares it, so a client
       // cannot grow the label set with made-up model names.
-      const bool known = ctx.pipeline->models.count(p.model) != 0;
+      const bool known =
+          ctx.pipeline->models.count(p.model) != 0 || ctx.pipeline->aliases.count(p.model) != 0;
       p.series = &cache.route(known ? std::string_view(p.model) : "other", p.provider);
     }
     cache.finished(*p.series, status, seconds(total_ns));

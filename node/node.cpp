@@ -95,6 +95,13 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
       endpoints.push_back(std::move(r));
     }
   }
+  // An alias is the model under another id: the same endpoints (and health, and ring).
+  for (const auto& a : s.routing.aliases) {
+    const auto eq = a.find('=');
+    auto target = p->models.find(a.substr(eq + 1));
+    if (eq != std::string::npos && target != p->models.end())
+      p->aliases.emplace(a.substr(0, eq), a.substr(eq + 1));
+  }
   return p;
 }
 
@@ -553,6 +560,12 @@ void gateway::start() {
         log::warn("provider_key_missing", {{"provider", prov.name}, {"env", prov.api_key_env}});
       }
     }
+  }
+  for (const auto& [alias, model] : d.pipeline->aliases) {
+    openai::model_card card{alias, d.pipeline->models.at(model).endpoints.front().provider,
+                            1700000000};
+    if (d.ctx.model_bodies.emplace(alias, openai::model_body(card)).second)
+      cards.push_back(std::move(card));
   }
   d.ctx.models_body = openai::models_list_body(cards);
 

@@ -334,6 +334,21 @@ TEST_CASE("a model served by several providers: endpoints that agree on what cli
             .find("another prefix_affinity setting") != std::string::npos);
 }
 
+TEST_CASE("routing.aliases name a served model, are not model names, and are unique") {
+  auto s = load_string(sim_provider + "[routing]\naliases = [\"gpt-4o=m\"]\n", "t.toml");
+  REQUIRE(s.routing.aliases.size() == 1);
+  CHECK(s.routing.aliases[0] == "gpt-4o=m");
+  CHECK(errors_of(sim_provider + "[routing]\naliases = [\"gpt-4o\"]\n")
+            .find("expected \"alias=model\"") != std::string::npos);
+  CHECK(errors_of(sim_provider + "[routing]\naliases = [\"gpt-4o=nope\"]\n")
+            .find("which no provider serves") != std::string::npos);
+  CHECK(
+      errors_of(sim_provider + "[routing]\naliases = [\"m=m\"]\n").find("already a model's name") !=
+      std::string::npos);
+  CHECK(errors_of(sim_provider + "[routing]\naliases = [\"a=m\", \"a=m\"]\n").find("given twice") !=
+        std::string::npos);
+}
+
 TEST_CASE("a configuration without a model has nothing to serve") {
   const std::string nothing = "t.toml:1:1: nothing to serve: no model is configured";
   CHECK(errors_of("").rfind(nothing, 0) == 0);

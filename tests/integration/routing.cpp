@@ -166,3 +166,25 @@ TEST_CASE("routing: prefix affinity keeps one system prompt on one replica, othe
   for (int p = 0; p < 16; ++p) used.insert(ask_with("Assistant number " + std::to_string(p), p));
   CHECK(used.size() >= 3);  // 16 prompts over 4 replicas: spread, not piled on one
 }
+
+TEST_CASE("routing: an alias is served, billed and listed as the model it names") {
+  node_process node;
+  REQUIRE_MESSAGE(node.start(server_toml() + "[routing]\naliases = [\"gpt-4o=sim-chat\"]\n" +
+                             sim_provider_toml()),
+                  node.error());
+  response r = post_json(node.data_port(), "/v1/chat/completions", chat_body("gpt-4o", "hello"));
+  REQUIRE(r.status == 200);
+  CHECK(r.header("x-tc-provider") == "sim");
+  response models = get(node.data_port(), "/v1/models");
+  REQUIRE(models.status == 200);
+  CHECK(models.body.find("\"gpt-4o\"") != std::string::npos);
+  CHECK(get(node.data_port(), "/v1/models/gpt-4o").status == 200);
+  response rec = admin_call(node, "GET", "/v1/usage/records?tenant=anonymous&limit=10");
+  REQUIRE(rec.status == 200);
+  auto records = parse_json(rec.body);
+  REQUIRE(records["data"].IsArray());
+  REQUIRE(records["data"].Size() == 1);
+  CHECK(str_of(records["data"][0], "model") == "sim-chat");
+  CHECK(post_json(node.data_port(), "/v1/chat/completions", chat_body("gpt-5", "hi")).status ==
+        404);
+}
