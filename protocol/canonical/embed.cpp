@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 
+#include "protocol/mix.hpp"
+
 // Features, each hashed to one signed component (the low 32 bits of the hash pick the
 // component, bit 63 the sign, so colliding features cancel on average instead of piling up):
 //   - each word, lower-cased (ASCII only; other bytes are kept), weight word_weight;
@@ -27,31 +29,21 @@ constexpr uint64_t k_seed_bigram = 0x13198a2e03707344ULL;
 constexpr uint64_t k_seed_chars = 0xa4093822299f31d0ULL;
 constexpr char k_boundary = ' ';  // never inside a word
 
-/// A bijective 64-bit mixer (xor-shift, multiply, xor-shift, multiply, xor-shift).
-uint64_t mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
-/// Hash of `n` bytes: 8-byte little-endian words, each folded in through mix().
+/// Hash of `n` bytes: 8-byte little-endian words, each folded in through mix64().
 uint64_t hash_bytes(const char* p, std::size_t n, uint64_t seed) {
-  uint64_t h = mix(seed ^ (static_cast<uint64_t>(n) * k_golden));
+  uint64_t h = mix64(seed ^ (static_cast<uint64_t>(n) * k_golden));
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     uint64_t w = 0;
     for (int j = 7; j >= 0; --j) w = (w << 8) | static_cast<unsigned char>(p[i + j]);
-    h = mix(h ^ w) + k_golden;
+    h = mix64(h ^ w) + k_golden;
   }
   if (i < n) {
     uint64_t w = 0;
     for (std::size_t j = n; j > i; --j) w = (w << 8) | static_cast<unsigned char>(p[j - 1]);
-    h = mix(h ^ w) + k_golden;
+    h = mix64(h ^ w) + k_golden;
   }
-  return mix(h);
+  return mix64(h);
 }
 
 uint64_t rotl(uint64_t x, int r) {
@@ -229,7 +221,7 @@ std::vector<float> embed(std::string_view text, const embed_options& opt) {
     const uint64_t h = hash_bytes(w.data(), w.size(), k_seed_word);
     if (opt.word_weight != 0.0f) acc.add(h, opt.word_weight);
     if (i > 0 && opt.bigram_weight != 0.0f)
-      acc.add(mix((prev * k_golden) ^ rotl(h, 29) ^ k_seed_bigram), opt.bigram_weight);
+      acc.add(mix64((prev * k_golden) ^ rotl(h, 29) ^ k_seed_bigram), opt.bigram_weight);
     if (!words[i].cjk && char_budget != 0.0f) add_char_ngrams(w, char_budget, acc, marked, starts);
     prev = h;
   }

@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "protocol/canonical/hash.hpp"
-#include "protocol/routing/mix.hpp"
+#include "protocol/mix.hpp"
 
 namespace tc::routing {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "protocol/canonical/hash.hpp"
-#include "protocol/routing/mix.hpp"
+#include "protocol/mix.hpp"
 
 namespace tc::routing {
 

@@ -56,10 +56,7 @@ std::map<std::string, double> in_flight_of(const std::string& text, const std::s
 }  // namespace
 
 int run_affinity(const affinity_args& a, const std::string& command_line) {
-  if (a.target.rfind("127.", 0) != 0 || a.admin.rfind("127.", 0) != 0) {
-    std::fprintf(stderr, "tcbench affinity: loopback targets only (127.x.x.x:PORT)\n");
-    return 2;
-  }
+  if (!loopback_targets(a.target, a.admin, "affinity")) return 2;
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const auto t0 = clock_type::now();
   const auto since = [&] { return std::chrono::duration<double>(clock_type::now() - t0).count(); };

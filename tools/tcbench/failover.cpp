@@ -42,10 +42,7 @@ struct sample {
 }  // namespace
 
 int run_failover(const failover_args& a, const std::string& command_line) {
-  if (a.target.rfind("127.", 0) != 0 || a.admin.rfind("127.", 0) != 0) {
-    std::fprintf(stderr, "tcbench failover: loopback targets only (127.x.x.x:PORT)\n");
-    return 2;
-  }
+  if (!loopback_targets(a.target, a.admin, "failover")) return 2;
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const auto t0 = clock_type::now();
   const auto since = [&] { return std::chrono::duration<double>(clock_type::now() - t0).count(); };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 
 namespace tc::bench {
@@ -92,6 +93,12 @@ double metric_sum(const std::string& text, const std::string& name) {
     if (sp != std::string::npos) sum += std::strtod(line.c_str() + sp + 1, nullptr);
   }
   return sum;
+}
+
+bool loopback_targets(const std::string& target, const std::string& admin, const char* tool) {
+  if (target.rfind("127.", 0) == 0 && admin.rfind("127.", 0) == 0) return true;
+  std::fprintf(stderr, "tcbench %s: loopback targets only (127.x.x.x:PORT)\n", tool);
+  return false;
 }
 
 double pct(std::vector<double> v, double p) {

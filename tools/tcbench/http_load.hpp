@@ -31,6 +31,9 @@ double metric_value(const std::string& text, const std::string& name,
 /// The sum of every sample of metric family `name`.
 double metric_sum(const std::string& text, const std::string& name);
 
+/// True when `target` and `admin` are both 127.x.x.x:PORT; else says so on stderr for `tool`.
+bool loopback_targets(const std::string& target, const std::string& admin, const char* tool);
+
 /// Nearest-rank percentile `p` of `v`; -1 when empty.
 double pct(std::vector<double> v, double p);
 

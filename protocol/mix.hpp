@@ -1,9 +1,10 @@
-// A 64-bit mixing step for routing's hash points (split, affinity). Pure; any thread.
+// A 64-bit mixing step: routing's hash points (split, affinity) and the built-in embedder's
+// feature hashing. Pure; any thread.
 #pragma once
 
 #include <cstdint>
 
-namespace tc::routing {
+namespace tc {
 
 /// SplitMix64's finalizer: a bijection on 64 bits whose every output bit depends on every input
 /// bit, so nearby inputs (small keys, variant indexes) land far apart. The same on every node.
@@ -16,4 +17,4 @@ constexpr uint64_t mix64(uint64_t x) {
   return x;
 }
 
-}  // namespace tc::routing
+}  // namespace tc
