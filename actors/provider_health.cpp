@@ -19,10 +19,13 @@ void publish(self_ptr self, int64_t now) {
   auto& st = self->state;
   auto snap = std::make_shared<const routing::health_snapshot>(st.health.snapshot(now));
   endpoint_live& live = st.board->live[st.endpoint];
-  if (snap->breaker != st.published) {
-    const bool half_open = snap->breaker == routing::breaker_state::half_open;
+  const bool half_open = snap->breaker == routing::breaker_state::half_open;
+  if (snap->breaker != st.published ||
+      (half_open && now - st.slots_given_ms >= static_cast<int64_t>(st.open_ms) &&
+       live.probes.load(std::memory_order_relaxed) <= 0)) {
     live.probes.store(half_open ? static_cast<int32_t>(st.probe_slots) : 0,
                       std::memory_order_relaxed);
+    st.slots_given_ms = now;
     st.published = snap->breaker;
   }
   live.health.store(std::move(snap));
@@ -90,6 +93,7 @@ caf::behavior provider_health(caf::stateful_actor<provider_health_state>* self,
   st.board = std::move(board);
   st.endpoint = endpoint;
   st.probe_slots = std::max<uint32_t>(1, settings.half_open_probes);
+  st.open_ms = std::max<uint32_t>(10, settings.open_ms);
   st.health = routing::endpoint_health(settings);
   st.probe = std::move(probe);
   publish(self, health_now_ms());

@@ -57,14 +57,18 @@ struct provider_health_state {
   probe_target probe;
   int64_t last_probe_ms = 0;
   bool probing = false;
+  int64_t slots_given_ms = 0;  ///< when the probe slots were last handed out (half-open)
+  uint32_t open_ms = 5000;     ///< routing.breaker_open_ms: how long a slot may stay out
   routing::breaker_state published = routing::breaker_state::closed;
   static inline const char* name = "provider_health";
 };
 
 /// Spawned by the node, one per endpoint:
 ///   (health_report)     an outcome from a loop: recorded, the snapshot republished
-///   (health_tick_atom)  every 100 ms: republish (an open breaker turns half-open with time), and
-///                       probe a half-open endpoint that no request probed
+///   (health_tick_atom)  every 100 ms: republish (an open breaker turns half-open with time),
+///                       probe a half-open endpoint that no request probed, and hand the probe
+///                       slots out again when those taken settled nothing for open_ms (a
+///                       client left before its call; a cancelled call reports nothing)
 ///   (side_answer)       a probe's answer
 caf::behavior provider_health(caf::stateful_actor<provider_health_state>* self,
                               std::shared_ptr<routing_board> board, uint32_t endpoint,

@@ -87,7 +87,9 @@ TEST_CASE("provider_health: failures open the breaker on the board, half-open gi
   // After open_ms the tick publishes half-open with one probe slot: one request may go.
   REQUIRE(eventually([&] { return live.health.load()->breaker == breaker_state::half_open; }));
   CHECK(take_endpoint(live, health_now_ms()));
-  CHECK(!take_endpoint(live, health_now_ms()));          // the slot is taken
+  CHECK(!take_endpoint(live, health_now_ms()));  // the slot is taken
+  // Its request never reports (the client left): after open_ms the slot is handed out again.
+  REQUIRE(eventually([&] { return take_endpoint(live, health_now_ms()); }));
   caf::anon_send(health, report(outcome_kind::ok, 30));  // the probe succeeded
   REQUIRE(eventually([&] { return live.health.load()->breaker == breaker_state::closed; }));
   CHECK(take_endpoint(live, health_now_ms()));
