@@ -680,6 +680,10 @@ void gateway::shutdown() {
   if (!d.started || d.stopped) return;
   d.stopped = true;
   log::info("node_draining", {{"grace_ms", d.settings.server.shutdown_grace_ms}});
+  // The health actors probe through the first loop: they stop before the loops close (the
+  // published health stays as it is for the requests still draining).
+  for (auto& h : d.health) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  d.health.clear();
   std::mutex mx;
   std::condition_variable cv;
   std::size_t drained = 0;
