@@ -435,7 +435,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, api_key& x) {
   return f(caf::meta::type_name("tc::accounts::api_key"), x.id, x.tenant, x.project, x.environment,
            x.name, x.prefix, x.hash, x.created_at, x.expires_at, x.revoked_at, x.replaced_by,
-           x.grace_until, x.allowed_models, x.allowed_endpoints, x.priority, x.limit);
+           x.grace_until, x.allowed_models, x.allowed_endpoints, x.priority, x.max_priority,
+           x.limit);
 }
 
 template <class Inspector>

@@ -3,6 +3,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -145,6 +146,13 @@ std::string secret_hash(std::string_view secret) {
     out[2 * i + 1] = digits[md[i] & 0xf];
   }
   return out;
+}
+
+uint8_t request_priority(const api_key* key, uint8_t anonymous, uint8_t asked) {
+  const uint8_t own = std::min(key != nullptr ? key->priority : anonymous, lowest_priority);
+  if (asked > lowest_priority || asked >= own) return asked > lowest_priority ? own : asked;
+  const uint8_t ceiling = key != nullptr ? key->max_priority : own;  // anonymous: never raised
+  return std::max(asked, std::min(ceiling, own));
 }
 
 }  // namespace tc::accounts

@@ -34,6 +34,12 @@ struct limits {
 /// Priority tiers, P0 (highest) to P4.
 constexpr uint8_t lowest_priority = 4;
 
+struct api_key;
+/// The priority of a request made with `key` (null: anonymous, whose tier is `anonymous`) that
+/// sent x-tc-priority `asked` (> lowest_priority: none): the key's own, lowered as asked, or
+/// raised as asked no further than the key's max_priority.
+uint8_t request_priority(const api_key* key, uint8_t anonymous, uint8_t asked);
+
 struct tenant {
   std::string id;                ///< slug: [a-z0-9_-]{1,64}
   std::string name;              ///< display name
@@ -75,6 +81,9 @@ struct api_key {
   std::vector<std::string> allowed_models = {"*"};  ///< globs (* and ?)
   std::vector<std::string> allowed_endpoints = {"chat", "completions", "embeddings", "models"};
   uint8_t priority = 2;  ///< P0..P4
+  /// The highest priority (lowest number) a request's x-tc-priority may raise it to; at or
+  /// below `priority` (the default, 4) the header can only lower it.
+  uint8_t max_priority = lowest_priority;
   limits limit;
   friend bool operator==(const api_key&, const api_key&) = default;
 };

@@ -491,6 +491,7 @@ constexpr field_reader<api_key> key_fields[] = {
     {"allowed_models", [](const json& v, api_key& x) { return get(v, x.allowed_models); }},
     {"allowed_endpoints", [](const json& v, api_key& x) { return get(v, x.allowed_endpoints); }},
     {"priority", [](const json& v, api_key& x) { return get(v, x.priority); }},
+    {"max_priority", [](const json& v, api_key& x) { return get(v, x.max_priority); }},
     {"limits", [](const json& v, api_key& x) { return get(v, x.limit); }},
 };
 
@@ -655,6 +656,8 @@ bool apply(std::string_view body, api_key& x, field_error& err) {
                      err);
     } else if (k == "priority") {
       ok = read_priority(v, param, n.priority, err);
+    } else if (k == "max_priority") {
+      ok = read_priority(v, param, n.max_priority, err);
     } else if (k == "limits") {
       ok = read_limits(v, param, n.limit, err);
     } else if (k == "object" || k == "id" || k == "prefix" || k == "hash" || k == "secret" ||
@@ -795,6 +798,7 @@ std::string to_json(const api_key& x, int64_t now) {
   put_list(w, "allowed_models", x.allowed_models);
   put_list(w, "allowed_endpoints", x.allowed_endpoints);
   put_u64(w, "priority", x.priority);
+  put_u64(w, "max_priority", x.max_priority);
   put_limits(w, "limits", x.limit);
   w.EndObject();
   return take(sb);
@@ -907,6 +911,7 @@ std::string encode(const api_key& x) {
   put_list(w, "allowed_models", x.allowed_models);
   put_list(w, "allowed_endpoints", x.allowed_endpoints);
   put_u64(w, "priority", x.priority);
+  put_u64(w, "max_priority", x.max_priority);
   put_limits(w, "limits", x.limit);
   w.EndObject();
   return take(sb);

@@ -217,3 +217,23 @@ TEST_CASE("secret_hash: lowercase hex SHA-256") {
   REQUIRE(h.size() == 64);
   for (char c : h) CHECK(((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')));
 }
+
+TEST_CASE("request_priority: the key's own, lowered freely, raised only to max_priority") {
+  api_key k;
+  k.priority = 2;
+  CHECK(request_priority(&k, 0, 255) == 2);  // no header: the key's, not the tenant's
+  CHECK(request_priority(&k, 0, 4) == 4);    // lowered
+  CHECK(request_priority(&k, 0, 2) == 2);
+  CHECK(request_priority(&k, 0, 0) == 2);  // max_priority 4 (default): no raise
+  k.max_priority = 1;
+  CHECK(request_priority(&k, 4, 0) == 1);  // raised as far as allowed
+  CHECK(request_priority(&k, 4, 1) == 1);
+  CHECK(request_priority(&k, 4, 3) == 3);
+  k.max_priority = 0;
+  CHECK(request_priority(&k, 4, 0) == 0);
+  // Anonymous: the tenant's tier, never raised.
+  CHECK(request_priority(nullptr, 3, 255) == 3);
+  CHECK(request_priority(nullptr, 3, 0) == 3);
+  CHECK(request_priority(nullptr, 3, 4) == 4);
+  CHECK(request_priority(nullptr, 9, 255) == 4);  // out of range: the lowest
+}

@@ -119,6 +119,7 @@ api_key full_key() {
   k.allowed_models = {"gpt-4*", "qwen-?", ""};
   k.allowed_endpoints = {"chat", "embeddings"};
   k.priority = 4;
+  k.max_priority = 1;
   k.limit = full_limits(UINT64_MAX - 10);
   return k;
 }
@@ -234,7 +235,7 @@ TEST_CASE("to_json(api_key): status, never the hash") {
                                                "name", "prefix", "status", "created_at",
                                                "expires_at", "revoked_at", "replaced_by",
                                                "grace_until", "allowed_models", "allowed_endpoints",
-                                               "priority", "limits"});
+                                               "priority", "max_priority", "limits"});
   CHECK(std::string(d["object"].GetString()) == "key");
   CHECK(std::string(d["id"].GetString()) == k.id);
   CHECK(std::string(d["tenant"].GetString()) == "acme");
@@ -254,6 +255,7 @@ TEST_CASE("to_json(api_key): status, never the hash") {
   REQUIRE(d["allowed_endpoints"].Size() == 2);
   CHECK(std::string(d["allowed_endpoints"][1].GetString()) == "embeddings");
   CHECK(d["priority"].GetUint() == 4);
+  CHECK(d["max_priority"].GetUint() == 1);
   check_limits(d["limits"], k.limit);
   CHECK(s.find(k.hash) == std::string::npos);
   CHECK(s.find("hash") == std::string::npos);
@@ -581,7 +583,7 @@ TEST_CASE("apply(api_key): every writable field") {
   const api_key k = applied<api_key>(
       R"({"tenant":"acme","project":"web","environment":"dev","name":"ci","expires_at":1800000000,)"
       R"("allowed_models":["gpt-4*","qwen-?"],"allowed_endpoints":["chat","models"],)"
-      R"("priority":3,"limits":{"rpm":30}})");
+      R"("priority":3,"max_priority":1,"limits":{"rpm":30}})");
   CHECK(k.tenant == "acme");
   CHECK(k.project == "web");
   CHECK(k.environment == "dev");
@@ -590,6 +592,7 @@ TEST_CASE("apply(api_key): every writable field") {
   CHECK(k.allowed_models == std::vector<std::string>{"gpt-4*", "qwen-?"});
   CHECK(k.allowed_endpoints == std::vector<std::string>{"chat", "models"});
   CHECK(k.priority == 3);
+  CHECK(k.max_priority == 1);
   CHECK(k.limit.rpm == 30);
   CHECK(k.id.empty());
   CHECK(k.hash.empty());
@@ -601,6 +604,7 @@ TEST_CASE("apply(api_key): every writable field") {
   CHECK(d.allowed_models == std::vector<std::string>{"*"});
   CHECK(d.allowed_endpoints.size() == 4);
   CHECK(d.priority == 2);
+  CHECK(d.max_priority == 4);  // the header can only lower it
   CHECK(applied<api_key>(R"({"expires_at":9223372036854775807})").expires_at == INT64_MAX);
   std::string many = "{\"allowed_models\":[";
   for (int i = 0; i < 64; ++i) many += (i ? ",\"m" : "\"m") + std::to_string(i) + "\"";
@@ -638,6 +642,8 @@ TEST_CASE("apply(api_key): refusals") {
   refuse(R"({"allowed_endpoints":[null]})", start, "allowed_endpoints", "Invalid type");
   refuse(R"({"allowed_endpoints":{}})", start, "allowed_endpoints", "Invalid type");
   refuse(R"({"priority":5})", start, "priority", "from 0 to 4");
+  refuse(R"({"max_priority":5})", start, "max_priority", "from 0 to 4");
+  refuse(R"({"max_priority":"P0"})", start, "max_priority", "Invalid type");
   refuse(R"({"limits":{"daily_budget":-1}})", start, "limits.daily_budget", "Invalid value");
   for (const char* f : {"object", "id", "prefix", "hash", "secret", "status", "created_at",
                         "revoked_at", "replaced_by", "grace_until"}) {
