@@ -406,6 +406,58 @@ typename Inspector::result_type inspect(Inspector& f, health_report& x) {
            x.retry_after_ms);
 }
 
+// -- batcher (actors/batcher.hpp, issue 6) ---------------------------------------------------
+
+/// connection -> batcher (step 8): hold this request until one of its endpoints has capacity.
+/// Answered with one sched_grant.
+struct sched_ask {
+  uint64_t id = 0;       ///< unique among the model's requests in flight
+  uint8_t priority = 2;  ///< 0 (P0, strict) .. 4
+  std::string tenant;    ///< the round-robin unit within a priority
+  uint32_t tokens = 1;   ///< estimated prompt + completion tokens (queue share, token bucket)
+  /// The model's endpoints (indices in the model) in the router's order (step 9): the first
+  /// with capacity is granted.
+  std::vector<uint16_t> order;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sched_ask& x) {
+  return f(caf::meta::type_name("tc::sched_ask"), x.id, x.priority, x.tenant, x.tokens, x.order);
+}
+
+/// sched_grant::refused values.
+constexpr uint8_t sched_granted = 0;
+constexpr uint8_t sched_queue_full = 1;
+constexpr uint8_t sched_queue_timeout = 2;
+
+/// batcher -> connection: dispatch now, at `order[0]` (a slot there is held for the request
+/// until its sched_done), or refused.
+struct sched_grant {
+  uint8_t refused = sched_granted;
+  uint32_t retry_after_s = 0;   ///< refused: when to try again
+  std::vector<uint16_t> order;  ///< the ask's order with the granted endpoint first
+  uint64_t waited_us = 0;       ///< time in the queue
+  uint32_t batch = 0;           ///< requests released with it (itself included)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sched_grant& x) {
+  return f(caf::meta::type_name("tc::sched_grant"), x.refused, x.retry_after_s, x.order,
+           x.waited_us, x.batch);
+}
+
+/// connection -> batcher: the granted request ended; its slot is free and its reservation is
+/// settled to the tokens it used.
+struct sched_done {
+  uint64_t id = 0;
+  uint32_t used_tokens = 0;  ///< prompt + completion as billed
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sched_done& x) {
+  return f(caf::meta::type_name("tc::sched_done"), x.id, x.used_tokens);
+}
+
 // -- accounts, tenant_quota, ledger (issue 4) -----------------------------------------------
 
 }  // namespace tc
@@ -623,6 +675,9 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<follow_chunk>("tc::follow_chunk");
   cfg.add_message_type<side_answer>("tc::side_answer");
   cfg.add_message_type<health_report>("tc::health_report");
+  cfg.add_message_type<sched_ask>("tc::sched_ask");
+  cfg.add_message_type<sched_grant>("tc::sched_grant");
+  cfg.add_message_type<sched_done>("tc::sched_done");
   cfg.add_message_type<rate_headers>("tc::rate_headers");
   cfg.add_message_type<accounts::limits>("tc::accounts::limits");
   cfg.add_message_type<accounts::tenant>("tc::accounts::tenant");

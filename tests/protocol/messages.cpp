@@ -143,6 +143,21 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   round_trip(self, remote, next);
   round_trip(self, remote, tc::health_report{2, 12.5, 3.25, 1500});
   round_trip(self, remote, plan);
+  tc::sched_ask sask;
+  sask.id = 77;
+  sask.priority = 1;
+  sask.tenant = "acme";
+  sask.tokens = 4096;
+  sask.order = {2, 0, 1};
+  round_trip(self, remote, sask);
+  tc::sched_grant grant;
+  grant.refused = tc::sched_queue_timeout;
+  grant.retry_after_s = 7;
+  grant.order = {1, 0};
+  grant.waited_us = 123456;
+  grant.batch = 5;
+  round_trip(self, remote, grant);
+  round_trip(self, remote, tc::sched_done{77, 310});
 
   tc::request_outcome out;
   out.status = 200;

@@ -1,0 +1,236 @@
+// batcher: see batcher.hpp. Every handler ends in pump(), which expires, releases and re-arms.
+#include "actors/batcher.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace tc::actors {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<batcher_state>*;
+
+/// Queue deadlines are checked at least this often while requests are held.
+constexpr int64_t expiry_tick_us = 100'000;
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// The endpoint `i` may take one more request now: a free slot, tokens in its bucket (a
+/// request goes while the balance is positive; its estimate may take it below zero).
+bool has_capacity(const batcher_state& st, size_t i, int64_t now) {
+  const batcher_endpoint& e = st.cfg->endpoints[i];
+  const batcher_state::capacity& c = st.endpoints[i];
+  if (e.max_concurrency != 0 && c.in_flight >= e.max_concurrency) return false;
+  return c.bucket.unlimited() || c.bucket.available(now) > 0;
+}
+
+/// Its breaker lets requests through (half-open endpoints are sorted out by the router's probe
+/// slots: the order puts them last unless they hold one).
+bool healthy(const batcher_state& st, size_t i, int64_t now_ms) {
+  if (!st.cfg->board) return true;
+  const auto h = st.cfg->board->live[st.cfg->endpoints[i].endpoint].health.load();
+  return h->breaker != routing::breaker_state::open && h->retry_after_until_ms <= now_ms;
+}
+
+/// Which endpoints take requests now: the healthy ones, or every one when none is healthy (a
+/// request then fails fast and the client hears it, instead of waiting out the queue timeout).
+std::vector<bool> usable_endpoints(const batcher_state& st) {
+  const int64_t now_ms = health_now_ms();
+  std::vector<bool> usable(st.endpoints.size());
+  bool any = false;
+  for (size_t i = 0; i < usable.size(); ++i) any = (usable[i] = healthy(st, i, now_ms)) || any;
+  if (!any) usable.assign(usable.size(), true);
+  return usable;
+}
+
+/// Where a request with router order `order` goes: the first usable endpoint with capacity,
+/// else (an order that misses endpoints) any; -1: wait for capacity.
+int pick_endpoint(const batcher_state& st, const std::vector<bool>& usable,
+                  const std::vector<uint16_t>& order, int64_t now) {
+  for (uint16_t i : order)
+    if (i < usable.size() && usable[i] && has_capacity(st, i, now)) return i;
+  for (size_t i = 0; i < usable.size(); ++i)
+    if (usable[i] && has_capacity(st, i, now)) return static_cast<int>(i);
+  return -1;
+}
+
+/// Seconds until a refused client should retry: the queue's drain time at the recent rate.
+uint32_t retry_after_s(const batcher_state& st) {
+  const double rate = std::max<uint32_t>(1, std::max(st.rate_last, st.rate_now));
+  const double s = std::ceil(static_cast<double>(st.queue->size()) / rate);
+  return static_cast<uint32_t>(std::clamp(s, 1.0, 60.0));
+}
+
+void count_dispatch(batcher_state& st, int64_t now) {
+  const int64_t second = now / 1'000'000;
+  if (second != st.rate_second) {
+    st.rate_last = second == st.rate_second + 1 ? st.rate_now : 0;
+    st.rate_now = 0;
+    st.rate_second = second;
+  }
+  ++st.rate_now;
+}
+
+void report_depth(batcher_state& st, int priority) {
+  if (st.cfg->metrics) st.cfg->metrics->depth(priority, st.queue->size(priority));
+}
+
+void refuse(batcher_state& st, batcher_state::held& h, uint8_t why) {
+  sched_grant g;
+  g.refused = why;
+  g.retry_after_s = retry_after_s(st);
+  if (st.cfg->metrics) st.cfg->metrics->refused(h.priority, why);
+  h.promise.deliver(std::move(g));
+}
+
+/// Makes sure a sched_pump arrives by `at_us` (one timer at a time: the earliest wins).
+void arm(self_ptr self, int64_t at_us, int64_t now) {
+  auto& st = self->state;
+  if (at_us >= st.timer_at_us) return;
+  st.timer_at_us = at_us;
+  self->delayed_send(self, std::chrono::microseconds(std::max<int64_t>(0, at_us - now)),
+                     sched_pump_atom::value);
+}
+
+/// When capacity will be back without any sched_done: the soonest bucket refill of an endpoint
+/// whose slots are not all taken (INT64_MAX: only a sched_done frees capacity).
+int64_t capacity_back_us(const batcher_state& st, int64_t now) {
+  int64_t best = INT64_MAX;
+  for (size_t i = 0; i < st.endpoints.size(); ++i) {
+    const batcher_endpoint& e = st.cfg->endpoints[i];
+    const batcher_state::capacity& c = st.endpoints[i];
+    if (e.max_concurrency != 0 && c.in_flight >= e.max_concurrency) continue;
+    if (c.bucket.unlimited()) continue;
+    // The balance must be above zero: wait for it to reach one token.
+    best = std::min(best, now + std::max<int64_t>(1, c.bucket.wait_us(1, now)));
+  }
+  return best;
+}
+
+/// Expires what waited too long, then releases batches while the window says so and there is
+/// capacity, then arms the timer for whatever comes next.
+void pump(self_ptr self) {
+  auto& st = self->state;
+  const int64_t now = now_us();
+  for (scheduling::item& it : st.queue->expire(now)) {
+    auto h = st.waiting.find(it.id);
+    if (h == st.waiting.end()) continue;
+    refuse(st, h->second, sched_queue_timeout);
+    st.waiting.erase(h);
+    report_depth(st, it.priority);
+  }
+  int64_t next = INT64_MAX;
+  while (st.queue->size() > 0) {
+    int64_t oldest = now;
+    for (int p = 0; p < scheduling::priorities; ++p)
+      oldest = std::min(oldest, now - st.queue->oldest_wait_us(p, now));
+    int64_t check = INT64_MAX;
+    if (!st.window->due(now, st.queue->size(), oldest, st.queue->size(0) > 0, check)) {
+      next = std::min(next, check);
+      break;
+    }
+    // One batch: up to max_batch requests, each to an endpoint with capacity.
+    const std::vector<bool> usable = usable_endpoints(st);
+    std::vector<std::pair<batcher_state::held, sched_grant>> batch;
+    while (batch.size() < std::max<uint32_t>(1, st.cfg->batch.max_batch) && st.queue->size() > 0 &&
+           pick_endpoint(st, usable, {}, now) >= 0) {
+      std::optional<scheduling::item> it = st.queue->pop(now);
+      if (!it) break;
+      auto h = st.waiting.find(it->id);
+      if (h == st.waiting.end()) continue;  // cannot happen: every queued id is waiting
+      report_depth(st, it->priority);
+      const int at = pick_endpoint(st, usable, h->second.order, now);  // >= 0: checked above
+      batcher_state::capacity& c = st.endpoints[at];
+      ++c.in_flight;
+      if (!c.bucket.unlimited()) c.bucket.settle(0, h->second.tokens, now);  // may go into debt
+      st.granted[it->id] = batcher_state::running{static_cast<uint16_t>(at), h->second.tokens};
+      sched_grant g;
+      g.order = std::move(h->second.order);
+      auto pos = std::find(g.order.begin(), g.order.end(), static_cast<uint16_t>(at));
+      if (pos != g.order.end()) std::rotate(g.order.begin(), pos, pos + 1);
+      g.waited_us = static_cast<uint64_t>(std::max<int64_t>(0, now - h->second.enqueued_us));
+      batch.emplace_back(std::move(h->second), std::move(g));
+      st.waiting.erase(h);
+      count_dispatch(st, now);
+    }
+    if (batch.empty()) {
+      next = std::min(next, capacity_back_us(st, now));
+      break;
+    }
+    if (st.cfg->metrics) st.cfg->metrics->batch(batch.size());
+    for (auto& [h, g] : batch) {
+      g.batch = static_cast<uint32_t>(batch.size());
+      if (st.cfg->metrics)
+        st.cfg->metrics->dispatched(h.priority, static_cast<double>(g.waited_us) / 1e6);
+      h.promise.deliver(std::move(g));
+    }
+  }
+  if (st.queue->size() > 0) next = std::min(next, now + expiry_tick_us);
+  if (next != INT64_MAX) arm(self, next, now);
+}
+
+}  // namespace
+
+caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
+                      std::shared_ptr<const batcher_config> cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.queue = std::make_unique<scheduling::priority_queue>(st.cfg->queue);
+  st.window = std::make_unique<scheduling::batch_window>(st.cfg->batch);
+  st.endpoints.resize(st.cfg->endpoints.size());
+  const int64_t start = now_us();
+  for (size_t i = 0; i < st.endpoints.size(); ++i) {
+    const double rate = st.cfg->endpoints[i].tokens_per_s;
+    if (rate > 0) st.endpoints[i].bucket.set_rate(rate, rate, start);
+  }
+  return {
+      [self](sched_ask& a) -> caf::typed_response_promise<sched_grant> {
+        auto& st = self->state;
+        const int64_t now = now_us();
+        auto promise = self->make_response_promise<sched_grant>();
+        batcher_state::held h;
+        h.promise = promise;
+        h.order = std::move(a.order);
+        h.enqueued_us = now;
+        h.tokens = std::max<uint32_t>(1, a.tokens);
+        h.priority = std::min<uint8_t>(a.priority, scheduling::priorities - 1);
+        scheduling::item it;
+        it.id = a.id;
+        it.priority = h.priority;
+        it.tenant = std::move(a.tenant);
+        it.cost = h.tokens;
+        it.enqueued_us = now;
+        st.window->arrived(now);
+        if (st.waiting.count(a.id) != 0 || !st.queue->push(std::move(it))) {
+          refuse(st, h, sched_queue_full);
+          return promise;
+        }
+        report_depth(st, h.priority);
+        st.waiting.emplace(a.id, std::move(h));
+        pump(self);
+        return promise;
+      },
+      [self](sched_done& d) {
+        auto& st = self->state;
+        auto it = st.granted.find(d.id);
+        if (it == st.granted.end()) return;
+        batcher_state::capacity& c = st.endpoints[it->second.endpoint];
+        if (c.in_flight > 0) --c.in_flight;
+        if (!c.bucket.unlimited()) c.bucket.settle(it->second.tokens, d.used_tokens, now_us());
+        st.granted.erase(it);
+        if (st.queue->size() > 0) pump(self);
+      },
+      [self](sched_pump_atom) {
+        auto& st = self->state;
+        st.timer_at_us = INT64_MAX;  // this one or an earlier one: pump() arms what is needed
+        pump(self);
+      },
+  };
+}
+
+}  // namespace tc::actors

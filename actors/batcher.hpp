@@ -1,0 +1,107 @@
+// batcher: one actor per model (DESIGN §2 step 8). It holds the model's upstream requests in
+// its priority queue (protocol/scheduling/queue: P0 strict, token deficit round-robin over
+// P1..P4 and tenants, aging) and releases them, in batches shaped by the model's batch window
+// (protocol/scheduling/batch), only while one of the model's endpoints has capacity:
+// - a concurrency cap per endpoint (providers[].max_concurrency: the sequences it runs at once);
+// - a token bucket per endpoint (providers[].capacity_tokens_per_sec), reserved by the request's
+//   estimate when it is released and settled to its actual usage when it ends.
+// A request is granted at the first endpoint of its router order (step 9) that has capacity and
+// whose breaker is not open; while some endpoint is healthy, an open one gets nothing. A queue
+// that is full, or a request held past scheduling.queue_timeout_ms, is answered 503 with
+// Retry-After (the time the queue takes to drain at the recent dispatch rate).
+//
+// The slot is held at the granted endpoint until the connection's sched_done, even when the
+// request failed over to another endpoint (the loop then counts it there too).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/provider_health.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/scheduling/batch.hpp"
+#include "protocol/scheduling/bucket.hpp"
+#include "protocol/scheduling/queue.hpp"
+
+namespace tc::actors {
+
+using sched_pump_atom = caf::atom_constant<caf::atom("s_pump")>;
+
+/// What a model's batcher reports, on its own thread (node/metrics implements it).
+class batcher_metrics {
+ public:
+  virtual ~batcher_metrics() = default;
+  /// Requests now held at `priority`.
+  virtual void depth(int priority, size_t held) = 0;
+  /// One request released after `waited_s` in the queue.
+  virtual void dispatched(int priority, double waited_s) = 0;
+  /// `n` requests released together.
+  virtual void batch(size_t n) = 0;
+  /// One request refused: sched_queue_full or sched_queue_timeout.
+  virtual void refused(int priority, uint8_t why) = 0;
+};
+
+/// One endpoint of the model, as the batcher shapes it.
+struct batcher_endpoint {
+  uint32_t endpoint = 0;         ///< the pipeline's endpoint index (routing board)
+  uint32_t max_concurrency = 0;  ///< requests granted and not done at once; 0 = unlimited
+  double tokens_per_s = 0;       ///< token bucket rate (burst: one second); 0 = unlimited
+};
+
+struct batcher_config {
+  std::string model;
+  scheduling::queue_settings queue;
+  scheduling::batch_settings batch;
+  std::vector<batcher_endpoint> endpoints;   ///< by index in the model (sched_ask::order)
+  std::shared_ptr<routing_board> board;      ///< breaker states; null: every endpoint usable
+  std::shared_ptr<batcher_metrics> metrics;  ///< null: none
+};
+
+struct batcher_state {
+  /// A request in the queue.
+  struct held {
+    caf::typed_response_promise<sched_grant> promise;
+    std::vector<uint16_t> order;
+    int64_t enqueued_us = 0;
+    uint32_t tokens = 0;
+    uint8_t priority = 0;
+  };
+  /// A request granted and not done.
+  struct running {
+    uint16_t endpoint = 0;  ///< index in the model
+    uint32_t tokens = 0;    ///< reserved from its bucket
+  };
+  /// One endpoint's capacity in use.
+  struct capacity {
+    uint32_t in_flight = 0;
+    scheduling::token_bucket bucket{0, 0};
+  };
+
+  std::shared_ptr<const batcher_config> cfg;
+  std::unique_ptr<scheduling::priority_queue> queue;
+  std::unique_ptr<scheduling::batch_window> window;
+  std::unordered_map<uint64_t, held> waiting;
+  std::unordered_map<uint64_t, running> granted;
+  std::vector<capacity> endpoints;
+  int64_t timer_at_us = INT64_MAX;  ///< the earliest sched_pump already on its way
+  // Dispatch rate, for Retry-After: requests released in the current and the last second.
+  int64_t rate_second = 0;
+  uint32_t rate_now = 0;
+  uint32_t rate_last = 0;
+  static inline const char* name = "batcher";
+};
+
+/// Spawned by the node, one per model. Messages:
+///   sched_ask  -> sched_grant   hold the request; answered when granted or refused
+///   sched_done                  a granted request ended: its slot and tokens are settled
+///   sched_pump_atom             (its own timer) a window closed, tokens refilled, or a
+///                               deadline passed
+caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
+                      std::shared_ptr<const batcher_config> cfg);
+
+}  // namespace tc::actors

@@ -1,0 +1,274 @@
+// actors/batcher: requests are held until an endpoint has a slot and tokens, released in
+// priority order, refused 503-style when the queue is full or they waited too long, and never
+// sent to an endpoint whose breaker is open while another is healthy.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/batcher.hpp"
+#include "protocol/messages.hpp"
+
+using namespace tc::actors;
+
+namespace {
+
+struct quiet_config : caf::actor_system_config {
+  quiet_config() {
+    tc::add_message_types(*this);
+    set("logger.file-verbosity", caf::atom("quiet"));
+    set("logger.console-verbosity", caf::atom("quiet"));
+  }
+};
+
+/// Polls `pred` until it holds or 5 s pass.
+template <class Pred>
+bool eventually(Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return pred();
+}
+
+/// The grants (and refusals) the batcher sent, in arrival order.
+struct grant_log {
+  std::mutex mx;
+  std::vector<std::pair<uint64_t, tc::sched_grant>> got;
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mx);
+    return got.size();
+  }
+  std::vector<uint64_t> ids() {
+    std::lock_guard<std::mutex> lock(mx);
+    std::vector<uint64_t> out;
+    for (const auto& [id, g] : got) out.push_back(id);
+    return out;
+  }
+  tc::sched_grant of(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mx);
+    for (const auto& [i, g] : got)
+      if (i == id) return g;
+    return {};
+  }
+};
+
+/// Asks the batcher on behalf of requests and logs the answers (as connection actors would).
+caf::behavior asker(caf::event_based_actor* self, caf::actor batcher,
+                    std::shared_ptr<grant_log> log) {
+  return {
+      [=](tc::sched_ask& a) {
+        const uint64_t id = a.id;
+        self->request(batcher, caf::infinite, std::move(a)).then([=](tc::sched_grant& g) {
+          std::lock_guard<std::mutex> lock(log->mx);
+          log->got.emplace_back(id, std::move(g));
+        });
+      },
+  };
+}
+
+struct fixture {
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  std::shared_ptr<grant_log> log = std::make_shared<grant_log>();
+  caf::actor batcher;
+  caf::actor client;
+
+  explicit fixture(std::shared_ptr<batcher_config> c) {
+    batcher = sys.spawn(tc::actors::batcher, std::shared_ptr<const batcher_config>(std::move(c)));
+    client = sys.spawn(asker, batcher, log);
+  }
+  ~fixture() {
+    caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(batcher, caf::exit_reason::user_shutdown);
+  }
+  void ask(uint64_t id, uint8_t priority, uint32_t tokens = 100, std::vector<uint16_t> order = {0},
+           std::string tenant = "t") {
+    tc::sched_ask a;
+    a.id = id;
+    a.priority = priority;
+    a.tenant = std::move(tenant);
+    a.tokens = tokens;
+    a.order = std::move(order);
+    caf::anon_send(client, std::move(a));
+  }
+  void done(uint64_t id, uint32_t used = 100) { caf::anon_send(batcher, tc::sched_done{id, used}); }
+};
+
+std::shared_ptr<batcher_config> one_endpoint(uint32_t max_concurrency, double tokens_per_s = 0) {
+  auto c = std::make_shared<batcher_config>();
+  c->batch.max_wait_us = 0;
+  c->endpoints.push_back({0, max_concurrency, tokens_per_s});
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("batcher: holds requests beyond max_concurrency and releases one per finished call") {
+  fixture f(one_endpoint(2));
+  f.ask(1, 2);
+  f.ask(2, 2);
+  f.ask(3, 2);
+  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // a wrong grant would show now
+  CHECK(f.log->size() == 2);
+  CHECK(f.log->ids() == std::vector<uint64_t>{1, 2});
+  f.done(1);
+  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  const tc::sched_grant g = f.log->of(3);
+  CHECK(g.refused == tc::sched_granted);
+  CHECK(g.order == std::vector<uint16_t>{0});
+  CHECK(g.waited_us >= 20'000);
+}
+
+TEST_CASE("batcher: P0 is released before queued P3/P4s, and they still go when P0 is done") {
+  fixture f(one_endpoint(1));
+  f.ask(1, 4);
+  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  f.ask(2, 4);
+  f.ask(3, 4);
+  f.ask(4, 0);
+  f.ask(5, 3);
+  // The asks are in the batcher's mailbox before the done (one sender, FIFO), so all four
+  // queue before a slot frees.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  f.done(1);
+  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  CHECK(f.log->ids().back() == 4);  // P0 first
+  // P1-P4 share by weighted round-robin (not strictly): the P3 and both P4s all go, and the
+  // P4s in their order.
+  f.done(4);
+  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  f.done(f.log->ids().back());
+  REQUIRE(eventually([&] { return f.log->size() == 4; }));
+  f.done(f.log->ids().back());
+  REQUIRE(eventually([&] { return f.log->size() == 5; }));
+  const std::vector<uint64_t> ids = f.log->ids();
+  const auto at = [&](uint64_t id) { return std::find(ids.begin(), ids.end(), id) - ids.begin(); };
+  CHECK(at(5) < 5);
+  CHECK(at(2) < at(3));
+}
+
+TEST_CASE("batcher: a full queue is refused at once with a Retry-After") {
+  auto c = one_endpoint(1);
+  c->queue.max_depth = 2;
+  fixture f(c);
+  f.ask(1, 2);
+  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  f.ask(2, 2);
+  f.ask(3, 2);
+  f.ask(4, 2);
+  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  const tc::sched_grant g = f.log->of(4);
+  CHECK(g.refused == tc::sched_queue_full);
+  CHECK(g.retry_after_s >= 1);
+  f.done(1);
+  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  CHECK(f.log->ids().back() == 2);
+}
+
+TEST_CASE("batcher: a request held past the queue timeout is refused queue_timeout") {
+  auto c = one_endpoint(1);
+  c->queue.timeout_ms = 100;
+  fixture f(c);
+  f.ask(1, 2);
+  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  const auto asked = std::chrono::steady_clock::now();
+  f.ask(2, 2);
+  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  CHECK(std::chrono::steady_clock::now() - asked >= std::chrono::milliseconds(100));
+  const tc::sched_grant g = f.log->of(2);
+  CHECK(g.refused == tc::sched_queue_timeout);
+  CHECK(g.retry_after_s >= 1);
+  f.done(1);  // the slot was never given to the refused request
+  f.ask(3, 2);
+  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  CHECK(f.log->of(3).refused == tc::sched_granted);
+}
+
+TEST_CASE("batcher: the token bucket shapes dispatch to the endpoint's tokens per second") {
+  fixture f(one_endpoint(0, 1000));  // 1000 tokens/s, burst 1000, no concurrency cap
+  const auto start = std::chrono::steady_clock::now();
+  f.ask(1, 2, 600);
+  f.ask(2, 2, 600);  // balance 400 > 0: goes, into debt (-200)
+  f.ask(3, 2, 600);  // waits for the balance to be positive again: ~200 ms
+  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= std::chrono::milliseconds(150));
+  CHECK(f.log->of(3).waited_us >= 150'000);
+  // Settling below the reservation gives tokens back: the next one need not wait 600 ms.
+  f.done(1, 10);
+  f.done(2, 10);
+  f.done(3, 10);
+  const auto before = std::chrono::steady_clock::now();
+  f.ask(4, 2, 600);
+  REQUIRE(eventually([&] { return f.log->size() == 4; }));
+  CHECK(std::chrono::steady_clock::now() - before < std::chrono::milliseconds(400));
+}
+
+TEST_CASE("batcher: an endpoint whose breaker is open gets nothing while another is healthy") {
+  auto c = std::make_shared<batcher_config>();
+  c->batch.max_wait_us = 0;
+  c->endpoints.push_back({0, 4, 0});
+  c->endpoints.push_back({1, 1, 0});
+  c->board = std::make_shared<routing_board>(2);
+  tc::routing::health_snapshot open;
+  open.breaker = tc::routing::breaker_state::open;
+  open.available = false;
+  c->board->live[0].health.store(std::make_shared<const tc::routing::health_snapshot>(open));
+  fixture f(c);
+  f.ask(1, 2, 100, {0, 1});
+  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  CHECK(f.log->of(1).order == std::vector<uint16_t>{1, 0});  // granted at 1, 0 as failover
+  f.ask(2, 2, 100, {0, 1});  // 1 is full: waits, rather than going to the open one
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  CHECK(f.log->size() == 1);
+  f.done(1);
+  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  CHECK(f.log->of(2).order.front() == 1);
+}
+
+TEST_CASE("batcher: with every endpoint open, requests still go (and fail fast upstream)") {
+  auto c = std::make_shared<batcher_config>();
+  c->batch.max_wait_us = 0;
+  c->endpoints.push_back({0, 4, 0});
+  c->board = std::make_shared<routing_board>(1);
+  tc::routing::health_snapshot open;
+  open.breaker = tc::routing::breaker_state::open;
+  c->board->live[0].health.store(std::make_shared<const tc::routing::health_snapshot>(open));
+  fixture f(c);
+  f.ask(1, 2);
+  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  CHECK(f.log->of(1).refused == tc::sched_granted);
+}
+
+TEST_CASE("batcher: a time window holds requests to release them together") {
+  auto c = one_endpoint(0);
+  c->batch.s = tc::scheduling::strategy::time;
+  c->batch.max_wait_us = 60'000;
+  c->batch.max_batch = 3;
+  fixture f(c);
+  f.ask(1, 2);
+  f.ask(2, 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(f.log->size() == 0);  // held for the window
+  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  CHECK(f.log->of(1).batch == 2);
+  CHECK(f.log->of(1).waited_us >= 50'000);
+  // max_batch queued releases at once.
+  f.ask(3, 2);
+  f.ask(4, 2);
+  f.ask(5, 2);
+  REQUIRE(eventually([&] { return f.log->size() == 5; }));
+  CHECK(f.log->of(5).batch == 3);
+  CHECK(f.log->of(3).waited_us < 50'000);
+}
