@@ -197,17 +197,17 @@ std::vector<uint32_t> loads_of(const std::vector<routing::candidate>& cands) {
   return loads;
 }
 
-/// Step 9: the model's endpoints in the order to try, at most routing.max_attempts of them. One
-/// endpoint is simply called; several are ranked by live health, price (in CNY), load and the
-/// policy. The first must be takeable now: a half-open endpoint only with a probe slot, else it
-/// waits at the back of the list with the unavailable ones.
+/// Step 9: the model's endpoints in the order to try (all of them: the batcher grants the first
+/// with capacity; the plan keeps routing.max_attempts). One endpoint is simply called; several
+/// are ranked by live health, price (in CNY), load and the policy. The first must be takeable
+/// now: a half-open endpoint only with a probe slot, else it waits at the back of the list with
+/// the unavailable ones.
 std::vector<const model_route*> rank_endpoints(connection_state& st) {
   const std::vector<model_route>& eps = st.model->endpoints;
   const routing_plan& rp = st.ctx->routing;
-  const size_t most = std::max<size_t>(1, rp.max_attempts);
   std::vector<const model_route*> out;
   if (eps.size() == 1 || !rp.board) {
-    for (size_t i = 0; i < eps.size() && out.size() < most; ++i) out.push_back(&eps[i]);
+    for (const model_route& r : eps) out.push_back(&r);
     return out;
   }
   const int64_t now = health_now_ms();
@@ -253,7 +253,6 @@ std::vector<const model_route*> rank_endpoints(connection_state& st) {
   }
   out.insert(out.end(), later.begin(), later.end());
   if (out.empty()) out.push_back(&eps.front());  // cannot happen: no residency rule is given
-  if (out.size() > most) out.resize(most);
   return out;
 }
 
@@ -320,6 +319,9 @@ void end_request(connection_state& st) {
   st.tenant.clear();
   st.scope.clear();
   st.ticket = 0;
+  st.priority = 2;
+  st.scheduled = false;
+  st.sched_tokens = 0;
   st.rate = rate_headers{};
   st.received_ms = 0;
   st.input_verdicts.clear();
@@ -338,7 +340,8 @@ void lookup_pointers(self_ptr self);
 void fetch_pointed(self_ptr self, const cache_hit& pointer);
 void serve_hit(self_ptr self, cache_hit& hit);
 void dispatch(self_ptr self);
-void call_upstream(self_ptr self);
+void schedule(self_ptr self);
+void call_upstream(self_ptr self, std::vector<const model_route*> order, int64_t queue_ms);
 
 const cache_shard_actor& owner(const connection_state& st, const canonical::digest& key) {
   const auto& shards = st.ctx->cache.shards;
@@ -373,9 +376,22 @@ void refuse(self_ptr self, openai::api_error&& error) {
   auto& st = self->state;
   if (st.ticket != 0)
     self->send(quota_owner(st), quota_settle_atom::value, st.ticket, uint64_t{0}, int64_t{0});
+  if (st.leading) {  // refused at step 8: the requests that joined it hear the same
+    dedup_result r;
+    r.key = st.exact_key;
+    r.status = error.status;
+    r.body = openai::error_body(error);
+    self->send(dedup_owner(st), dedup_done_atom::value, std::move(r));
+  }
   send_audit(self, error.status, nullptr, nullptr);
   st.ctx->ports.at(st.to.loop)->reject(st.to, std::move(error), st.rate);
   end_request(st);
+}
+
+/// The most completion tokens a request may take (256 when it sets no max_tokens).
+uint64_t max_completion(const openai::request& req) {
+  if (req.kind == openai::endpoint::embeddings) return 0;
+  return req.max_tokens != 0 ? req.max_tokens : 256;
 }
 
 /// The tenant_quota shard that owns the request's tenant.
@@ -401,6 +417,8 @@ void run(self_ptr self) {
   const accounts::tenant* t = st.dir->tenant(st.tenant);
   st.scope =
       t != nullptr && !t->cache_scope.empty() ? "shared:" + t->cache_scope : "tenant:" + st.tenant;
+  st.priority =
+      accounts::request_priority(st.caller, t != nullptr ? t->priority : 2, st.meta.priority);
   // 3 validate      the model is known and serves this endpoint (before 2: the reservation
   //                 is priced by the model)
   st.model = validate(*st.ctx, st.req, error);
@@ -409,6 +427,13 @@ void run(self_ptr self) {
   if (!protect_context(st, error)) return refuse(self, std::move(error));
   // 2 admission     every scope's limits checked and reserved in one step at the owner
   admit(self);
+}
+
+/// The most tokens a request may use, estimated before it runs (quota reservations, step 8's
+/// token buckets): the input at ~3 characters a token (over-counts English, the safe side),
+/// plus the most the answer may take.
+uint64_t estimate_tokens(const openai::request& req) {
+  return req.input_chars / 3 + 1 + max_completion(req);
 }
 
 void admit(self_ptr self) {
@@ -435,12 +460,9 @@ void admit(self_ptr self) {
   if (!limited || st.ctx->accounts.quota.empty()) return after_admission(self);
   quota_ask ask;
   ask.scopes = std::move(scopes);
-  // Reserved from an estimate, settled to the actual usage: the input at ~3 characters a
-  // token (over-counts English, the safe side), plus the most the answer may take.
-  const uint64_t completion = st.req.kind == openai::endpoint::embeddings ? 0
-                              : st.req.max_tokens != 0                    ? st.req.max_tokens
-                                                                          : 256;
-  ask.tokens = st.req.input_chars / 3 + 1 + completion;
+  // Reserved from an estimate, settled to the actual usage.
+  const uint64_t completion = max_completion(st.req);
+  ask.tokens = estimate_tokens(st.req);
   // Priced at the dearest endpoint: any of them may serve it (failover).
   int64_t most = 0;
   for (const model_route& r : st.model->endpoints) {
@@ -676,7 +698,7 @@ void serve_hit(self_ptr self, cache_hit& hit) {
 void dispatch(self_ptr self) {
   auto& st = self->state;
   const auto& tables = st.ctx->cache.dedup_tables;
-  if (!st.ctx->cache.dedup || tables.empty() || st.exact_key.empty()) return call_upstream(self);
+  if (!st.ctx->cache.dedup || tables.empty() || st.exact_key.empty()) return schedule(self);
   if (st.lookup_start_ns == 0) st.lookup_start_ns = now_ns();
   const auto& table = dedup_owner(st);
   self->request(table, lookup_timeout(self, table), dedup_join_atom::value, st.exact_key,
@@ -686,11 +708,11 @@ void dispatch(self_ptr self) {
             auto& st = self->state;
             if (leader) {
               st.leading = true;
-              return call_upstream(self);
+              return schedule(self);
             }
             st.following = true;  // dedup_events / dedup_result come next
           },
-          [self](caf::error&) { call_upstream(self); });  // a slow table: go alone
+          [self](caf::error&) { schedule(self); });  // a slow table: go alone
 }
 
 /// A follower's answer: the leader's, as JSON or a synthesized stream, or its error.
@@ -699,7 +721,7 @@ void serve_leader_result(self_ptr self, dedup_result& r) {
   st.following = false;
   if (r.status == 0) {  // the leader was lost: go alone
     st.exact_key = {};  // and do not join again
-    return call_upstream(self);
+    return schedule(self);
   }
   st.from_cache = true;
   st.deduped = true;
@@ -715,13 +737,59 @@ void serve_leader_result(self_ptr self, dedup_result& r) {
   serve(self, std::move(reply));
 }
 
-/// Steps 8-10: the upstream call.
-void call_upstream(self_ptr self) {
+/// Steps 8 and 9: the request waits in its model's batcher until one of its endpoints, in the
+/// router's order, has capacity; without a batcher (scheduling off) it goes at once.
+void schedule(self_ptr self) {
   auto& st = self->state;
-  // 8 schedule      pass-through: dispatched at once (issue 6: batcher.enqueue)
-  // 9 route         the model's endpoints ranked (live health, price, load, policy); the
-  //                 first is called, the next ones are the failover order
-  upstream_plan plan = route(rank_endpoints(st), st.req, st.to);
+  // 9 route (rank)  the model's endpoints ranked by live health, price, load and policy,
+  //                 before step 8 because the batcher grants the first of them with capacity
+  std::vector<const model_route*> ranked = rank_endpoints(st);
+  // 8 schedule      held in the model's priority queue (P0 strict, token round-robin over
+  //                 P1-P4 and tenants, aging) until an endpoint has a free slot and tokens;
+  //                 a full queue or a wait past the timeout: 503 with Retry-After
+  if (!st.model->batcher) return call_upstream(self, std::move(ranked), -1);
+  sched_ask ask;
+  ask.id = self->id();  // one request per connection actor at a time
+  ask.priority = st.priority;
+  ask.tenant = st.tenant;
+  st.sched_tokens = static_cast<uint32_t>(std::min<uint64_t>(estimate_tokens(st.req), UINT32_MAX));
+  ask.tokens = st.sched_tokens;
+  ask.order.reserve(ranked.size());
+  for (const model_route* r : ranked) ask.order.push_back(static_cast<uint16_t>(r->index));
+  self->request(st.model->batcher, caf::infinite, std::move(ask))
+      .then(
+          [self](sched_grant& g) {
+            auto& st = self->state;
+            if (g.refused != sched_granted) {
+              openai::api_error e = openai::service_unavailable(
+                  g.refused == sched_queue_full
+                      ? "The model's queue is full; retry after the time given."
+                      : "The request waited too long in the model's queue; retry after the time "
+                        "given.",
+                  g.retry_after_s);
+              e.code = g.refused == sched_queue_full ? "queue_full" : "queue_timeout";
+              return refuse(self, std::move(e));
+            }
+            st.scheduled = true;
+            std::vector<const model_route*> order;
+            for (uint16_t i : g.order)
+              if (i < st.model->endpoints.size()) order.push_back(&st.model->endpoints[i]);
+            if (order.empty()) order.push_back(&st.model->endpoints.front());
+            call_upstream(self, std::move(order), static_cast<int64_t>(g.waited_us / 1000));
+          },
+          [self](caf::error&) {
+            refuse(self, openai::service_unavailable(
+                             "The model's scheduler is unavailable; retry shortly.", 1));
+          });
+}
+
+/// Step 9's plan and step 10: the call to `order[0]`, the next ones (up to
+/// routing.max_attempts in all) as the failover order.
+void call_upstream(self_ptr self, std::vector<const model_route*> order, int64_t queue_ms) {
+  auto& st = self->state;
+  order.resize(std::min<size_t>(order.size(), std::max<uint32_t>(1, st.ctx->routing.max_attempts)));
+  upstream_plan plan = route(order, st.req, st.to);
+  plan.queue_ms = queue_ms;
   if (st.model->endpoints.size() > 1 && st.ctx->routing.board) {
     // Counted now, not when the loop starts the call: requests routed meanwhile see it.
     st.ctx->routing.board->live[plan.endpoint].in_flight.fetch_add(1, std::memory_order_relaxed);
@@ -859,6 +927,16 @@ void settle(self_ptr self, request_outcome& outcome) {
   if (outcome.attempts != 0 && st.model != nullptr &&
       outcome.endpoint_index < st.model->endpoints.size())
     st.route = &st.model->endpoints[outcome.endpoint_index];  // billed and audited as served
+  if (st.scheduled) {
+    // Step 8's slot is free; its token reservation is settled to what the call used.
+    sched_done d;
+    d.id = self->id();
+    d.used_tokens =
+        outcome.usage_reported
+            ? outcome.usage.prompt_tokens + outcome.usage.completion_tokens
+            : static_cast<uint32_t>(st.req.input_chars / 4 + 1) + outcome.completion_estimate;
+    self->send(st.model->batcher, d);
+  }
   // 13 settle      the dedup table gives the leader's answer to its followers; the cache
   //                stores a complete, cacheable answer; the quota reservation is settled and
   //                the ledger records the usage (audit arrives with issue 5); metrics are

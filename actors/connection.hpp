@@ -94,8 +94,9 @@ struct model_route {
   // Routing (issue 6).
   std::string region;
   std::vector<std::string> tags;
-  uint32_t weight = 100;         ///< static weight; 0 = a last resort
-  uint32_t max_concurrency = 0;  ///< requests in flight to the provider; 0 = unlimited
+  uint32_t weight = 100;               ///< static weight; 0 = a last resort
+  uint32_t max_concurrency = 0;        ///< requests in flight to the provider; 0 = unlimited
+  double capacity_tokens_per_sec = 0;  ///< step 8's token bucket; 0 = unlimited
 };
 
 /// A model clients may ask for: the endpoints that serve it, one per provider, in config order.
@@ -108,6 +109,8 @@ struct model_entry {
   /// Step 3's context-length protection: the smallest context window of the endpoints.
   scheduling::context_mode context_mode = scheduling::context_mode::reject;
   uint32_t context_window = 0;  ///< 0: not checked
+  /// Step 8: the model's batcher (actors/batcher.hpp); unset: requests go at once.
+  caf::actor batcher;
 };
 
 /// account_plan::store_health values.
@@ -215,8 +218,11 @@ struct connection_state {
   std::shared_ptr<const directory> dir;       ///< the account tables this request was checked by
   const accounts::api_key* caller = nullptr;  ///< the caller's key; null: anonymous (in `dir`)
   std::string tenant;
-  std::string scope;    ///< the cache scope: "tenant:<id>" or "shared:<name>"
-  uint64_t ticket = 0;  ///< tenant_quota reservation (0: none)
+  std::string scope;          ///< the cache scope: "tenant:<id>" or "shared:<name>"
+  uint64_t ticket = 0;        ///< tenant_quota reservation (0: none)
+  uint8_t priority = 2;       ///< step 8: P0..P4, from the key (x-tc-priority may change it)
+  bool scheduled = false;     ///< step 8 granted a slot: sched_done is owed to the batcher
+  uint32_t sched_tokens = 0;  ///< the estimate the slot reserved
   rate_headers rate;
   int64_t received_ms = 0;
   // Step 4 and the audit record: what moderation found, and which records hold the answer.

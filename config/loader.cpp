@@ -445,6 +445,16 @@ class reader {
       return "context_mode (" + text(a.context_mode) + " vs " + text(b.context_mode) + ")";
     if (a.filing_id != b.filing_id)
       return "filing_id (" + text(a.filing_id) + " vs " + text(b.filing_id) + ")";
+    if (a.batch_strategy != b.batch_strategy)
+      return "batch_strategy (" + text(a.batch_strategy) + " vs " + text(b.batch_strategy) + ")";
+    if (a.batch_max_wait_ms != b.batch_max_wait_ms)
+      return "batch_max_wait_ms (" + num(a.batch_max_wait_ms) + " vs " + num(b.batch_max_wait_ms) +
+             ")";
+    if (a.batch_max_size != b.batch_max_size)
+      return "batch_max_size (" + num(a.batch_max_size) + " vs " + num(b.batch_max_size) + ")";
+    if (a.batch_latency_target_ms != b.batch_latency_target_ms)
+      return "batch_latency_target_ms (" + num(a.batch_latency_target_ms) + " vs " +
+             num(b.batch_latency_target_ms) + ")";
     return "";
   }
 

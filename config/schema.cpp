@@ -801,6 +801,80 @@ field_set build() {
                    "/v1/models"},
           [](auto& s) -> auto& { return s.routing.aliases; }, check_alias),
       bind<S>(
+          {.name = "scheduling.enabled",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "Step 8: each model's batcher holds requests in priority order until an "
+                   "endpoint has capacity (max_concurrency, capacity_tokens_per_sec); false: "
+                   "every request is dispatched at once"},
+          [](auto& s) -> auto& { return s.scheduling.enabled; }),
+      bind<S>(
+          {.name = "scheduling.max_queue_depth",
+           .type = vt::integer,
+           .default_text = "10000",
+           .min = 1,
+           .max = 10000000,
+           .help = "Requests held per model, all priorities; more are answered 503 queue_full"},
+          [](auto& s) -> auto& { return s.scheduling.max_queue_depth; }),
+      bind<S>(
+          {.name = "scheduling.queue_timeout_ms",
+           .type = vt::integer,
+           .default_text = "30000",
+           .min = 1,
+           .max = 3600000,
+           .help = "A request held longer is answered 503 queue_timeout with Retry-After"},
+          [](auto& s) -> auto& { return s.scheduling.queue_timeout_ms; }),
+      bind<S>(
+          {.name = "scheduling.aging_ms",
+           .type = vt::integer,
+           .default_text = "2000",
+           .min = 0,
+           .max = 3600000,
+           .help = "A request that has waited this long is served as one priority higher (never "
+                   "into P0), so no priority starves; 0 = no aging"},
+          [](auto& s) -> auto& { return s.scheduling.aging_ms; }),
+      bind<S>(
+          {.name = "scheduling.weight_p1",
+           .type = vt::integer,
+           .default_text = "8",
+           .min = 1,
+           .max = 1024,
+           .help = "P1's share, in tokens, of the capacity P0 leaves (deficit round-robin)"},
+          [](auto& s) -> auto& { return s.scheduling.weight_p1; }),
+      bind<S>(
+          {.name = "scheduling.weight_p2",
+           .type = vt::integer,
+           .default_text = "4",
+           .min = 1,
+           .max = 1024,
+           .help = "P2's share, as weight_p1"},
+          [](auto& s) -> auto& { return s.scheduling.weight_p2; }),
+      bind<S>(
+          {.name = "scheduling.weight_p3",
+           .type = vt::integer,
+           .default_text = "2",
+           .min = 1,
+           .max = 1024,
+           .help = "P3's share, as weight_p1"},
+          [](auto& s) -> auto& { return s.scheduling.weight_p3; }),
+      bind<S>(
+          {.name = "scheduling.weight_p4",
+           .type = vt::integer,
+           .default_text = "1",
+           .min = 1,
+           .max = 1024,
+           .help = "P4's share, as weight_p1"},
+          [](auto& s) -> auto& { return s.scheduling.weight_p4; }),
+      bind<S>(
+          {.name = "scheduling.quantum_tokens",
+           .type = vt::integer,
+           .default_text = "1024",
+           .min = 1,
+           .max = 1048576,
+           .help = "Tokens per unit of weight and per tenant turn in the round-robin; smaller "
+                   "interleaves finer"},
+          [](auto& s) -> auto& { return s.scheduling.quantum_tokens; }),
+      bind<S>(
           {.name = "debug.fault_injection",
            .type = vt::boolean,
            .default_text = "false",
@@ -903,9 +977,9 @@ field_set build() {
            .default_text = "256",
            .min = 1,
            .max = 1000000,
-           .help = "Requests in flight to one of this provider's endpoints that routing takes as "
-                   "its capacity: the load part of the score, and a full endpoint is tried after "
-                   "the others (not yet a hard cap: queueing comes with the batcher)"},
+           .help = "Requests in flight to one of this provider's endpoints (one per model) at "
+                   "most, its maximum number of sequences: more wait in the model's batcher "
+                   "(with scheduling.enabled); also the load part of the routing score"},
           [](auto& p) -> auto& { return p.max_concurrency; }),
       bind<P>(
           {.name = "providers[].capacity_tokens_per_sec",
@@ -913,8 +987,9 @@ field_set build() {
            .default_text = "0.0",
            .min = 0,
            .max = 1e9,
-           .help = "Expected throughput used for routing and admission; 0 = unknown"
-                   " (accepted and validated; not used yet)"},
+           .help = "Tokens (prompt + completion) per second one of this provider's endpoints "
+                   "serves: the batcher's token bucket, reserved by estimate and settled to "
+                   "actual usage; 0 = not limited"},
           [](auto& p) -> auto& { return p.capacity_tokens_per_sec; }),
       bind<P>(
           {.name = "providers[].weight",
@@ -1056,6 +1131,42 @@ field_set build() {
                    "messages and the newest turns, truncate_middle also the first turn",
            .choices = {"reject", "truncate_oldest", "truncate_middle"}},
           [](auto& m) -> auto& { return m.context_mode; }),
+      bind<M>(
+          {.name = "providers[].models[].batch_strategy",
+           .type = vt::string,
+           .default_text = R"("adaptive")",
+           .help = "When the model's batcher releases held requests together: time (after "
+                   "batch_max_wait_ms), size (batch_max_size queued, or the wait), adaptive (a "
+                   "window tuned to the arrival rate and batch_latency_target_ms; none when "
+                   "traffic is light), priority (adaptive, and a P0 request goes at once)",
+           .choices = {"time", "size", "adaptive", "priority"}},
+          [](auto& m) -> auto& { return m.batch_strategy; }),
+      bind<M>(
+          {.name = "providers[].models[].batch_max_wait_ms",
+           .type = vt::integer,
+           .default_text = "0",
+           .min = 0,
+           .max = 60000,
+           .help = "Longest a request is held for others to join its batch; 0 = never held "
+                   "for a batch (only for capacity): right for endpoints that batch "
+                   "continuously (vLLM, SGLang, hosted APIs)"},
+          [](auto& m) -> auto& { return m.batch_max_wait_ms; }),
+      bind<M>(
+          {.name = "providers[].models[].batch_max_size",
+           .type = vt::integer,
+           .default_text = "32",
+           .min = 1,
+           .max = 4096,
+           .help = "Requests released together at most; that many queued releases at once"},
+          [](auto& m) -> auto& { return m.batch_max_size; }),
+      bind<M>(
+          {.name = "providers[].models[].batch_latency_target_ms",
+           .type = vt::integer,
+           .default_text = "200",
+           .min = 1,
+           .max = 600000,
+           .help = "adaptive and priority: the batch window stays within a quarter of this"},
+          [](auto& m) -> auto& { return m.batch_latency_target_ms; }),
   };
 
   using Z = sim_settings;

@@ -49,6 +49,11 @@ struct model_settings {
   std::string filing_id;                ///< CAC algorithm-filing ID stamped on answers; "" none
   bool prefix_affinity = false;  ///< its endpoints are replicas: same prompt prefix, same one
   std::string context_mode = "reject";  ///< reject | truncate_oldest | truncate_middle
+  // Step 8, the model's batcher (issue 6).
+  std::string batch_strategy = "adaptive";  ///< time | size | adaptive | priority
+  uint32_t batch_max_wait_ms = 0;           ///< longest a request is held for others; 0 = none
+  uint32_t batch_max_size = 32;             ///< requests released together at most
+  uint32_t batch_latency_target_ms = 200;   ///< adaptive windows stay within a quarter of it
 };
 
 struct provider_settings {
@@ -209,6 +214,20 @@ struct log_settings {
   bool access_log = false;     ///< one JSON line per request
 };
 
+/// Step 8: every model's batcher holds its requests in priority order until an endpoint has
+/// capacity (issue 6). Per-model batch windows are on the model, capacities on the provider.
+struct scheduling_settings {
+  bool enabled = true;                 ///< false: every request is dispatched at once
+  uint32_t max_queue_depth = 10'000;   ///< requests held per model; more are answered 503
+  uint32_t queue_timeout_ms = 30'000;  ///< held longer: 503 queue_timeout
+  uint32_t aging_ms = 2'000;           ///< waited this long: served as one priority higher
+  uint32_t weight_p1 = 8;              ///< P1..P4 token shares of the capacity left by P0
+  uint32_t weight_p2 = 4;
+  uint32_t weight_p3 = 2;
+  uint32_t weight_p4 = 1;
+  uint32_t quantum_tokens = 1'024;  ///< deficit round-robin quantum per unit of weight
+};
+
 struct settings {
   std::string node_id = "node-1";
   server_settings server;
@@ -221,6 +240,7 @@ struct settings {
   moderation_settings moderation;
   audit_settings audit;
   routing_settings routing;
+  scheduling_settings scheduling;
   log_settings log;
   debug_settings debug;
   std::vector<provider_settings> providers;

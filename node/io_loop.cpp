@@ -179,6 +179,7 @@ struct pending {
   bool keep_output = false;      ///< keep what the client got in output_text (the audit record)
   std::string output_text;
   std::string filing_id;        ///< x-algorithm-filing-id and the body's algorithm_filing_id
+  int64_t queue_ms = 0;         ///< x-tc-queue-ms: step 8's wait
   std::string tenant;           ///< for remote output engines
   bool filing_stamped = false;  ///< a stream's first chunk carries it already
   std::string last_chunk;       ///< a stream's last chunk (to end it as filtered)
@@ -454,7 +455,7 @@ struct io_loop::impl {
     return h;
   }
 
-  /// The client's cache controls: Cache-Control no-cache / no-store, x-tc-cache-ttl.
+  /// The client's controls: Cache-Control no-cache / no-store, x-tc-cache-ttl, x-tc-priority.
   static std::optional<openai::api_error> read_meta(const http::request& req, request_meta& meta) {
     std::string_view cc = req.header("cache-control");
     while (!cc.empty()) {
@@ -485,6 +486,17 @@ struct io_loop::impl {
             "x-tc-cache-ttl");
       }
       meta.cache_ttl_s = static_cast<uint32_t>(v);
+    }
+    std::string_view prio = req.header("x-tc-priority");
+    if (!prio.empty()) {
+      // "2" or "P2": lowers the request's priority; raises it only as far as its key allows.
+      if (prio.size() == 2 && (prio[0] == 'P' || prio[0] == 'p')) prio.remove_prefix(1);
+      if (prio.size() != 1 || prio[0] < '0' || prio[0] > '4') {
+        return openai::invalid_request(
+            "The header x-tc-priority must be a priority from 0 (highest) to 4, or P0 to P4.",
+            "x-tc-priority");
+      }
+      meta.priority = static_cast<uint8_t>(prio[0] - '0');
     }
     return std::nullopt;
   }
@@ -546,6 +558,7 @@ struct io_loop::impl {
     p.keep_output = plan.keep_output;
     p.moderate_output = plan.moderate_output;
     p.filing_id = std::move(plan.filing_id);
+    p.queue_ms = std::max<int64_t>(0, plan.queue_ms);
     p.tenant = std::move(plan.tenant);
     if (plan.moderate_output && plan.stream) {
       auto rules = ctx.pipeline->compliance.moderation->get();
@@ -720,7 +733,7 @@ struct io_loop::impl {
     add_rate_headers(hs, p.rate);
     hs.emplace_back("x-tc-provider", p.provider);
     hs.emplace_back("x-tc-cache", "miss");
-    hs.emplace_back("x-tc-queue-ms", "0");
+    hs.emplace_back("x-tc-queue-ms", std::to_string(p.queue_ms));
     if (!p.filing_id.empty()) hs.emplace_back("x-algorithm-filing-id", p.filing_id);
     return hs;
   }
@@ -1045,7 +1058,7 @@ struct io_loop::impl {
     http::header_list hs = base_headers(p.request_id);
     add_rate_headers(hs, p.rate);
     hs.emplace_back("x-tc-cache", r.cache_header);
-    hs.emplace_back("x-tc-queue-ms", "0");
+    hs.emplace_back("x-tc-queue-ms", std::to_string(p.queue_ms));
     if (!r.filing_id.empty()) hs.emplace_back("x-algorithm-filing-id", r.filing_id);
     if (r.status != 200) {  // the dedup leader's error, as it got it
       hs.emplace_back("content-type", "application/json");
@@ -1123,7 +1136,7 @@ struct io_loop::impl {
     if (!p.started && !p.client_gone) {
       http::header_list hs = base_headers(p.request_id);
       hs.emplace_back("x-tc-cache", "dedup");
-      hs.emplace_back("x-tc-queue-ms", "0");
+      hs.emplace_back("x-tc-queue-ms", std::to_string(p.queue_ms));
       hs.emplace_back("content-type", "text/event-stream");
       hs.emplace_back("cache-control", "no-cache");
       p.client.start(200, hs);

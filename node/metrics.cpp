@@ -1,5 +1,8 @@
 #include "node/metrics.hpp"
 
+#include <algorithm>
+#include <array>
+
 #include <prometheus/text_serializer.h>
 
 namespace tc::node {
@@ -86,6 +89,29 @@ metrics::metrics()
                              .Name("tc_endpoint_in_flight")
                              .Help("Upstream calls in progress to an endpoint, all loops")
                              .Register(*registry_)),
+      queue_depth(BuildGauge()
+                      .Name("tc_queue_depth")
+                      .Help("Requests held in a model's batcher, by priority")
+                      .Register(*registry_)),
+      queue_wait_seconds(BuildHistogram()
+                             .Name("tc_queue_wait_seconds")
+                             .Help("Time a request waited in its model's batcher before dispatch, "
+                                   "by priority")
+                             .Register(*registry_)),
+      dispatched_total(BuildCounter()
+                           .Name("tc_dispatched_total")
+                           .Help("Requests a model's batcher released to an endpoint, by "
+                                 "priority (the dispatch rate)")
+                           .Register(*registry_)),
+      queue_refused_total(BuildCounter()
+                              .Name("tc_queue_refused_total")
+                              .Help("Requests a model's batcher answered 503, by priority and "
+                                    "reason (queue_full, queue_timeout)")
+                              .Register(*registry_)),
+      batch_size(BuildHistogram()
+                     .Name("tc_batch_size")
+                     .Help("Requests a model's batcher released together")
+                     .Register(*registry_)),
       streams_cut_total(BuildCounter()
                             .Name("tc_streams_cut_total")
                             .Help("Started streams that ended with an error event")
@@ -165,6 +191,57 @@ metrics::metrics()
                               .Register(*registry_)) {
   lookup_hit = &cache_lookup_seconds.Add({{"result", "hit"}}, latency_buckets());
   lookup_miss = &cache_lookup_seconds.Add({{"result", "miss"}}, latency_buckets());
+}
+
+namespace {
+
+/// The series of one model's batcher, resolved once (no label lookups on its thread).
+class batcher_series_impl final : public actors::batcher_metrics {
+ public:
+  batcher_series_impl(metrics& m, const std::string& model) {
+    static const prometheus::Histogram::BucketBoundaries sizes{1, 2, 4, 8, 16, 32, 64, 128, 256};
+    for (int p = 0; p < scheduling::priorities; ++p) {
+      std::string name = "P";
+      name += static_cast<char>('0' + p);
+      const prometheus::Labels l{{"model", model}, {"priority", name}};
+      depth_[p] = &m.queue_depth.Add(l);
+      wait_[p] = &m.queue_wait_seconds.Add(l, latency_buckets());
+      dispatched_[p] = &m.dispatched_total.Add(l);
+      prometheus::Labels full = l;
+      prometheus::Labels timeout = l;
+      full.emplace("reason", "queue_full");
+      timeout.emplace("reason", "queue_timeout");
+      full_[p] = &m.queue_refused_total.Add(full);
+      timeout_[p] = &m.queue_refused_total.Add(timeout);
+    }
+    batch_ = &m.batch_size.Add({{"model", model}}, sizes);
+  }
+  void depth(int priority, size_t held) override {
+    depth_[clamp(priority)]->Set(static_cast<double>(held));
+  }
+  void dispatched(int priority, double waited_s) override {
+    wait_[clamp(priority)]->Observe(waited_s);
+    dispatched_[clamp(priority)]->Increment();
+  }
+  void batch(size_t n) override { batch_->Observe(static_cast<double>(n)); }
+  void refused(int priority, uint8_t why) override {
+    (why == sched_queue_full ? full_ : timeout_)[clamp(priority)]->Increment();
+  }
+
+ private:
+  static int clamp(int p) { return std::clamp(p, 0, scheduling::priorities - 1); }
+  std::array<prometheus::Gauge*, scheduling::priorities> depth_{};
+  std::array<prometheus::Histogram*, scheduling::priorities> wait_{};
+  std::array<prometheus::Counter*, scheduling::priorities> dispatched_{};
+  std::array<prometheus::Counter*, scheduling::priorities> full_{};
+  std::array<prometheus::Counter*, scheduling::priorities> timeout_{};
+  prometheus::Histogram* batch_ = nullptr;
+};
+
+}  // namespace
+
+std::shared_ptr<actors::batcher_metrics> batcher_series(metrics& m, const std::string& model) {
+  return std::make_shared<batcher_series_impl>(m, model);
 }
 
 std::string metrics::serialize() const {

@@ -14,6 +14,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "actors/batcher.hpp"
+
 namespace tc::node {
 
 /// Metric families shared by all I/O loops. Thread-safe (prometheus-cpp metrics are).
@@ -57,6 +59,12 @@ class metrics {
   prometheus::Family<prometheus::Gauge>& endpoint_health_score;
   prometheus::Family<prometheus::Gauge>& endpoint_breaker_state;  ///< 0 closed, 1 half-open, 2 open
   prometheus::Family<prometheus::Gauge>& endpoint_in_flight;
+  // Step 8, the batchers (issue 6): model, priority.
+  prometheus::Family<prometheus::Gauge>& queue_depth;
+  prometheus::Family<prometheus::Histogram>& queue_wait_seconds;
+  prometheus::Family<prometheus::Counter>& dispatched_total;
+  prometheus::Family<prometheus::Counter>& queue_refused_total;  ///< model, priority, reason
+  prometheus::Family<prometheus::Histogram>& batch_size;         ///< model
   prometheus::Family<prometheus::Counter>& streams_cut_total;
   prometheus::Family<prometheus::Counter>& client_disconnects_total;
   prometheus::Family<prometheus::Counter>& moderation_blocks_total;  ///< direction
@@ -90,6 +98,9 @@ class metrics {
   prometheus::Histogram* lookup_hit = nullptr;
   prometheus::Histogram* lookup_miss = nullptr;
 };
+
+/// A model's batcher's series (actors/batcher.hpp reports into them, on its own thread).
+std::shared_ptr<actors::batcher_metrics> batcher_series(metrics& m, const std::string& model);
 
 /// A per-loop cache of series handles, so the request path does no label-map lookups under
 /// the families' mutex and builds no label strings. Used by one I/O loop thread only.

@@ -16,6 +16,7 @@
 
 #include "actors/accounts.hpp"
 #include "actors/audit_writer.hpp"
+#include "actors/batcher.hpp"
 #include "actors/cache_shard.hpp"
 #include "actors/connection.hpp"
 #include "actors/dedup_table.hpp"
@@ -85,6 +86,7 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
       r.tags = prov.tags;
       r.weight = prov.weight;
       r.max_concurrency = prov.max_concurrency;
+      r.capacity_tokens_per_sec = prov.capacity_tokens_per_sec;
       auto& entry = p->models[m.name];
       scheduling::parse_context_mode(m.context_mode, entry.context_mode);
       entry.context_window = entry.endpoints.empty()
@@ -251,7 +253,8 @@ struct gateway::impl {
   caf::actor audit_pruner;
   caf::actor moderator;
   std::vector<caf::actor> quota;
-  std::vector<caf::actor> health;  ///< provider_health, by endpoint
+  std::vector<caf::actor> health;    ///< provider_health, by endpoint
+  std::vector<caf::actor> batchers;  ///< one per model
   admin_api_deps admin_deps;
   loop_context ctx;
   std::vector<std::unique_ptr<io_loop>> loops;
@@ -263,6 +266,8 @@ struct gateway::impl {
   /// Long-lived actors stop in reverse order of their start: the cache shards last. Also on a
   /// failed start, or the actor system's destructor would wait for them forever.
   void stop_actors() {
+    for (auto& b : batchers) caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
+    batchers.clear();
     for (auto& h : health) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
     health.clear();
     for (auto& q : quota) caf::anon_send_exit(q, caf::exit_reason::user_shutdown);
@@ -297,6 +302,7 @@ struct gateway::impl {
   void start_accounts();
   void start_compliance();
   void start_routing();
+  void start_batchers();
   ~impl() { stop_actors(); }
 };
 
@@ -435,6 +441,38 @@ void gateway::impl::start_routing() {
   plan.weights.availability = r.weight_availability;
   plan.max_attempts = r.max_attempts;
   plan.affinity_load_factor = r.affinity_load_factor;
+  if (d.settings.scheduling.enabled) start_batchers();
+}
+
+/// Step 8: one batcher per model, shaping to its endpoints' capacities (issue 6).
+void gateway::impl::start_batchers() {
+  auto& d = *this;
+  const auto& sc = d.settings.scheduling;
+  scheduling::queue_settings qs;
+  qs.max_depth = sc.max_queue_depth;
+  qs.timeout_ms = sc.queue_timeout_ms;
+  qs.aging_ms = sc.aging_ms;
+  qs.weights = {0, sc.weight_p1, sc.weight_p2, sc.weight_p3, sc.weight_p4};
+  qs.quantum_tokens = sc.quantum_tokens;
+  for (const auto& prov : d.settings.providers) {
+    for (const auto& m : prov.models) {
+      auto& entry = d.pipeline->models[m.name];
+      if (entry.batcher) continue;  // another provider of the model came first
+      auto cfg = std::make_shared<actors::batcher_config>();
+      cfg->model = m.name;
+      cfg->queue = qs;
+      scheduling::parse_strategy(m.batch_strategy, cfg->batch.s);
+      cfg->batch.max_wait_us = m.batch_max_wait_ms * 1000;
+      cfg->batch.max_batch = m.batch_max_size;
+      cfg->batch.latency_target_us = m.batch_latency_target_ms * 1000;
+      for (const auto& e : entry.endpoints)
+        cfg->endpoints.push_back({e.endpoint, e.max_concurrency, e.capacity_tokens_per_sec});
+      cfg->board = d.pipeline->routing.board;
+      cfg->metrics = node::batcher_series(d.metrics, m.name);
+      entry.batcher = d.system.spawn(actors::batcher, std::move(cfg));
+      d.batchers.push_back(entry.batcher);
+    }
+  }
 }
 
 /// Moderation (the published rules and the moderator that reloads them) and the audit writer

@@ -56,6 +56,9 @@ typename Inspector::result_type inspect(Inspector& f, reply_target& x) {
 }
 
 /// What the HTTP layer adds to a request: its id and the client's per-request cache controls.
+/// request_meta::priority when the client sent no x-tc-priority.
+constexpr uint8_t no_priority = 255;
+
 struct request_meta {
   std::string request_id;    ///< x-request-id: the client's own if valid, else ours
   std::string record_id;     ///< always ours, unique: the usage record's idempotency key
@@ -63,12 +66,13 @@ struct request_meta {
   bool no_store = false;     ///< Cache-Control: no-store (do not store the answer)
   uint32_t cache_ttl_s = 0;  ///< x-tc-cache-ttl; 0 = the model's TTL
   std::string api_key;       ///< the bearer token as sent (never logged, never forwarded)
+  uint8_t priority = no_priority;  ///< x-tc-priority (0..4); no_priority: not sent
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_meta& x) {
   return f(caf::meta::type_name("tc::request_meta"), x.request_id, x.record_id, x.no_cache,
-           x.no_store, x.cache_ttl_s, x.api_key);
+           x.no_store, x.cache_ttl_s, x.api_key, x.priority);
 }
 
 /// OpenAI's x-ratelimit-* values for one response (from the tightest limit of its scopes).
@@ -138,6 +142,7 @@ struct upstream_plan {
   bool keep_output = false;      ///< return the answer's text in the outcome (audit)
   std::string filing_id;         ///< algorithm-filing ID for the header, body and first chunk
   std::string tenant;            ///< the caller's tenant (remote output engines are told)
+  int64_t queue_ms = -1;         ///< step 8's wait, sent as x-tc-queue-ms; < 0: not queued
 };
 
 template <class Inspector>
@@ -146,7 +151,7 @@ typename Inspector::result_type inspect(Inspector& f, upstream_plan& x) {
            x.endpoint_index, x.fallbacks, x.in_flight_taken, x.model, x.url, x.body, x.stream,
            x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms, x.capture,
            x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate, x.write_ahead, x.acks,
-           x.moderate_output, x.keep_output, x.filing_id, x.tenant);
+           x.moderate_output, x.keep_output, x.filing_id, x.tenant, x.queue_ms);
 }
 
 /// connection -> I/O loop: answer the client from the cache (DESIGN §2 step 6). The port sends

@@ -332,6 +332,37 @@ TEST_CASE("a model served by several providers: endpoints that agree on what cli
         std::string::npos);
   CHECK(errors_of(sim_provider + second + "prefix_affinity = true\n")
             .find("another prefix_affinity setting") != std::string::npos);
+  // One batcher per model: its window is the model's, the same at every endpoint.
+  CHECK(errors_of(sim_provider + second + "batch_strategy = \"time\"\n")
+            .find("another batch_strategy") != std::string::npos);
+  CHECK(errors_of(sim_provider + second + "batch_max_wait_ms = 5\n")
+            .find("another batch_max_wait_ms") != std::string::npos);
+  CHECK(errors_of(sim_provider + second + "batch_max_size = 8\n").find("another batch_max_size") !=
+        std::string::npos);
+}
+
+TEST_CASE("scheduling settings and the per-model batch settings") {
+  auto s = load_string(sim_provider +
+                           "batch_strategy = \"priority\"\nbatch_max_wait_ms = 7\n"
+                           "batch_max_size = 16\n[scheduling]\nenabled = false\n"
+                           "max_queue_depth = 50\nqueue_timeout_ms = 900\naging_ms = 0\n"
+                           "weight_p1 = 16\n",
+                       "t.toml");
+  CHECK_FALSE(s.scheduling.enabled);
+  CHECK(s.scheduling.max_queue_depth == 50);
+  CHECK(s.scheduling.queue_timeout_ms == 900);
+  CHECK(s.scheduling.aging_ms == 0);
+  CHECK(s.scheduling.weight_p1 == 16);
+  CHECK(s.scheduling.weight_p4 == 1);
+  CHECK(s.providers[0].models[0].batch_strategy == "priority");
+  CHECK(s.providers[0].models[0].batch_max_wait_ms == 7);
+  CHECK(s.providers[0].models[0].batch_max_size == 16);
+  CHECK(errors_of(sim_provider + "batch_strategy = \"fifo\"\n")
+            .find("expected one of: time, size, adaptive, priority") != std::string::npos);
+  CHECK(errors_of(sim_provider + "batch_max_size = 0\n").find("expected 1..4096") !=
+        std::string::npos);
+  CHECK(errors_of(sim_provider + "[scheduling]\nweight_p3 = 0\n").find("expected 1..1024") !=
+        std::string::npos);
 }
 
 TEST_CASE("routing.aliases name a served model, are not model names, and are unique") {

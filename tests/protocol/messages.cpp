@@ -176,7 +176,7 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   out.attempts = 3;
   round_trip(self, remote, out);
 
-  round_trip(self, remote, tc::request_meta{"req_1", "req_2", true, true, 60, "sk-tc-secret"});
+  round_trip(self, remote, tc::request_meta{"req_1", "req_2", true, true, 60, "sk-tc-secret", 3});
 
   tc::cached_reply cr;
   cr.to = {0, 5};
