@@ -220,6 +220,9 @@ struct io_loop::impl {
       if (p.type == "sim") {
         auto sim = std::make_unique<sim::provider>(&loop, p.sim);
         transports[p.name] = sim.get();
+        const prometheus::Labels l{{"provider", p.name}, {"loop", std::to_string(index)}};
+        sim_gauges.push_back({&ctx.metrics->sim_utilisation.Add(l),
+                              &ctx.metrics->sim_active_sequences.Add(l)});
         sims.push_back(std::move(sim));
       } else {
         transports[p.name] = curl.get();
@@ -1466,6 +1469,11 @@ struct io_loop::impl {
     connections_refused->Increment(
         static_cast<double>(st.connections_refused - connections_refused_seen));
     connections_refused_seen = st.connections_refused;
+    for (size_t i = 0; i < sims.size(); ++i) {
+      const sim::sim_stats ss = sims[i]->stats();
+      sim_gauges[i].first->Set(ss.utilisation_recent);
+      sim_gauges[i].second->Set(ss.active_sequences);
+    }
   }
 
   uint32_t index;
@@ -1481,6 +1489,8 @@ struct io_loop::impl {
   std::unique_ptr<http::server> server;
   std::unique_ptr<upstream::curl_client> curl;
   std::vector<std::unique_ptr<sim::provider>> sims;
+  /// Per in-process sim: the utilisation it reports (last 10 s) and its active sequences.
+  std::vector<std::pair<prometheus::Gauge*, prometheus::Gauge*>> sim_gauges;
   std::unordered_map<std::string, upstream::transport*> transports;
   mpsc_queue<command> queue;
   std::unordered_map<uint64_t, pending> requests;

@@ -112,6 +112,16 @@ metrics::metrics()
                      .Name("tc_batch_size")
                      .Help("Requests a model's batcher released together")
                      .Register(*registry_)),
+      sim_utilisation(BuildGauge()
+                          .Name("tc_sim_gpu_utilisation")
+                          .Help("What an in-process simulated provider (a test double) reports as "
+                                "its GPU utilisation over the last 10 s: the time average of "
+                                "throughput(n)/throughput(max_batch); one simulated GPU per loop")
+                          .Register(*registry_)),
+      sim_active_sequences(BuildGauge()
+                               .Name("tc_sim_active_sequences")
+                               .Help("Sequences an in-process simulated provider decodes now")
+                               .Register(*registry_)),
       streams_cut_total(BuildCounter()
                             .Name("tc_streams_cut_total")
                             .Help("Started streams that ended with an error event")

@@ -65,6 +65,9 @@ class metrics {
   prometheus::Family<prometheus::Counter>& dispatched_total;
   prometheus::Family<prometheus::Counter>& queue_refused_total;  ///< model, priority, reason
   prometheus::Family<prometheus::Histogram>& batch_size;         ///< model
+  // In-process simulated providers (a test double), per provider and loop.
+  prometheus::Family<prometheus::Gauge>& sim_utilisation;
+  prometheus::Family<prometheus::Gauge>& sim_active_sequences;
   prometheus::Family<prometheus::Counter>& streams_cut_total;
   prometheus::Family<prometheus::Counter>& client_disconnects_total;
   prometheus::Family<prometheus::Counter>& moderation_blocks_total;  ///< direction
