@@ -3,6 +3,7 @@
 //   tcbench moderation
 //   tcbench semantic [--entries 1000000] [--queries 10000] [--dim 256] [--ef 64] [--sweep]
 //                    [--recall-sample 1000] [--m 16] [--ef-construction 100] [--k 10]
+//   tcbench failover / affinity / batching / flood: loads through a running node (--help)
 // `semantic` fills one semantic_index (one cache namespace holding every entry: the worst
 // case) with built-in embeddings of synthetic English questions, generated deterministically
 // from templates x topics x entities x numbers so that near-duplicates exist. It then asks
@@ -36,6 +37,7 @@
 #include "tools/tcbench/failover.hpp"
 #include "tools/tcbench/moderation.hpp"
 #include "tools/tcbench/pipeline.hpp"
+#include "tools/tcbench/scheduling.hpp"
 
 namespace {
 
@@ -1027,6 +1029,54 @@ int main(int argc, char** argv) {
   af->add_option("--max-tokens", aa.max_tokens, "per request")->check(CLI::Range(1u, 4096u));
   af->add_option("--bound", aa.bound, "fail above this x the mean load")
       ->check(CLI::Range(1.0, 1000.0));
+  const auto add_bounds = [](CLI::App* sub, tc::bench::open_loop_bounds& b) {
+    sub->add_option("--max-in-flight", b.max_in_flight,
+                    "per class: requests due beyond this are skipped")
+        ->check(CLI::Range(1u, 100000u));
+    sub->add_option("--max-requests", b.max_requests, "stop the arrivals after this many")
+        ->check(CLI::Range(uint64_t{1}, uint64_t{100'000'000}));
+    sub->add_option("--drain-seconds", b.drain_seconds, "wait this long for answers after")
+        ->check(CLI::Range(0.0, 3600.0));
+    sub->add_option("--timeout-seconds", b.timeout_seconds, "per request")
+        ->check(CLI::Range(0.1, 3600.0));
+  };
+  tc::bench::batching_args ba;
+  auto* bat = app.add_subcommand(
+      "batching", "open-loop interactive (P0-P2) + batch (P3) load through a node to tcsim");
+  bat->add_option("--target", ba.target, "the node's data port, HOST:PORT")->required();
+  bat->add_option("--sim", ba.sim, "the tcsim behind it, HOST:PORT")->required();
+  bat->add_option("--rate", ba.rate, "offered requests per second, all classes")
+      ->check(CLI::Range(0.01, 100000.0));
+  bat->add_option("--seconds", ba.seconds, "arrivals stop after this")
+      ->check(CLI::Range(1.0, 3600.0));
+  bat->add_option("--model", ba.model, "the model to ask");
+  bat->add_option("--max-tokens", ba.max_tokens, "per request")->check(CLI::Range(1u, 4096u));
+  bat->add_option("--interactive-share", ba.interactive_share, "share of interactive requests")
+      ->check(CLI::Range(0.0, 1.0));
+  bat->add_option("--p0-key", ba.p0_key, "interactive requests use this key of priority 0");
+  bat->add_option("--p1-key", ba.p1_key, "interactive requests use this key of priority 1");
+  bat->add_option("--label", ba.label, "names the run in the summary line");
+  add_bounds(bat, ba.bounds);
+  tc::bench::flood_args fl;
+  auto* fld = app.add_subcommand("flood", "open-loop P4 flood over capacity plus a P0 trickle");
+  fld->add_option("--target", fl.target, "the node's data port, HOST:PORT")->required();
+  fld->add_option("--sim", fl.sim, "the tcsim behind it, HOST:PORT")->required();
+  fld->add_option("--capacity-rps", fl.capacity_rps, "what the endpoint completes per second")
+      ->required()
+      ->check(CLI::Range(0.01, 100000.0));
+  fld->add_option("--flood-factor", fl.flood_factor, "P4 rate = this x --capacity-rps")
+      ->check(CLI::Range(0.01, 1000.0));
+  fld->add_option("--p0-rate", fl.p0_rate, "P0 requests per second")
+      ->check(CLI::Range(0.01, 10000.0));
+  fld->add_option("--p0-key", fl.p0_key, "a key of priority 0")->required();
+  fld->add_option("--seconds", fl.seconds, "arrivals stop after this")
+      ->check(CLI::Range(1.0, 3600.0));
+  fld->add_option("--model", fl.model, "the model to ask");
+  fld->add_option("--max-tokens", fl.max_tokens, "per request")->check(CLI::Range(1u, 4096u));
+  fld->add_option("--window-seconds", fl.window_seconds, "P4 progress window")
+      ->check(CLI::Range(0.1, 600.0));
+  fld->add_option("--label", fl.label, "names the run in the summary line");
+  add_bounds(fld, fl.bounds);
   CLI11_PARSE(app, argc, argv);
 
   std::string command_line;
@@ -1039,6 +1089,8 @@ int main(int argc, char** argv) {
   if (mod->parsed() && !mod_write.empty()) return tc::bench::write_moderation_inputs(mod_write);
   if (mod->parsed()) return tc::bench::run_moderation(command_line);
   if (af->parsed()) return tc::bench::run_affinity(aa, command_line);
+  if (bat->parsed()) return tc::bench::run_batching(ba, command_line);
+  if (fld->parsed()) return tc::bench::run_flood(fl, command_line);
   if (fo->parsed()) {
     if (fa.kill_at_s >= fa.seconds) {
       std::fprintf(stderr, "tcbench failover: --kill-at must be before --seconds\n");
