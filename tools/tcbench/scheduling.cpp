@@ -110,9 +110,9 @@ sim_watch watch_sim(const std::string& sim, const sim_model& m, clock_type::time
   double weighted_util = 0, weighted_active = 0, weighted_waiting = 0, weight = 0;
   double t_prev = t_first;
   bool last_ok = false;
+  auto tick = clock_type::now();
   for (uint64_t i = 1; i < 10'000'000; ++i) {
-    const auto tick = t0 + std::chrono::duration_cast<clock_type::duration>(
-                               std::chrono::duration<double>(t_first + 0.02 * i));
+    tick = std::max(tick + std::chrono::milliseconds(20), clock_type::now());  // no catch-up burst
     std::this_thread::sleep_until(tick);
     text = get_text(h, url);
     const double t = since();
