@@ -20,12 +20,17 @@ int64_t now_us() {
       .count();
 }
 
-/// The endpoint `i` may take one more request now: a free slot, tokens in its bucket (a
-/// request goes while the balance is positive; its estimate may take it below zero).
-bool has_capacity(const batcher_state& st, size_t i, int64_t now) {
+/// The endpoint `i` may take one more request of `priority` now: a free slot (P1-P4 leave the
+/// P0 reserve free), tokens in its bucket (a request goes while the balance is positive; its
+/// estimate may take it below zero).
+bool has_capacity(const batcher_state& st, size_t i, int64_t now, int priority) {
   const batcher_endpoint& e = st.cfg->endpoints[i];
   const batcher_state::capacity& c = st.endpoints[i];
-  if (e.max_concurrency != 0 && c.in_flight >= e.max_concurrency) return false;
+  if (e.max_concurrency != 0) {
+    if (c.in_flight >= e.max_concurrency) return false;
+    if (priority != 0 && c.in_flight - c.p0_in_flight >= e.max_concurrency - e.p0_reserved)
+      return false;
+  }
   return c.bucket.unlimited() || c.bucket.available(now) > 0;
 }
 
@@ -48,15 +53,21 @@ std::vector<bool> usable_endpoints(const batcher_state& st) {
   return usable;
 }
 
-/// Where a request with router order `order` goes: the first usable endpoint with capacity,
-/// else (an order that misses endpoints) any; -1: wait for capacity.
+/// Where a request of `priority` with router order `order` goes: the first usable endpoint of
+/// the order with capacity; -1: wait for capacity.
 int pick_endpoint(const batcher_state& st, const std::vector<bool>& usable,
-                  const std::vector<uint16_t>& order, int64_t now) {
+                  const std::vector<uint16_t>& order, int64_t now, int priority) {
   for (uint16_t i : order)
-    if (i < usable.size() && usable[i] && has_capacity(st, i, now)) return i;
-  for (size_t i = 0; i < usable.size(); ++i)
-    if (usable[i] && has_capacity(st, i, now)) return static_cast<int>(i);
+    if (i < usable.size() && usable[i] && has_capacity(st, i, now, priority)) return i;
   return -1;
+}
+
+/// Whether a request of `priority` could go to some usable endpoint now.
+bool any_capacity(const batcher_state& st, const std::vector<bool>& usable, int64_t now,
+                  int priority) {
+  for (size_t i = 0; i < usable.size(); ++i)
+    if (usable[i] && has_capacity(st, i, now, priority)) return true;
+  return false;
 }
 
 /// Seconds until a refused client should retry: the queue's drain time at the recent rate.
@@ -88,6 +99,22 @@ void refuse(batcher_state& st, batcher_state::held& h, uint8_t why) {
   h.promise.deliver(std::move(g));
 }
 
+/// A full queue makes room for a request of `priority` by refusing the newest request of the
+/// lowest priority below it, if there is one (a flood of P4 never keeps P0 out).
+void shed_for(batcher_state& st, int priority) {
+  for (int p = scheduling::priorities - 1; p > priority; --p) {
+    std::optional<scheduling::item> shed = st.queue->remove_newest(p);
+    if (!shed) continue;
+    auto h = st.waiting.find(shed->id);
+    if (h != st.waiting.end()) {
+      refuse(st, h->second, sched_queue_full);
+      st.waiting.erase(h);
+    }
+    report_depth(st, p);
+    return;
+  }
+}
+
 /// Makes sure a sched_pump arrives by `at_us` (one timer at a time: the earliest wins).
 void arm(self_ptr self, int64_t at_us, int64_t now) {
   auto& st = self->state;
@@ -104,7 +131,8 @@ int64_t capacity_back_us(const batcher_state& st, int64_t now) {
   for (size_t i = 0; i < st.endpoints.size(); ++i) {
     const batcher_endpoint& e = st.cfg->endpoints[i];
     const batcher_state::capacity& c = st.endpoints[i];
-    if (e.max_concurrency != 0 && c.in_flight >= e.max_concurrency) continue;
+    if (e.max_concurrency != 0 && c.in_flight - c.p0_in_flight >= e.max_concurrency - e.p0_reserved)
+      continue;
     if (c.bucket.unlimited()) continue;
     // The balance must be above zero: wait for it to reach one token.
     best = std::min(best, now + std::max<int64_t>(1, c.bucket.wait_us(1, now)));
@@ -137,18 +165,33 @@ void pump(self_ptr self) {
     // One batch: up to max_batch requests, each to an endpoint with capacity.
     const std::vector<bool> usable = usable_endpoints(st);
     std::vector<std::pair<batcher_state::held, sched_grant>> batch;
+    // P0 is popped first whenever one waits, so the next item's class is known before the pop.
+    auto next_priority = [&] { return st.queue->size(0) > 0 ? 0 : 1; };
     while (batch.size() < std::max<uint32_t>(1, st.cfg->batch.max_batch) && st.queue->size() > 0 &&
-           pick_endpoint(st, usable, {}, now) >= 0) {
+           any_capacity(st, usable, now, next_priority())) {
       std::optional<scheduling::item> it = st.queue->pop(now);
       if (!it) break;
       auto h = st.waiting.find(it->id);
       if (h == st.waiting.end()) continue;  // cannot happen: every queued id is waiting
       report_depth(st, it->priority);
-      const int at = pick_endpoint(st, usable, h->second.order, now);  // >= 0: checked above
+      const int at = pick_endpoint(st, usable, h->second.order, now, it->priority);
+      if (at < 0) {
+        // Its order leaves out the endpoints with capacity (a residency rule): it goes back
+        // to its line and this release stops (head-of-line until a slot of its own frees).
+        const int p = it->priority;
+        if (!st.queue->push(std::move(*it))) {
+          refuse(st, h->second, sched_queue_full);
+          st.waiting.erase(h);
+        }
+        report_depth(st, p);
+        break;
+      }
       batcher_state::capacity& c = st.endpoints[at];
       ++c.in_flight;
+      if (it->priority == 0) ++c.p0_in_flight;
       if (!c.bucket.unlimited()) c.bucket.settle(0, h->second.tokens, now);  // may go into debt
-      st.granted[it->id] = batcher_state::running{static_cast<uint16_t>(at), h->second.tokens};
+      st.granted[it->id] =
+          batcher_state::running{static_cast<uint16_t>(at), h->second.tokens, it->priority == 0};
       sched_grant g;
       g.order = std::move(h->second.order);
       auto pos = std::find(g.order.begin(), g.order.end(), static_cast<uint16_t>(at));
@@ -206,6 +249,7 @@ caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
         it.cost = h.tokens;
         it.enqueued_us = now;
         st.window->arrived(now);
+        if (st.queue->size() >= st.queue->settings().max_depth) shed_for(st, h.priority);
         if (st.waiting.count(a.id) != 0 || !st.queue->push(std::move(it))) {
           refuse(st, h, sched_queue_full);
           return promise;
@@ -221,6 +265,7 @@ caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
         if (it == st.granted.end()) return;
         batcher_state::capacity& c = st.endpoints[it->second.endpoint];
         if (c.in_flight > 0) --c.in_flight;
+        if (it->second.p0 && c.p0_in_flight > 0) --c.p0_in_flight;
         if (!c.bucket.unlimited()) c.bucket.settle(it->second.tokens, d.used_tokens, now_us());
         st.granted.erase(it);
         if (st.queue->size() > 0) pump(self);

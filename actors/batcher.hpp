@@ -6,9 +6,12 @@
 // - a token bucket per endpoint (providers[].capacity_tokens_per_sec), reserved by the request's
 //   estimate when it is released and settled to its actual usage when it ends.
 // A request is granted at the first endpoint of its router order (step 9) that has capacity and
-// whose breaker is not open; while some endpoint is healthy, an open one gets nothing. A queue
-// that is full, or a request held past scheduling.queue_timeout_ms, is answered 503 with
-// Retry-After (the time the queue takes to drain at the recent dispatch rate).
+// whose breaker is not open; while some endpoint is healthy, an open one gets nothing. P0 may
+// also take an endpoint's reserved slots (scheduling.p0_reserved), so a P0 request finds one
+// free under a flood instead of waiting for the next finished call. A full queue sheds its
+// newest request of the lowest priority for a request of a higher one; otherwise the newcomer
+// is refused. Refusals, and requests held past scheduling.queue_timeout_ms, are answered 503
+// with Retry-After (the time the queue takes to drain at the recent dispatch rate).
 //
 // The slot is held at the granted endpoint until the connection's sched_done, even when the
 // request failed over to another endpoint (the loop then counts it there too).
@@ -51,6 +54,7 @@ struct batcher_endpoint {
   uint32_t endpoint = 0;         ///< the pipeline's endpoint index (routing board)
   uint32_t max_concurrency = 0;  ///< requests granted and not done at once; 0 = unlimited
   double tokens_per_s = 0;       ///< token bucket rate (burst: one second); 0 = unlimited
+  uint32_t p0_reserved = 0;      ///< P1-P4 in flight stay below max_concurrency minus this
 };
 
 struct batcher_config {
@@ -75,10 +79,12 @@ struct batcher_state {
   struct running {
     uint16_t endpoint = 0;  ///< index in the model
     uint32_t tokens = 0;    ///< reserved from its bucket
+    bool p0 = false;
   };
   /// One endpoint's capacity in use.
   struct capacity {
     uint32_t in_flight = 0;
+    uint32_t p0_in_flight = 0;  ///< of which P0 (the reserve is counted against the others)
     scheduling::token_bucket bucket{0, 0};
   };
 

@@ -875,6 +875,16 @@ field_set build() {
                    "interleaves finer"},
           [](auto& s) -> auto& { return s.scheduling.quantum_tokens; }),
       bind<S>(
+          {.name = "scheduling.p0_reserved",
+           .type = vt::floating,
+           .default_text = "0.1",
+           .min = 0,
+           .max = 0.9,
+           .help = "Fraction of each endpoint's max_concurrency (rounded down, always leaving one "
+                   "slot to the others) that only P0 requests may take, so a P0 request finds a "
+                   "free slot under a flood of lower priorities"},
+          [](auto& s) -> auto& { return s.scheduling.p0_reserved; }),
+      bind<S>(
           {.name = "debug.fault_injection",
            .type = vt::boolean,
            .default_text = "false",

@@ -226,6 +226,7 @@ struct scheduling_settings {
   uint32_t weight_p3 = 2;
   uint32_t weight_p4 = 1;
   uint32_t quantum_tokens = 1'024;  ///< deficit round-robin quantum per unit of weight
+  double p0_reserved = 0.1;  ///< fraction of each endpoint's max_concurrency only P0 may take
 };
 
 struct settings {

@@ -221,8 +221,8 @@ struct io_loop::impl {
         auto sim = std::make_unique<sim::provider>(&loop, p.sim);
         transports[p.name] = sim.get();
         const prometheus::Labels l{{"provider", p.name}, {"loop", std::to_string(index)}};
-        sim_gauges.push_back({&ctx.metrics->sim_utilisation.Add(l),
-                              &ctx.metrics->sim_active_sequences.Add(l)});
+        sim_gauges.push_back(
+            {&ctx.metrics->sim_utilisation.Add(l), &ctx.metrics->sim_active_sequences.Add(l)});
         sims.push_back(std::move(sim));
       } else {
         transports[p.name] = curl.get();

@@ -465,8 +465,12 @@ void gateway::impl::start_batchers() {
       cfg->batch.max_wait_us = m.batch_max_wait_ms * 1000;
       cfg->batch.max_batch = m.batch_max_size;
       cfg->batch.latency_target_us = m.batch_latency_target_ms * 1000;
-      for (const auto& e : entry.endpoints)
-        cfg->endpoints.push_back({e.endpoint, e.max_concurrency, e.capacity_tokens_per_sec});
+      for (const auto& e : entry.endpoints) {
+        // Rounded down, and at least one slot stays open to P1-P4.
+        const auto reserved = static_cast<uint32_t>(sc.p0_reserved * e.max_concurrency);
+        cfg->endpoints.push_back({e.endpoint, e.max_concurrency, e.capacity_tokens_per_sec,
+                                  std::min(reserved, e.max_concurrency - 1)});
+      }
       cfg->board = d.pipeline->routing.board;
       cfg->metrics = node::batcher_series(d.metrics, m.name);
       entry.batcher = d.system.spawn(actors::batcher, std::move(cfg));

@@ -339,6 +339,13 @@ bool priority_queue::remove(uint64_t id) {
   return true;
 }
 
+std::optional<item> priority_queue::remove_newest(int priority) {
+  if (priority < 0 || priority >= priorities) return std::nullopt;
+  const uint32_t n = levels_[priority].newest;
+  if (n == none) return std::nullopt;
+  return unlink(n);
+}
+
 void priority_queue::compact_deadlines() {
   deadlines_.clear();
   for (const auto& [id, n] : index_) deadlines_.emplace_back(nodes_[n].it.deadline_us, id);

@@ -78,6 +78,9 @@ class priority_queue {
   std::vector<item> expire(int64_t now_us);
   /// Removes the item `id` (its client went away). False if it is not queued.
   bool remove(uint64_t id);
+  /// Removes and returns the item pushed last at `priority` (a full queue makes room for a
+  /// higher priority by shedding it); none if that priority holds nothing or is out of range.
+  std::optional<item> remove_newest(int priority);
 
   /// Items queued, all priorities.
   size_t size() const { return index_.size(); }

@@ -157,6 +157,44 @@ TEST_CASE("batcher: P0 is released before queued P3/P4s, and they still go when 
   CHECK(at(2) < at(3));
 }
 
+TEST_CASE("batcher: reserved slots are P0's: a P0 request goes at once under a flood") {
+  auto c = one_endpoint(3);
+  c->endpoints[0].p0_reserved = 1;
+  fixture f(c);
+  for (uint64_t id = 1; id <= 4; ++id) f.ask(id, 4);
+  REQUIRE(eventually([&] { return f.log->size() == 2; }));  // 2 of 3 slots: the third is P0's
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(f.log->size() == 2);
+  f.ask(10, 0);
+  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  CHECK(f.log->ids().back() == 10);
+  CHECK(f.log->of(10).waited_us < 20'000);
+  f.done(1);  // a freed shared slot goes to the flood again
+  REQUIRE(eventually([&] { return f.log->size() == 4; }));
+  CHECK(f.log->ids().back() == 3);
+}
+
+TEST_CASE("batcher: a full queue sheds its newest lowest-priority request for a higher one") {
+  auto c = one_endpoint(1);
+  c->queue.max_depth = 2;
+  fixture f(c);
+  f.ask(1, 4);
+  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  f.ask(2, 4);
+  f.ask(3, 4);
+  f.ask(4, 0);  // full: 3 (the newest P4) is refused, 4 takes its place
+  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  CHECK(f.log->ids().back() == 3);
+  CHECK(f.log->of(3).refused == tc::sched_queue_full);
+  f.ask(5, 4);  // full, nothing below P4: the newcomer is refused
+  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  CHECK(f.log->of(5).refused == tc::sched_queue_full);
+  f.done(1);
+  REQUIRE(eventually([&] { return f.log->size() == 4; }));
+  CHECK(f.log->ids().back() == 4);
+  CHECK(f.log->of(4).refused == tc::sched_granted);
+}
+
 TEST_CASE("batcher: a full queue is refused at once with a Retry-After") {
   auto c = one_endpoint(1);
   c->queue.max_depth = 2;

@@ -284,6 +284,30 @@ TEST_CASE("queue: remove takes an item out of every structure") {
   CHECK(q.pop(0)->id == 1);
 }
 
+TEST_CASE("queue: remove_newest sheds the last pushed item of a priority") {
+  queue_settings s;
+  s.max_depth = 4;
+  priority_queue q(s);
+  REQUIRE(q.push(mk(1, 4, "a", 100, 0)));
+  REQUIRE(q.push(mk(2, 4, "b", 100, 0)));
+  REQUIRE(q.push(mk(3, 3, "a", 100, 0)));
+  REQUIRE(q.push(mk(4, 4, "a", 100, 0)));
+  CHECK_FALSE(q.push(mk(5, 0, "c", 100, 0)));  // full
+  auto shed = q.remove_newest(4);
+  REQUIRE(shed);
+  CHECK(shed->id == 4);
+  CHECK(q.size(4) == 2);
+  CHECK(q.push(mk(5, 0, "c", 100, 0)));  // room for it now
+  CHECK_FALSE(q.remove_newest(2));       // nothing at P2
+  CHECK_FALSE(q.remove_newest(7));       // out of range
+  CHECK(q.remove_newest(4)->id == 2);
+  CHECK(q.remove_newest(4)->id == 1);
+  CHECK_FALSE(q.remove_newest(4));
+  CHECK(q.pop(0)->id == 5);
+  CHECK(q.pop(0)->id == 3);
+  CHECK(q.size() == 0);
+}
+
 TEST_CASE("queue: a full queue refuses, a duplicate id is refused") {
   queue_settings s;
   s.max_depth = 3;
