@@ -197,17 +197,54 @@ std::vector<uint32_t> loads_of(const std::vector<routing::candidate>& cands) {
   return loads;
 }
 
+/// The data-residency rule of the request's tenant (empty: none).
+routing::residency residency_of(const connection_state& st) {
+  routing::residency rule;
+  if (const accounts::tenant* t = st.dir->tenant(st.tenant)) {
+    rule.regions = t->residency_regions;
+    rule.required_tags = t->residency_tags;
+  }
+  return rule;
+}
+
+/// Whether `r` may serve a tenant with `rule`.
+bool resident(const routing::residency& rule, const model_route& r) {
+  if (rule.regions.empty() && rule.required_tags.empty()) return true;
+  routing::candidate c;
+  c.region = r.region;
+  c.tags = r.tags;
+  return routing::resident(c, rule);
+}
+
+/// Step 3: refused (403) when no endpoint of the model satisfies the tenant's residency rule.
+bool check_residency(const connection_state& st, openai::api_error& error) {
+  const routing::residency rule = residency_of(st);
+  for (const model_route& r : st.model->endpoints)
+    if (resident(rule, r)) return true;
+  error = openai::permission_denied("No endpoint of the model '" + st.req.model +
+                                        "' satisfies your tenant's data-residency rule (its "
+                                        "regions and tags).",
+                                    "model");
+  return false;
+}
+
 /// Step 9: the model's endpoints in the order to try (all of them: the batcher grants the first
-/// with capacity; the plan keeps routing.max_attempts). One endpoint is simply called; several
-/// are ranked by live health, price (in CNY), load and the policy. The first must be takeable
-/// now: a half-open endpoint only with a probe slot, else it waits at the back of the list with
-/// the unavailable ones.
+/// with capacity; the plan keeps routing.max_attempts). Only endpoints that satisfy the tenant's
+/// data-residency rule are listed: empty when none does. One endpoint is simply called;
+/// several are ranked by live health, price (in CNY), load and the policy. The first must be
+/// takeable now: a half-open endpoint only with a probe slot, else it waits at the back of the
+/// list with the unavailable ones.
 std::vector<const model_route*> rank_endpoints(connection_state& st) {
   const std::vector<model_route>& eps = st.model->endpoints;
   const routing_plan& rp = st.ctx->routing;
   std::vector<const model_route*> out;
+  // The tenant's data-residency rule, whatever the policy: a non-resident endpoint is never
+  // tried (compliance_first also ranks by it, with its own weights).
+  const routing::residency rule = residency_of(st);
+  auto allowed = [&](const model_route& r) { return resident(rule, r); };
   if (eps.size() == 1 || !rp.board) {
-    for (const model_route& r : eps) out.push_back(&r);
+    for (const model_route& r : eps)
+      if (allowed(r)) out.push_back(&r);
     return out;
   }
   const int64_t now = health_now_ms();
@@ -231,7 +268,8 @@ std::vector<const model_route*> rank_endpoints(connection_state& st) {
   const double in_tokens = static_cast<double>(st.req.input_chars) / 3.0;
   const double out_tokens = st.req.max_tokens != 0 ? st.req.max_tokens : 256.0;
   std::vector<size_t> order =
-      routing::rank(cands, rp.policy, rp.weights, routing::residency{}, in_tokens, out_tokens);
+      routing::rank(cands, rp.policy, rp.weights, rule, in_tokens, out_tokens);
+  std::erase_if(order, [&](size_t i) { return !allowed(eps[i]); });
   if (st.model->ring) {
     // Replicas: the prompt's prefix picks one (bounded loads over requests in flight), ahead
     // of the ranking unless its breaker is open or it is in Retry-After.
@@ -252,7 +290,6 @@ std::vector<const model_route*> rank_endpoints(connection_state& st) {
       out.push_back(r);
   }
   out.insert(out.end(), later.begin(), later.end());
-  if (out.empty()) out.push_back(&eps.front());  // cannot happen: no residency rule is given
   return out;
 }
 
@@ -424,6 +461,7 @@ void run(self_ptr self) {
   st.model = validate(*st.ctx, st.req, error);
   if (st.model == nullptr) return refuse(self, std::move(error));
   st.route = &st.model->endpoints.front();
+  if (!check_residency(st, error)) return refuse(self, std::move(error));
   if (!protect_context(st, error)) return refuse(self, std::move(error));
   // 2 admission     every scope's limits checked and reserved in one step at the owner
   admit(self);
@@ -744,6 +782,11 @@ void schedule(self_ptr self) {
   // 9 route (rank)  the model's endpoints ranked by live health, price, load and policy,
   //                 before step 8 because the batcher grants the first of them with capacity
   std::vector<const model_route*> ranked = rank_endpoints(st);
+  if (ranked.empty()) {  // cannot happen: step 3 checked the rule against the same tables
+    openai::api_error error;
+    check_residency(st, error);
+    return refuse(self, std::move(error));
+  }
   // 8 schedule      held in the model's priority queue (P0 strict, token round-robin over
   //                 P1-P4 and tenants, aging) until an endpoint has a free slot and tokens;
   //                 a full queue or a wait past the timeout: 503 with Retry-After

@@ -478,8 +478,8 @@ typename Inspector::result_type inspect(Inspector& f, limits& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant& x) {
   return f(caf::meta::type_name("tc::accounts::tenant"), x.id, x.name, x.currency, x.price_factor,
-           x.cache_scope, x.filing_id, x.priority, x.limit, x.model_limits, x.disabled,
-           x.created_at);
+           x.cache_scope, x.filing_id, x.priority, x.residency_regions, x.residency_tags, x.limit,
+           x.model_limits, x.disabled, x.created_at);
 }
 
 template <class Inspector>

@@ -48,6 +48,10 @@ struct tenant {
   std::string cache_scope;       ///< empty: the tenant's own; else a shared scope name
   std::string filing_id;         ///< its own algorithm-filing ID, over the model's; empty none
   uint8_t priority = 2;          ///< default tier of its keys
+  /// Data residency: its requests go only to endpoints in one of these regions (empty: any)
+  /// that carry every one of `residency_tags`. Both empty: no rule.
+  std::vector<std::string> residency_regions;
+  std::vector<std::string> residency_tags;
   limits limit;
   std::map<std::string, limits> model_limits;  ///< model glob -> limits for this tenant
   bool disabled = false;

@@ -13,6 +13,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -157,10 +158,13 @@ bool read_priority(const json& v, const std::string& param, uint8_t& out, field_
 
 /// A non-empty array of at most max_entries strings, each accepted by `item_ok`.
 bool read_list(const json& v, const std::string& param, bool (*item_ok)(std::string_view),
-               std::string_view item_what, std::vector<std::string>& out, field_error& err) {
+               std::string_view item_what, std::vector<std::string>& out, field_error& err,
+               bool may_be_empty = false) {
   if (!v.IsArray()) return type_error(err, param, "an array of strings");
-  if (v.Empty() || v.Size() > max_entries) {
-    return value_error(err, param, "expected an array of 1 to 64 items");
+  if (v.Size() > max_entries || (v.Empty() && !may_be_empty)) {
+    return value_error(err, param,
+                       may_be_empty ? "expected an array of at most 64 items"
+                                    : "expected an array of 1 to 64 items");
   }
   std::vector<std::string> items;
   items.reserve(v.Size());
@@ -177,6 +181,15 @@ bool read_list(const json& v, const std::string& param, bool (*item_ok)(std::str
   }
   out = std::move(items);
   return true;
+}
+
+/// A provider region or tag as config writes them: 1-64 of [A-Za-z0-9._:-].
+bool label_ok(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '-';
+  });
 }
 
 bool model_glob_ok(std::string_view s) {
@@ -392,10 +405,13 @@ template <class T>
 struct field_reader {
   std::string_view name;
   bool (*read)(const json&, T&);
+  /// Added after rows were first written: a row without it keeps the default (rows written by
+  /// an older node still load).
+  bool added_later = false;
 };
 
-/// Reads an object that must hold exactly `fields` (each once), plus "v": row_version when
-/// `versioned`. Anything else, missing or repeated fails.
+/// Reads an object that must hold exactly `fields` (each once; those added later may be
+/// missing), plus "v": row_version when `versioned`. Anything else, missing or repeated fails.
 template <class T, std::size_t N>
 bool read_fields(const json& obj, const field_reader<T> (&fields)[N], bool versioned, T& out) {
   static_assert(N < 64);
@@ -416,7 +432,10 @@ bool read_fields(const json& obj, const field_reader<T> (&fields)[N], bool versi
     if ((seen & bit) != 0 || !fields[i].read(m.value, out)) return false;
     seen |= bit;
   }
-  return (has_version || !versioned) && seen == (uint64_t{1} << N) - 1;
+  uint64_t required = 0;
+  for (std::size_t i = 0; i < N; ++i)
+    if (!fields[i].added_later) required |= uint64_t{1} << i;
+  return (has_version || !versioned) && (seen & required) == required;
 }
 
 constexpr field_reader<limits> limits_fields[] = {
@@ -461,6 +480,9 @@ constexpr field_reader<tenant> tenant_fields[] = {
     {"cache_scope", [](const json& v, tenant& x) { return get(v, x.cache_scope); }},
     {"filing_id", [](const json& v, tenant& x) { return get(v, x.filing_id); }},
     {"priority", [](const json& v, tenant& x) { return get(v, x.priority); }},
+    {"residency_regions", [](const json& v, tenant& x) { return get(v, x.residency_regions); },
+     true},
+    {"residency_tags", [](const json& v, tenant& x) { return get(v, x.residency_tags); }, true},
     {"limits", [](const json& v, tenant& x) { return get(v, x.limit); }},
     {"model_limits", [](const json& v, tenant& x) { return get(v, x.model_limits); }},
     {"disabled", [](const json& v, tenant& x) { return get(v, x.disabled); }},
@@ -491,7 +513,7 @@ constexpr field_reader<api_key> key_fields[] = {
     {"allowed_models", [](const json& v, api_key& x) { return get(v, x.allowed_models); }},
     {"allowed_endpoints", [](const json& v, api_key& x) { return get(v, x.allowed_endpoints); }},
     {"priority", [](const json& v, api_key& x) { return get(v, x.priority); }},
-    {"max_priority", [](const json& v, api_key& x) { return get(v, x.max_priority); }},
+    {"max_priority", [](const json& v, api_key& x) { return get(v, x.max_priority); }, true},
     {"limits", [](const json& v, api_key& x) { return get(v, x.limit); }},
 };
 
@@ -578,6 +600,9 @@ bool apply(std::string_view body, tenant& x, field_error& err) {
       }
     } else if (k == "priority") {
       ok = read_priority(v, param, n.priority, err);
+    } else if (k == "residency_regions" || k == "residency_tags") {
+      ok = read_list(v, param, label_ok, "1-64 characters of A-Z a-z 0-9 . _ : -",
+                     k == "residency_regions" ? n.residency_regions : n.residency_tags, err, true);
     } else if (k == "limits") {
       ok = read_limits(v, param, n.limit, err);
     } else if (k == "model_limits") {
@@ -752,6 +777,8 @@ std::string to_json(const tenant& x) {
   put_str(w, "cache_scope", x.cache_scope);
   put_str(w, "filing_id", x.filing_id);
   put_u64(w, "priority", x.priority);
+  put_list(w, "residency_regions", x.residency_regions);
+  put_list(w, "residency_tags", x.residency_tags);
   put_limits(w, "limits", x.limit);
   put_model_limits(w, "model_limits", x.model_limits);
   put_bool(w, "disabled", x.disabled);
@@ -869,6 +896,8 @@ std::string encode(const tenant& x) {
   put_str(w, "cache_scope", x.cache_scope);
   put_str(w, "filing_id", x.filing_id);
   put_u64(w, "priority", x.priority);
+  put_list(w, "residency_regions", x.residency_regions);
+  put_list(w, "residency_tags", x.residency_tags);
   put_limits(w, "limits", x.limit);
   put_model_limits(w, "model_limits", x.model_limits);
   put_bool(w, "disabled", x.disabled);

@@ -188,3 +188,50 @@ TEST_CASE("routing: an alias is served, billed and listed as the model it names"
   CHECK(post_json(node.data_port(), "/v1/chat/completions", chat_body("gpt-5", "hi")).status ==
         404);
 }
+
+TEST_CASE("routing: a tenant's data-residency rule keeps its requests on resident endpoints") {
+  std::string toml = server_toml() + "[routing]\npolicy = \"cost_first\"\n";
+  // "us" is cheaper, so cost_first would pick it for a tenant without a rule.
+  toml += "[[providers]]\nname = \"cn\"\ntype = \"sim\"\nregion = \"cn-east\"\n";
+  toml += "tags = [\"pipl\"]\n[providers.sim]\nttft_ms = 1\ntokens_per_sec = 5000\n";
+  toml += "[[providers.models]]\nname = \"sim-chat\"\nprice_input_per_m = 9.0\n";
+  toml += "price_output_per_m = 9.0\n";
+  toml += "[[providers]]\nname = \"us\"\ntype = \"sim\"\nregion = \"us-west\"\n";
+  toml += "[providers.sim]\nttft_ms = 1\ntokens_per_sec = 5000\n";
+  toml += "[[providers.models]]\nname = \"sim-chat\"\nprice_input_per_m = 1.0\n";
+  toml += "price_output_per_m = 1.0\n";
+  node_process node;
+  REQUIRE_MESSAGE(node.start(toml), node.error());
+  create_tenant(node, R"({"id":"free"})");
+  create_tenant(node, R"({"id":"local","residency_regions":["cn-east"]})");
+  create_tenant(node, R"({"id":"tagged","residency_tags":["pipl"]})");
+  create_tenant(node, R"({"id":"eu","residency_regions":["eu-central"]})");
+  const std::string free_key = create_key(node, "free");
+  const std::string local_key = create_key(node, "local");
+  const std::string tagged_key = create_key(node, "tagged");
+  const std::string eu_key = create_key(node, "eu");
+  for (int i = 0; i < 4; ++i) {
+    const std::string q = "residency question " + std::to_string(i);
+    response r = chat(node, local_key, q, R"("max_tokens":4)");
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    CHECK(r.header("x-tc-provider") == "cn");
+    r = chat(node, tagged_key, q + " tagged", R"("max_tokens":4)");
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    CHECK(r.header("x-tc-provider") == "cn");
+    r = chat(node, free_key, q + " free", R"("max_tokens":4)");
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    CHECK(r.header("x-tc-provider") == "us");  // no rule: the cheaper one
+  }
+  // No endpoint is resident: refused before anything is spent.
+  response r = chat(node, eu_key, "nowhere to go", R"("max_tokens":4)");
+  CHECK(r.status == 403);
+  CHECK(error_of(r.body).type == "permission_error");
+  CHECK(error_of(r.body).param == "model");
+  CHECK(error_of(r.body).message.find("data-residency") != std::string::npos);
+  // The rule can be lifted through the admin API.
+  response patched = admin_call(node, "PATCH", "/v1/tenants/eu", R"({"residency_regions":[]})");
+  REQUIRE_MESSAGE(patched.status == 200, patched.body);
+  CHECK(eventually(
+      [&] { return chat(node, eu_key, "somewhere now", R"("max_tokens":4)").status == 200; },
+      5000ms));
+}
