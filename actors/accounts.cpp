@@ -333,6 +333,26 @@ accounts_result delete_price(self_ptr self, const accounts::price& p) {
   return commit(self, b, std::move(next), ok(200, accounts::to_json(p)));
 }
 
+accounts_result put_split(self_ptr self, accounts::model_split sp) {
+  auto next = copy_current(self);
+  sp.updated_at = unix_now();
+  store::batch b;
+  b.put(family::tenants, "s/" + sp.group, accounts::encode(sp));
+  next->splits[sp.group] = sp;
+  return commit(self, b, std::move(next), ok(200, accounts::to_json(sp)));
+}
+
+accounts_result delete_split(self_ptr self, const std::string& group) {
+  auto next = copy_current(self);
+  auto it = next->splits.find(group);
+  if (it == next->splits.end()) return fail(404, "No stored weights for group '" + group + "'.");
+  accounts::model_split gone = it->second;
+  store::batch b;
+  b.del(family::tenants, "s/" + group);
+  next->splits.erase(it);
+  return commit(self, b, std::move(next), ok(200, accounts::to_json(gone)));
+}
+
 accounts_result apply(self_ptr self, accounts_op& op) {
   switch (op.op) {
     case accounts_op::create_tenant:
@@ -363,6 +383,10 @@ accounts_result apply(self_ptr self, accounts_op& op) {
       return put_price(self, op.price);
     case accounts_op::delete_price:
       return delete_price(self, op.price);
+    case accounts_op::put_split:
+      return put_split(self, std::move(op.split));
+    case accounts_op::delete_split:
+      return delete_split(self, op.id);
   }
   return fail(400, "Unknown accounts operation.");
 }
@@ -385,6 +409,9 @@ store::status load_directory(store& db, directory& out) {
     } else if (key.substr(0, 2) == "$/") {
       accounts::price p;
       if ((ok = accounts::decode(value, p))) out.prices[p.provider + "/" + p.model] = std::move(p);
+    } else if (key.substr(0, 2) == "s/") {
+      accounts::model_split sp;
+      if ((ok = accounts::decode(value, sp))) out.splits[sp.group] = std::move(sp);
     }
     if (!ok) {
       bad.value = store::status::code::corruption;

@@ -31,7 +31,8 @@ struct directory {
   std::unordered_map<std::string, std::string> key_by_hash;   ///< secret hash -> key id
   std::map<std::string, accounts::admin_token> admin_tokens;  ///< by id
   std::unordered_map<std::string, std::string> admin_by_hash;
-  std::map<std::string, accounts::price> prices;  ///< stored overrides, by "provider/model"
+  std::map<std::string, accounts::price> prices;        ///< stored overrides, by "provider/model"
+  std::map<std::string, accounts::model_split> splits;  ///< stored group weights, by group
 
   const accounts::tenant* tenant(const std::string& id) const;
   const accounts::project* project(const std::string& tenant, const std::string& id) const;

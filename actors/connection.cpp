@@ -24,10 +24,72 @@ uint64_t now_ns() {
                                    .count());
 }
 
-/// Step 3: the model exists (an alias becomes the model it names: served, billed and cached as
-/// it) and serves this endpoint.
+bool pick_model(connection_state& st, openai::api_error& error);
+
+/// Step 3, which model: an alias's, a group's member (by weight, the same for the same user) or
+/// the auto model's pick. The request is then served, billed and cached as that model. False
+/// (with `error`) when the auto model has nothing that fits.
+bool resolve_model(connection_state& st, openai::api_error& error) {
+  openai::request& req = st.req;
+  const std::string asked = req.model;
+  if (!pick_model(st, error)) return false;
+  // The body says the model that serves it (what the upstream, the cache key and the answer's
+  // `model` see).
+  if (req.model != asked) req.body = openai::with_model(req.body, req.model);
+  return true;
+}
+
+/// resolve_model's choice, into st.req.model.
+bool pick_model(connection_state& st, openai::api_error& error) {
+  const pipeline& ctx = *st.ctx;
+  openai::request& req = st.req;
+  if (auto a = ctx.aliases.find(req.model); a != ctx.aliases.end()) {
+    req.model = a->second;
+    return true;
+  }
+  if (auto g = ctx.groups.find(req.model); g != ctx.groups.end()) {
+    const model_group& group = g->second;
+    std::vector<uint32_t> weights = group.weights;
+    if (auto sp = st.dir->splits.find(req.model); sp != st.dir->splits.end()) {
+      uint64_t total = 0;
+      for (size_t i = 0; i < group.members.size(); ++i) {
+        auto w = sp->second.weights.find(group.members[i]);
+        weights[i] = w == sp->second.weights.end() ? 0 : w->second;
+        total += weights[i];
+      }
+      if (total == 0) weights = group.weights;  // stored for members the config no longer has
+    }
+    // Sticky per user: the request's `user` within its tenant, else its key, else its tenant.
+    std::string sticky;
+    if (!req.user.empty())
+      sticky = "u:" + st.tenant + ":" + req.user;
+    else if (st.caller != nullptr)
+      sticky = "k:" + st.caller->id;
+    else
+      sticky = "t:" + st.tenant;
+    req.model = group.members[routing::pick_sticky(sticky, weights)];
+    return true;
+  }
+  if (!ctx.auto_model.name.empty() && req.model == ctx.auto_model.name &&
+      req.kind == openai::endpoint::chat_completions) {
+    const routing::request_features f = routing::features_of(
+        openai::input_texts(req.kind, req.body), req.max_tokens, req.has_tools, req.message_count);
+    const routing::weight_class c = routing::classify(f, ctx.auto_model.thresholds);
+    std::optional<size_t> pick = routing::pick_auto(ctx.auto_model.choices, f, c);
+    if (!pick) {
+      error = openai::invalid_request("The model '" + req.model + "' has no " +
+                                          std::string(routing::to_string(c)) +
+                                          " model whose context window holds this request.",
+                                      "model");
+      return false;
+    }
+    req.model = ctx.auto_model.choices[*pick].name;
+  }
+  return true;
+}
+
+/// Step 3: the model exists and serves this endpoint.
 const model_entry* validate(const pipeline& ctx, openai::request& req, openai::api_error& error) {
-  if (auto a = ctx.aliases.find(req.model); a != ctx.aliases.end()) req.model = a->second;
   auto it = ctx.models.find(req.model);
   if (it == ctx.models.end()) {
     error = openai::model_not_found(req.model);
@@ -458,6 +520,7 @@ void run(self_ptr self) {
       accounts::request_priority(st.caller, t != nullptr ? t->priority : 2, st.meta.priority);
   // 3 validate      the model is known and serves this endpoint (before 2: the reservation
   //                 is priced by the model)
+  if (!resolve_model(st, error)) return refuse(self, std::move(error));
   st.model = validate(*st.ctx, st.req, error);
   if (st.model == nullptr) return refuse(self, std::move(error));
   st.route = &st.model->endpoints.front();

@@ -24,7 +24,9 @@
 #include "protocol/canonical/embed.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/routing/affinity.hpp"
+#include "protocol/routing/auto_model.hpp"
 #include "protocol/routing/router.hpp"
+#include "protocol/routing/split.hpp"
 #include "protocol/scheduling/context.hpp"
 
 namespace tc::actors {
@@ -171,9 +173,25 @@ struct routing_plan {
   double affinity_load_factor = 1.25;  ///< prefix affinity's bound (routing.affinity_load_factor)
 };
 
+/// A model group (routing.groups): its id splits requests over its members by weight, sticky
+/// per user. A stored model_split (admin API) replaces the configured weights.
+struct model_group {
+  std::vector<std::string> members;  ///< the first is the stable one
+  std::vector<uint32_t> weights;     ///< configured, by member
+};
+
+/// The virtual auto model (routing.auto_model): the cheapest chat model that fits a request.
+struct auto_plan {
+  std::string name;                           ///< the id clients send; "" none
+  std::vector<routing::auto_choice> choices;  ///< models with an auto_tier, prices in CNY
+  routing::auto_thresholds thresholds;
+};
+
 struct pipeline {
   std::unordered_map<std::string, model_entry> models;
   std::unordered_map<std::string, std::string> aliases;  ///< alias -> model id (routing.aliases)
+  std::unordered_map<std::string, model_group> groups;   ///< group id -> its models
+  auto_plan auto_model;
   routing_plan routing;
   std::vector<io_port*> ports;  ///< by reply_target::loop
   cache_plan cache;

@@ -126,6 +126,7 @@ class reader {
     });
     check_listen_addresses(root, s);
     check_aliases(root, s);
+    check_groups(root, s);
     if (model_tables_ == 0) {
       global_.push_back(
           "nothing to serve: no model is configured; add a [[providers]] table with at least one "
@@ -452,6 +453,8 @@ class reader {
              ")";
     if (a.batch_max_size != b.batch_max_size)
       return "batch_max_size (" + num(a.batch_max_size) + " vs " + num(b.batch_max_size) + ")";
+    if (a.auto_tier != b.auto_tier)
+      return "auto_tier (" + text(a.auto_tier) + " vs " + text(b.auto_tier) + ")";
     if (a.batch_latency_target_ms != b.batch_latency_target_ms)
       return "batch_latency_target_ms (" + num(a.batch_latency_target_ms) + " vs " +
              num(b.batch_latency_target_ms) + ")";
@@ -548,6 +551,47 @@ class reader {
     }
   }
 
+  /// Each group names served models of one kind, is not a model's or alias's name (nor the auto
+  /// model's), is given once, and gives some member a weight; the auto model's id is new too.
+  void check_groups(const toml::table& root, const settings& s) {
+    std::set<std::string> taken;
+    for (const auto& a : s.routing.aliases) taken.insert(a.substr(0, a.find('=')));
+    if (const toml::node* n = root.at_path("routing.auto_model").node();
+        n != nullptr && !s.routing.auto_model.empty()) {
+      if (model_names_.count(s.routing.auto_model) != 0 || taken.count(s.routing.auto_model) != 0)
+        error(*n, "auto_model \"" + s.routing.auto_model + "\" is already a model's or alias's id");
+      taken.insert(s.routing.auto_model);
+    }
+    const toml::node* n = root.at_path("routing.groups").node();
+    if (n == nullptr) return;
+    for (const auto& g : s.routing.groups) {
+      const auto eq = g.find('=');
+      if (eq == std::string::npos) continue;  // reported by its check
+      const std::string name = g.substr(0, eq);
+      if (model_names_.count(name) != 0 || !taken.insert(name).second) {
+        error(*n, "group \"" + name + "\" is already a model's, alias's or group's id");
+        continue;
+      }
+      std::set<std::string> members;
+      std::string kind;
+      uint64_t total = 0;
+      for (const auto& [model, weight] : parse_group(g.substr(eq + 1))) {
+        auto m = model_names_.find(model);
+        if (m == model_names_.end()) {
+          error(*n, "group \"" + name + "\" names \"" + model + "\", which no provider serves");
+        } else if (!members.insert(model).second) {
+          error(*n, "group \"" + name + "\" names \"" + model + "\" twice");
+        } else if (!kind.empty() && m->second.model.kind != kind) {
+          error(*n, "group \"" + name + "\" mixes chat and embedding models");
+        } else {
+          kind = m->second.model.kind;
+        }
+        total += weight;
+      }
+      if (total == 0) error(*n, "group \"" + name + "\" gives no model a weight above 0");
+    }
+  }
+
   void check_listen_addresses(const toml::table& root, const settings& s) {
     if (s.server.listen != s.server.admin_listen) return;
     if (s.server.listen.size() >= 2 && s.server.listen.substr(s.server.listen.size() - 2) == ":0") {
@@ -576,6 +620,32 @@ class reader {
 };
 
 }  // namespace
+
+std::vector<std::pair<std::string, uint32_t>> parse_group(std::string_view members) {
+  std::vector<std::pair<std::string, uint32_t>> out;
+  while (true) {
+    const auto comma = members.find(',');
+    std::string_view item = members.substr(0, comma);
+    const auto colon = item.find(':');
+    std::string_view model = item.substr(0, colon);
+    uint64_t weight = 1;
+    if (colon != std::string_view::npos) {
+      std::string_view w = item.substr(colon + 1);
+      if (w.empty() || w.size() > 7) return {};
+      weight = 0;
+      for (char c : w) {
+        if (c < '0' || c > '9') return {};
+        weight = weight * 10 + static_cast<uint64_t>(c - '0');
+      }
+      if (weight > 1'000'000) return {};
+    }
+    if (model.empty()) return {};
+    out.emplace_back(std::string(model), static_cast<uint32_t>(weight));
+    if (comma == std::string_view::npos) break;
+    members.remove_prefix(comma + 1);
+  }
+  return out;
+}
 
 settings load_string(std::string_view toml_text, std::string_view source_name) {
   toml::table root;

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "config/settings.hpp"
 
@@ -23,6 +25,10 @@ settings load_file(const std::string& path);
 
 /// Same, from text; `source_name` stands for the file name in errors.
 settings load_string(std::string_view toml_text, std::string_view source_name = "<string>");
+
+/// The members of the right side of a routing.groups entry, "model:weight,model:weight" (a
+/// model without ":weight" weighs 1), in order; empty when it does not parse.
+std::vector<std::pair<std::string, uint32_t>> parse_group(std::string_view members);
 
 /// The configuration reference (docs/config.md): every setting with type, default, bounds and
 /// help, generated from the one declaration in config/schema.cpp.

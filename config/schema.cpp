@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "config/fields.hpp"
+#include "config/loader.hpp"
 
 namespace tc::config::detail {
 namespace {
@@ -113,6 +114,15 @@ std::string check_alias(std::string_view s) {
   for (char c : s) ok = ok && static_cast<unsigned char>(c) > ' ' && c != 0x7f;
   if (ok) return "";
   return "expected \"alias=model\" without spaces, got \"" + std::string(s) + "\"";
+}
+
+std::string check_group(std::string_view s) {
+  const auto eq = s.find('=');
+  bool ok = eq != std::string_view::npos && eq > 0 && eq + 1 < s.size();
+  for (char c : s) ok = ok && static_cast<unsigned char>(c) > ' ' && c != 0x7f;
+  if (ok && !parse_group(s.substr(eq + 1)).empty()) return "";
+  return "expected \"group=model:weight,model:weight\" (weights 0-1000000) without spaces, got \"" +
+         std::string(s) + "\"";
 }
 
 std::string check_header_text(std::string_view s) {
@@ -801,6 +811,44 @@ field_set build() {
                    "/v1/models"},
           [](auto& s) -> auto& { return s.routing.aliases; }, check_alias),
       bind<S>(
+          {.name = "routing.groups",
+           .type = vt::string_array,
+           .default_text = "[]",
+           .help = "Model groups, as \"group=model:weight,model:weight\" (e.g. "
+                   "\"chat=qwen-max:90,deepseek-chat:10\"): requests for the group's id go to one "
+                   "of its models by weight, the same model for the same user (the request's "
+                   "`user`, else its key, else its tenant): canary and A/B splits. The first "
+                   "model is the stable one. The admin API (and tcctl models) changes the weights "
+                   "at run time"},
+          [](auto& s) -> auto& { return s.routing.groups; }, check_group),
+      bind<S>(
+          {.name = "routing.auto_model",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "Id of the virtual model that picks the cheapest chat model that fits each "
+                   "request: heavy requests (long prompts, tools, code, large max_tokens) only "
+                   "models with auto_tier heavy, light ones any with auto_tier light or heavy; "
+                   "\"\" none"},
+          [](auto& s) -> auto& { return s.routing.auto_model; }),
+      bind<S>(
+          {.name = "routing.auto_heavy_prompt_tokens",
+           .type = vt::integer,
+           .default_text = "2000",
+           .min = 1,
+           .max = 10000000,
+           .help = "auto_model: a request whose prompt is estimated above this many tokens is "
+                   "heavy"},
+          [](auto& s) -> auto& { return s.routing.auto_heavy_prompt_tokens; }),
+      bind<S>(
+          {.name = "routing.auto_heavy_max_tokens",
+           .type = vt::integer,
+           .default_text = "1024",
+           .min = 1,
+           .max = 10000000,
+           .help = "auto_model: a request asking for more than this many completion tokens is "
+                   "heavy"},
+          [](auto& s) -> auto& { return s.routing.auto_heavy_max_tokens; }),
+      bind<S>(
           {.name = "scheduling.enabled",
            .type = vt::boolean,
            .default_text = "true",
@@ -1177,6 +1225,14 @@ field_set build() {
            .max = 600000,
            .help = "adaptive and priority: the batch window stays within a quarter of this"},
           [](auto& m) -> auto& { return m.batch_latency_target_ms; }),
+      bind<M>(
+          {.name = "providers[].models[].auto_tier",
+           .type = vt::string,
+           .default_text = R"("none")",
+           .help = "What routing.auto_model may pick this chat model for: heavy (any request), "
+                   "light (light requests only) or none",
+           .choices = {"none", "light", "heavy"}},
+          [](auto& m) -> auto& { return m.auto_tier; }),
   };
 
   using Z = sim_settings;

@@ -54,6 +54,7 @@ struct model_settings {
   uint32_t batch_max_wait_ms = 0;           ///< longest a request is held for others; 0 = none
   uint32_t batch_max_size = 32;             ///< requests released together at most
   uint32_t batch_latency_target_ms = 200;   ///< adaptive windows stay within a quarter of it
+  std::string auto_tier = "none";  ///< what routing.auto_model may use it for: none|light|heavy
 };
 
 struct provider_settings {
@@ -202,6 +203,12 @@ struct routing_settings {
   uint32_t probe_interval_ms = 1'000;  ///< active probes of an open endpoint; 0 = none
   double affinity_load_factor = 1.25;  ///< prefix affinity: no replica above this x the mean
   std::vector<std::string> aliases;    ///< "alias=model": another id clients may send
+  /// "group=model:weight,model:weight": an id whose requests are split over models by weight,
+  /// sticky per user (canary and A/B); the first model is the stable one (rollback target).
+  std::vector<std::string> groups;
+  std::string auto_model;                     ///< id of the virtual model that picks one; "" none
+  uint32_t auto_heavy_prompt_tokens = 2'000;  ///< auto: heavy above this many prompt tokens
+  uint32_t auto_heavy_max_tokens = 1'024;     ///< auto: heavy when max_tokens is above this
 };
 
 /// Hooks for chaos tests; off in production.

@@ -362,6 +362,92 @@ admin_answer prices(const admin_api_deps& d, const actors::directory& dir, const
   return change(d, std::move(op));
 }
 
+// -- model groups (routing.groups: canary and A/B weights) ------------------------------------
+
+/// A group as the API shows it: each model's weight in force and its configured weight.
+std::string group_json(const admin_api_deps::group_config& g, const accounts::model_split* live) {
+  std::string out = "{\"object\":\"model_group\",\"id\":\"" + g.name + "\",\"models\":[";
+  for (size_t i = 0; i < g.members.size(); ++i) {
+    const auto& [model, configured] = g.members[i];
+    uint32_t now = configured;
+    if (live != nullptr) {
+      auto it = live->weights.find(model);
+      now = it == live->weights.end() ? 0 : it->second;
+    }
+    if (i != 0) out += ',';
+    out += "{\"model\":\"" + model + "\",\"weight\":" + std::to_string(now) +
+           ",\"configured_weight\":" + std::to_string(configured) + "}";
+  }
+  out += "],\"stable\":\"" + g.members.front().first + "\",\"stored\":";
+  out += live != nullptr ? "true" : "false";
+  out += ",\"updated_at\":" + std::to_string(live != nullptr ? live->updated_at : 0) + "}";
+  return out;
+}
+
+/// GET /v1/routing/groups[/{group}]; PUT one's weights, POST .../rollback (all to the stable
+/// model), DELETE (back to the configured weights). Stored weights survive restarts.
+admin_answer groups(const admin_api_deps& d, const actors::directory& dir, const admin_call& c,
+                    const std::vector<std::string>& seg) {
+  auto live_of = [&](const std::string& g) -> const accounts::model_split* {
+    auto it = dir.splits.find(g);
+    return it == dir.splits.end() ? nullptr : &it->second;
+  };
+  if (seg.size() == 2) {
+    if (c.method != "GET") return method_not_allowed(c);
+    std::vector<std::string> items;
+    for (const auto& g : d.config_groups) items.push_back(group_json(g, live_of(g.name)));
+    return json(200, accounts::list_json(items));
+  }
+  if (seg.size() != 3 && !(seg.size() == 4 && seg[3] == "rollback"))
+    return not_found("Groups are addressed as /v1/routing/groups/{group}[/rollback].");
+  const admin_api_deps::group_config* g = nullptr;
+  for (const auto& cg : d.config_groups)
+    if (cg.name == seg[2]) g = &cg;
+  if (g == nullptr) return not_found("No model group '" + seg[2] + "'.");
+  // A change answers with the group as it now is.
+  auto changed = [&](accounts_op op) {
+    const bool stored = op.op == accounts_op::put_split;
+    accounts::model_split now = op.split;
+    admin_answer a = change(d, std::move(op));
+    if (a.status != 200) return a;
+    rapidjson::Document doc;
+    doc.Parse(a.body.c_str(), a.body.size());
+    if (stored && doc.IsObject() && doc.HasMember("updated_at") && doc["updated_at"].IsInt64())
+      now.updated_at = doc["updated_at"].GetInt64();
+    return json(200, group_json(*g, stored ? &now : nullptr));
+  };
+  accounts_op op;
+  if (seg.size() == 4) {  // rollback: every request to the stable model, at once
+    if (c.method != "POST") return method_not_allowed(c);
+    op.op = accounts_op::put_split;
+    op.split.group = g->name;
+    for (const auto& [model, w] : g->members) op.split.weights[model] = 0;
+    op.split.weights[g->members.front().first] = 1;
+    return changed(std::move(op));
+  }
+  if (c.method == "GET") return json(200, group_json(*g, live_of(g->name)));
+  if (c.method == "DELETE") {  // back to the configured weights
+    op.op = accounts_op::delete_split;
+    op.id = g->name;
+    return changed(std::move(op));
+  }
+  if (c.method != "PUT") return method_not_allowed(c);
+  accounts::model_split sp;
+  sp.group = g->name;
+  accounts::field_error fe;
+  if (!accounts::apply(c.body, sp, fe)) return bad_request(fe.message, fe.param);
+  for (const auto& [model, w] : sp.weights) {
+    bool member = false;
+    for (const auto& m : g->members) member = member || m.first == model;
+    if (!member)
+      return bad_request("The group '" + sp.group + "' has no model '" + model + "'.",
+                         "weights." + model);
+  }
+  op.op = accounts_op::put_split;
+  op.split = std::move(sp);
+  return changed(std::move(op));
+}
+
 // -- usage -----------------------------------------------------------------------------------
 
 admin_answer usage(const admin_api_deps& d, const admin_call& c,
@@ -596,6 +682,7 @@ admin_answer handle_admin(const admin_api_deps& d, const admin_call& c) {
   if (area == "keys") return keys(d, *dir, c, seg);
   if (area == "admin-tokens") return admin_tokens(d, *dir, c, seg);
   if (area == "prices") return prices(d, *dir, c, seg);
+  if (area == "routing" && seg.size() >= 2 && seg[1] == "groups") return groups(d, *dir, c, seg);
   if (area == "usage") return usage(d, c, seg);
   if (area == "audit") return audit(d, c, seg);
   if (area == "cache") {

@@ -26,7 +26,13 @@ struct admin_api_deps {
   caf::actor audit;            ///< the audit_writer; unset: every /v1/audit call is 503
   std::string bootstrap_hash;  ///< secret hash of the owner token from the environment ("" none)
   std::vector<accounts::price> config_prices;  ///< list prices from the config file
-  std::function<std::string()> cache_stats;    ///< null: no cache
+  /// routing.groups from the config file.
+  struct group_config {
+    std::string name;
+    std::vector<std::pair<std::string, uint32_t>> members;  ///< config order; first = stable
+  };
+  std::vector<group_config> config_groups;
+  std::function<std::string()> cache_stats;  ///< null: no cache
   std::function<std::pair<int, std::string>(const std::string&)> cache_invalidate;
   /// debug.fault_injection: sets faults from a JSON body ("" reads them); null when off.
   std::function<std::pair<int, std::string>(const std::string&)> debug_faults;

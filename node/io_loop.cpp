@@ -1411,8 +1411,10 @@ struct io_loop::impl {
     if (p.series == nullptr) {
       // Not routed: label by the model only if the configuration declares it, so a client
       // cannot grow the label set with made-up model names.
-      const bool known =
-          ctx.pipeline->models.count(p.model) != 0 || ctx.pipeline->aliases.count(p.model) != 0;
+      const actors::pipeline& pl = *ctx.pipeline;
+      const bool known = pl.models.count(p.model) != 0 || pl.aliases.count(p.model) != 0 ||
+                         pl.groups.count(p.model) != 0 ||
+                         (!pl.auto_model.name.empty() && pl.auto_model.name == p.model);
       p.series = &cache.route(known ? std::string_view(p.model) : "other", p.provider);
     }
     cache.finished(*p.series, status, seconds(total_ns));

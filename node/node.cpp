@@ -1,8 +1,10 @@
 #include "node/node.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "actors/provider_health.hpp"
 #include "actors/store.hpp"
 #include "actors/tenant_quota.hpp"
+#include "config/loader.hpp"
 #include "node/admin.hpp"
 #include "node/admin_api.hpp"
 #include "node/http/server.hpp"
@@ -103,6 +106,35 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
     auto target = p->models.find(a.substr(eq + 1));
     if (eq != std::string::npos && target != p->models.end())
       p->aliases.emplace(a.substr(0, eq), a.substr(eq + 1));
+  }
+  // Groups (the loader checked their members), and the auto model's choices: every chat model
+  // with an auto_tier, at its first endpoint's list price in CNY.
+  for (const auto& g : s.routing.groups) {
+    const auto eq = g.find('=');
+    actors::model_group group;
+    for (auto& [model, weight] : config::parse_group(g.substr(eq + 1))) {
+      group.members.push_back(std::move(model));
+      group.weights.push_back(weight);
+    }
+    p->groups.emplace(g.substr(0, eq), std::move(group));
+  }
+  p->auto_model.name = s.routing.auto_model;
+  p->auto_model.thresholds.heavy_prompt_tokens = s.routing.auto_heavy_prompt_tokens;
+  p->auto_model.thresholds.heavy_max_tokens = s.routing.auto_heavy_max_tokens;
+  std::set<std::string> chosen;
+  for (const auto& prov : s.providers) {
+    for (const auto& m : prov.models) {
+      routing::auto_choice c;
+      if (m.kind != "chat" || !routing::parse_weight_class(m.auto_tier, c.tier) ||
+          !chosen.insert(m.name).second)
+        continue;
+      const double to_cny = m.currency == "USD" ? s.billing.cny_per_usd : 1.0;
+      c.name = m.name;
+      c.context_window = p->models.at(m.name).context_window;
+      c.price_in_per_m = m.price_input_per_m * to_cny;
+      c.price_out_per_m = m.price_output_per_m * to_cny;
+      p->auto_model.choices.push_back(std::move(c));
+    }
   }
   return p;
 }
@@ -608,6 +640,22 @@ void gateway::start() {
                             1700000000};
     if (d.ctx.model_bodies.emplace(alias, openai::model_body(card)).second)
       cards.push_back(std::move(card));
+  }
+  // Groups and the auto model are listed as owned by the gateway (they pick a model per request).
+  std::vector<std::string> virtual_ids;
+  for (const auto& [group, g] : d.pipeline->groups) virtual_ids.push_back(group);
+  if (!d.pipeline->auto_model.name.empty()) virtual_ids.push_back(d.pipeline->auto_model.name);
+  std::sort(virtual_ids.begin(), virtual_ids.end());
+  for (const auto& id : virtual_ids) {
+    openai::model_card card{id, "tokenschain", 1700000000};
+    if (d.ctx.model_bodies.emplace(id, openai::model_body(card)).second)
+      cards.push_back(std::move(card));
+  }
+  for (const auto& g : s.routing.groups) {
+    admin_api_deps::group_config gc;
+    gc.name = g.substr(0, g.find('='));
+    gc.members = config::parse_group(g.substr(g.find('=') + 1));
+    d.admin_deps.config_groups.push_back(std::move(gc));
   }
   d.ctx.models_body = openai::models_list_body(cards);
 

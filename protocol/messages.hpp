@@ -513,6 +513,11 @@ typename Inspector::result_type inspect(Inspector& f, price& x) {
            x.cached_input_per_m, x.output_per_m, x.currency);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_split& x) {
+  return f(caf::meta::type_name("tc::accounts::model_split"), x.group, x.weights, x.updated_at);
+}
+
 }  // namespace tc::accounts
 
 namespace tc::billing {
@@ -572,6 +577,8 @@ struct accounts_op {
     revoke_admin_token,
     put_price,
     delete_price,
+    put_split,
+    delete_split,
   };
   uint8_t op = 0;
   accounts::tenant tenant;
@@ -579,6 +586,7 @@ struct accounts_op {
   accounts::api_key key;
   accounts::admin_token admin;
   accounts::price price;
+  accounts::model_split split;
   std::string id;       ///< the object's id for deletes, revokes and rotations
   int64_t grace_s = 0;  ///< rotate_key: how long the old key keeps working
 };
@@ -586,7 +594,7 @@ struct accounts_op {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, accounts_op& x) {
   return f(caf::meta::type_name("tc::accounts_op"), x.op, x.tenant, x.project, x.key, x.admin,
-           x.price, x.id, x.grace_s);
+           x.price, x.split, x.id, x.grace_s);
 }
 
 /// The accounts actor's answer to an accounts_op.
@@ -690,6 +698,7 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<accounts::api_key>("tc::accounts::api_key");
   cfg.add_message_type<accounts::admin_token>("tc::accounts::admin_token");
   cfg.add_message_type<accounts::price>("tc::accounts::price");
+  cfg.add_message_type<accounts::model_split>("tc::accounts::model_split");
   cfg.add_message_type<billing::usage_record>("tc::billing::usage_record");
   cfg.add_message_type<audit::engine_verdict>("tc::audit::engine_verdict");
   cfg.add_message_type<audit::audit_record>("tc::audit::audit_record");

@@ -117,6 +117,15 @@ struct price {
   friend bool operator==(const price&, const price&) = default;
 };
 
+/// The live weights of a model group (routing.groups: canary and A/B splits), stored through
+/// the admin API; they replace the configured weights until deleted.
+struct model_split {
+  std::string group;
+  std::map<std::string, uint32_t> weights;  ///< member model -> weight (members left out: 0)
+  int64_t updated_at = 0;                   ///< unix seconds
+  friend bool operator==(const model_split&, const model_split&) = default;
+};
+
 // -- names -----------------------------------------------------------------------------------
 
 std::string_view role_name(role r);

@@ -528,6 +528,33 @@ constexpr field_reader<admin_token> admin_fields[] = {
     {"revoked_at", [](const json& v, admin_token& x) { return get(v, x.revoked_at); }},
 };
 
+bool get(const json& v, std::map<std::string, uint32_t>& out) {
+  if (!v.IsObject()) return false;
+  std::map<std::string, uint32_t> m;
+  for (const auto& e : v.GetObject()) {
+    uint32_t w = 0;
+    if (!get(e.value, w) || !m.emplace(str(e.name), w).second) return false;
+  }
+  out = std::move(m);
+  return true;
+}
+
+void put_weights(writer& w, std::string_view k, const std::map<std::string, uint32_t>& m) {
+  w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+  w.StartObject();
+  for (const auto& [name, weight] : m) {
+    w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+    w.Uint(weight);
+  }
+  w.EndObject();
+}
+
+constexpr field_reader<model_split> split_fields[] = {
+    {"group", [](const json& v, model_split& x) { return get(v, x.group); }},
+    {"weights", [](const json& v, model_split& x) { return get(v, x.weights); }},
+    {"updated_at", [](const json& v, model_split& x) { return get(v, x.updated_at); }},
+};
+
 constexpr field_reader<price> price_fields[] = {
     {"provider", [](const json& v, price& x) { return get(v, x.provider); }},
     {"model", [](const json& v, price& x) { return get(v, x.model); }},
@@ -751,6 +778,40 @@ bool apply(std::string_view body, price& x, field_error& err) {
       ok = unknown_field(err, param);
     }
     if (!ok) return false;
+  }
+  x = std::move(n);
+  return true;
+}
+
+bool apply(std::string_view body, model_split& x, field_error& err) {
+  rapidjson::Document doc;
+  if (!parse_body(body, doc, err)) return false;
+  model_split n = x;
+  for (const auto& m : doc.GetObject()) {
+    const std::string_view k = str(m.name);
+    const json& v = m.value;
+    const std::string param(k);
+    if (k == "weights") {
+      if (!v.IsObject()) return type_error(err, param, "an object of model: weight");
+      if (v.MemberCount() == 0 || v.MemberCount() > max_entries)
+        return value_error(err, param, "expected 1 to 64 models");
+      std::map<std::string, uint32_t> weights;
+      uint64_t total = 0;
+      for (const auto& e : v.GetObject()) {
+        const std::string item = param + "." + std::string(str(e.name));
+        uint64_t w = 0;
+        if (!read_whole(e.value, item, 1'000'000, w, err)) return false;
+        if (!weights.emplace(str(e.name), static_cast<uint32_t>(w)).second)
+          return value_error(err, item, "given twice");
+        total += w;
+      }
+      if (total == 0) return value_error(err, param, "at least one weight must be above 0");
+      n.weights = std::move(weights);
+    } else if (k == "object" || k == "group" || k == "updated_at") {
+      if (!read_only(err, param)) return false;
+    } else {
+      return unknown_field(err, param);
+    }
   }
   x = std::move(n);
   return true;
@@ -995,6 +1056,34 @@ bool decode(std::string_view bytes, admin_token& x) {
 
 bool decode(std::string_view bytes, price& x) {
   return decode_row(bytes, price_fields, x);
+}
+
+std::string to_json(const model_split& x) {
+  rapidjson::StringBuffer sb;
+  writer w(sb);
+  w.StartObject();
+  put_str(w, "object", "model_split");
+  put_str(w, "group", x.group);
+  put_weights(w, "weights", x.weights);
+  put_i64(w, "updated_at", x.updated_at);
+  w.EndObject();
+  return take(sb);
+}
+
+std::string encode(const model_split& x) {
+  rapidjson::StringBuffer sb;
+  writer w(sb);
+  w.StartObject();
+  put_u64(w, "v", row_version);
+  put_str(w, "group", x.group);
+  put_weights(w, "weights", x.weights);
+  put_i64(w, "updated_at", x.updated_at);
+  w.EndObject();
+  return take(sb);
+}
+
+bool decode(std::string_view bytes, model_split& x) {
+  return decode_row(bytes, split_fields, x);
 }
 
 }  // namespace tc::accounts

@@ -42,6 +42,9 @@ bool apply(std::string_view json, project& x, field_error& err);
 bool apply(std::string_view json, api_key& x, field_error& err);
 bool apply(std::string_view json, admin_token& x, field_error& err);
 bool apply(std::string_view json, price& x, field_error& err);
+/// {"weights":{"model":weight,...}}: whole numbers 0-1000000, at most 64 models, some above 0;
+/// whether the models belong to the group is the caller's check.
+bool apply(std::string_view json, model_split& x, field_error& err);
 
 // The API view: {"object":"tenant","id":..,...}; limits as an object with every field.
 std::string to_json(const limits& x);
@@ -53,6 +56,7 @@ std::string to_json(const api_key& x);
 std::string to_json(const api_key& x, int64_t now);
 std::string to_json(const admin_token& x);
 std::string to_json(const price& x);
+std::string to_json(const model_split& x);
 /// {"object":"list","data":[items...]} from already-serialized items.
 std::string list_json(const std::vector<std::string>& items);
 
@@ -66,10 +70,12 @@ std::string encode(const project& x);
 std::string encode(const api_key& x);
 std::string encode(const admin_token& x);
 std::string encode(const price& x);
+std::string encode(const model_split& x);
 bool decode(std::string_view bytes, tenant& x);
 bool decode(std::string_view bytes, project& x);
 bool decode(std::string_view bytes, api_key& x);
 bool decode(std::string_view bytes, admin_token& x);
 bool decode(std::string_view bytes, price& x);
+bool decode(std::string_view bytes, model_split& x);
 
 }  // namespace tc::accounts

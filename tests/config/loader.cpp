@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -338,6 +339,42 @@ TEST_CASE("a model served by several providers: endpoints that agree on what cli
   CHECK(errors_of(sim_provider + second + "batch_max_wait_ms = 5\n")
             .find("another batch_max_wait_ms") != std::string::npos);
   CHECK(errors_of(sim_provider + second + "batch_max_size = 8\n").find("another batch_max_size") !=
+        std::string::npos);
+}
+
+TEST_CASE("routing.groups and routing.auto_model: new ids over served models") {
+  const std::string two = sim_provider + "[[providers.models]]\nname = \"m2\"\n";
+  auto s = load_string(
+      "[routing]\ngroups = [\"g=m:90,m2:10\", \"h=m2\"]\nauto_model = "
+      "\"auto\"\n" +
+          two,
+      "t.toml");
+  REQUIRE(s.routing.groups.size() == 2);
+  CHECK(s.routing.auto_model == "auto");
+  CHECK(tc::config::parse_group("m:90,m2:10") ==
+        std::vector<std::pair<std::string, uint32_t>>{{"m", 90}, {"m2", 10}});
+  CHECK(tc::config::parse_group("m2") == std::vector<std::pair<std::string, uint32_t>>{{"m2", 1}});
+  CHECK(tc::config::parse_group("m:").empty());
+  CHECK(tc::config::parse_group("m:x").empty());
+  CHECK(tc::config::parse_group(",m").empty());
+  CHECK(tc::config::parse_group("m:1000001").empty());
+  auto err = [&](const std::string& routing) { return errors_of("[routing]\n" + routing + two); };
+  CHECK(err("groups = [\"g\"]\n").find("expected \"group=model:weight") != std::string::npos);
+  CHECK(err("groups = [\"g=m:a\"]\n").find("expected \"group=model:weight") != std::string::npos);
+  CHECK(err("groups = [\"m=m2\"]\n").find("already a model's, alias's or group's id") !=
+        std::string::npos);
+  CHECK(err("groups = [\"g=m\", \"g=m2\"]\n").find("already a model's, alias's or group's id") !=
+        std::string::npos);
+  CHECK(err("aliases = [\"g=m\"]\ngroups = [\"g=m2\"]\n").find("already") != std::string::npos);
+  CHECK(err("groups = [\"g=m,nope\"]\n").find("which no provider serves") != std::string::npos);
+  CHECK(err("groups = [\"g=m,m\"]\n").find("twice") != std::string::npos);
+  CHECK(err("groups = [\"g=m:0,m2:0\"]\n").find("no model a weight above 0") != std::string::npos);
+  CHECK(err("auto_model = \"m\"\n").find("auto_model \"m\" is already") != std::string::npos);
+  CHECK(err("auto_model = \"g\"\ngroups = [\"g=m\"]\n").find("already") != std::string::npos);
+  CHECK(errors_of(sim_provider + "[[providers.models]]\nname = \"e\"\nkind = \"embedding\"\n" +
+                  "[routing]\ngroups = [\"g=m,e\"]\n")
+            .find("mixes chat and embedding") != std::string::npos);
+  CHECK(errors_of(sim_provider + "auto_tier = \"medium\"\n").find("expected one of: none") !=
         std::string::npos);
 }
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <map>
 #include <set>
 #include <string>
 
@@ -175,6 +176,8 @@ TEST_CASE("routing: an alias is served, billed and listed as the model it names"
   response r = post_json(node.data_port(), "/v1/chat/completions", chat_body("gpt-4o", "hello"));
   REQUIRE(r.status == 200);
   CHECK(r.header("x-tc-provider") == "sim");
+  // The upstream is asked for the model itself (tcsim answers with the model it was sent).
+  CHECK(str_of(parse_json(r.body), "model") == "sim-chat");
   response models = get(node.data_port(), "/v1/models");
   REQUIRE(models.status == 200);
   CHECK(models.body.find("\"gpt-4o\"") != std::string::npos);
@@ -234,4 +237,97 @@ TEST_CASE("routing: a tenant's data-residency rule keeps its requests on residen
   CHECK(eventually(
       [&] { return chat(node, eu_key, "somewhere now", R"("max_tokens":4)").status == 200; },
       5000ms));
+}
+
+namespace {
+
+/// The model that answered `user`'s request for `id` (the answer's `model`).
+std::string served(const node_process& node, std::string_view id, std::string_view user,
+                   std::string_view content = "which model") {
+  const std::string extra = "\"user\":\"" + std::string(user) + "\"";
+  response r = post_json(node.data_port(), "/v1/chat/completions", chat_body(id, content, extra),
+                         {{"cache-control", "no-cache"}});
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  return str_of(parse_json(r.body), "model");
+}
+
+std::string groups_toml(const std::string& store_dir) {
+  std::string s = server_toml() + "[store]\npath = \"" + store_dir + "/db\"\n";
+  s += "[routing]\ngroups = [\"chat=sim-a:50,sim-b:50\"]\nauto_model = \"auto\"\n";
+  s += "[[providers]]\nname = \"sim\"\ntype = \"sim\"\n[providers.sim]\nttft_ms = 0\n";
+  s += "tokens_per_sec = 0\n";
+  s += "[[providers.models]]\nname = \"sim-a\"\nauto_tier = \"light\"\n";
+  s += "price_input_per_m = 1.0\nprice_output_per_m = 1.0\n";
+  s += "[[providers.models]]\nname = \"sim-b\"\nauto_tier = \"heavy\"\n";
+  s += "price_input_per_m = 5.0\nprice_output_per_m = 5.0\n";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("routing: a model group splits users by weight, sticky; rollback is instant and kept") {
+  temp_dir dir;
+  node_process node;
+  REQUIRE_MESSAGE(node.start(groups_toml(dir.path())), node.error());
+  // 50/50: over 40 users both models serve, and each user keeps its model.
+  std::map<std::string, std::string> first;
+  std::set<std::string> seen;
+  for (int u = 0; u < 40; ++u) {
+    const std::string user = "user-" + std::to_string(u);
+    first[user] = served(node, "chat", user);
+    seen.insert(first[user]);
+  }
+  CHECK(seen == std::set<std::string>{"sim-a", "sim-b"});
+  for (int u = 0; u < 40; u += 3) {
+    const std::string user = "user-" + std::to_string(u);
+    CHECK(served(node, "chat", user, "again") == first[user]);
+  }
+  CHECK(get(node.data_port(), "/v1/models/chat").status == 200);
+  // Rollback through tcctl: every user on the stable (first) model at once.
+  tcctl_result rb = run_tcctl(node, {"models", "rollback", "chat"});
+  INFO(rb.out);
+  REQUIRE(rb.code == 0);
+  CHECK(rb.out.find("stored") != std::string::npos);
+  for (int u = 0; u < 40; u += 2)
+    CHECK(served(node, "chat", "user-" + std::to_string(u)) == "sim-a");
+  // The stored weights survive a restart.
+  REQUIRE(node.stop().code == 0);
+  node_process again;
+  REQUIRE_MESSAGE(again.start(groups_toml(dir.path())), again.error());
+  for (int u = 1; u < 40; u += 2)
+    CHECK(served(again, "chat", "user-" + std::to_string(u)) == "sim-a");
+  // Weights set through the admin API; a model outside the group is refused.
+  response put = admin_call(again, "PUT", "/v1/routing/groups/chat", R"({"weights":{"sim-b":1}})");
+  REQUIRE_MESSAGE(put.status == 200, put.body);
+  for (int u = 0; u < 10; ++u) CHECK(served(again, "chat", "user-" + std::to_string(u)) == "sim-b");
+  CHECK(admin_call(again, "PUT", "/v1/routing/groups/chat", R"({"weights":{"gpt":1}})").status ==
+        400);
+  CHECK(admin_call(again, "PUT", "/v1/routing/groups/chat", R"({"weights":{"sim-a":0}})").status ==
+        400);
+  CHECK(admin_call(again, "GET", "/v1/routing/groups/nope").status == 404);
+  // Reset: the configured 50/50 again, so users land where they first did.
+  REQUIRE(admin_call(again, "DELETE", "/v1/routing/groups/chat").status == 200);
+  for (int u = 0; u < 40; u += 5) {
+    const std::string user = "user-" + std::to_string(u);
+    CHECK(served(again, "chat", user) == first[user]);
+  }
+}
+
+TEST_CASE("routing: the auto model picks the cheapest model that fits the request") {
+  temp_dir dir;
+  node_process node;
+  REQUIRE_MESSAGE(node.start(groups_toml(dir.path())), node.error());
+  CHECK(served(node, "auto", "u", "What is the capital of France?") == "sim-a");         // light
+  CHECK(served(node, "auto", "u", "Fix it: ```int main() { return 0 }```") == "sim-b");  // code
+  const std::string tools =
+      R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])";
+  response r = post_json(node.data_port(), "/v1/chat/completions",
+                         chat_body("auto", "call a tool", tools), {{"cache-control", "no-cache"}});
+  REQUIRE(r.status == 200);
+  CHECK(str_of(parse_json(r.body), "model") == "sim-b");  // tools: heavy
+  // Billed as the model that served it.
+  response rec = admin_call(node, "GET", "/v1/usage/records?tenant=anonymous&limit=10");
+  REQUIRE(rec.status == 200);
+  CHECK(rec.body.find("\"model\":\"auto\"") == std::string::npos);
+  CHECK(get(node.data_port(), "/v1/models/auto").status == 200);
 }

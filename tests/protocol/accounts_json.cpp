@@ -898,6 +898,34 @@ TEST_CASE("rows: rows written before a field was added load with its default") {
   CHECK(y.id == t.id);
 }
 
+TEST_CASE("model_split: apply, view and rows") {
+  model_split sp;
+  sp.group = "chat";
+  field_error fe;
+  REQUIRE(apply(R"({"weights":{"sim-a":90,"sim-b":10}})", sp, fe));
+  CHECK(sp.weights == std::map<std::string, uint32_t>{{"sim-a", 90}, {"sim-b", 10}});
+  CHECK(sp.group == "chat");
+  model_split bad = sp;
+  CHECK_FALSE(apply(R"({"weights":{"sim-a":0}})", bad, fe));
+  CHECK(fe.param == "weights");
+  CHECK_FALSE(apply(R"({"weights":{}})", bad, fe));
+  CHECK_FALSE(apply(R"({"weights":{"sim-a":-1}})", bad, fe));
+  CHECK(fe.param == "weights.sim-a");
+  CHECK_FALSE(apply(R"({"weights":{"sim-a":1000001}})", bad, fe));
+  CHECK_FALSE(apply(R"({"weights":[1]})", bad, fe));
+  CHECK_FALSE(apply(R"({"group":"other","weights":{"a":1}})", bad, fe));
+  CHECK(fe.param == "group");
+  CHECK_FALSE(apply(R"({"weight":{"a":1}})", bad, fe));
+  CHECK(bad == sp);  // all or nothing
+  sp.updated_at = 1763769600;
+  const auto d = parse(to_json(sp));
+  CHECK(std::string(d["object"].GetString()) == "model_split");
+  CHECK(d["weights"]["sim-b"].GetUint() == 10);
+  check_round_trip(sp);
+  check_round_trip(model_split{});
+  check_row_refusals(sp);
+}
+
 TEST_CASE("rows: admin_token round trip and refusals") {
   for (role r : {role::viewer, role::operator_, role::owner}) {
     admin_token a = full_admin();

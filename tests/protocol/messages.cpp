@@ -289,6 +289,10 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   op.key = k;
   op.admin = at;
   op.price = pr;
+  op.split.group = "chat";
+  op.split.weights = {{"sim-a", 90}, {"sim-b", 10}};
+  op.split.updated_at = 1763769600;
+  round_trip(self, remote, op.split);
   op.id = "key_1";
   op.grace_s = 3600;
   round_trip(self, remote, op);

@@ -1,7 +1,8 @@
 // tcctl: the TokensChain admin CLI, a client of a node's admin HTTP API (docs/api.md, "Admin
 // port").
 //   tcctl [--admin URL] [--token T] [--json] [--timeout-ms N] GROUP COMMAND [ARGS]
-//   groups: tenants, projects, keys, tokens, prices, usage, cache, audit (`tcctl GROUP --help`)
+//   groups: tenants, projects, keys, tokens, prices, models, usage, cache, audit
+//   (`tcctl GROUP --help`)
 // People get aligned tables and "field: value" lines; --json prints the server's answer as is.
 // Exit codes: 0 done; 1 the server answered an error (or something unreadable); 2 usage error or
 // the admin port could not be reached. One blocking libcurl call per command.
@@ -1684,6 +1685,91 @@ void add_tokens(CLI::App& app, action_fn& action, token_args& v) {
   });
 }
 
+/// Values of `models`.
+struct models_args {
+  std::string group;
+  std::vector<std::string> weights;  ///< "model=weight"
+};
+
+/// Model groups as a table: one line per member, with the weight in force and the configured one.
+int show_groups(const rapidjson::Document& doc) {
+  std::vector<const jvalue*> groups;
+  if (const jvalue* items = list_items(doc)) {
+    for (const auto& g : items->GetArray()) groups.push_back(&g);
+  } else if (doc.IsObject()) {
+    groups.push_back(&doc);
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const jvalue* g : groups) {
+    const jvalue* models = get(*g, "models");
+    if (models == nullptr || !models->IsArray()) continue;
+    const std::string stable = scalar_text(get(*g, "stable"));
+    const std::string stored = scalar_text(get(*g, "stored")) == "true" ? "stored" : "config";
+    for (const auto& m : models->GetArray()) {
+      const std::string model = scalar_text(get(m, "model"));
+      rows.push_back({sanitize(scalar_text(get(*g, "id"))), sanitize(model),
+                      scalar_text(get(m, "weight")), scalar_text(get(m, "configured_weight")),
+                      model == stable ? "stable" : "", stored});
+    }
+  }
+  out(render_table({{"GROUP", align::left},
+                    {"MODEL", align::left},
+                    {"WEIGHT", align::right},
+                    {"CONFIGURED", align::right},
+                    {"ROLE", align::left},
+                    {"WEIGHTS", align::left}},
+                   rows));
+  return exit_ok;
+}
+
+/// Adds `tcctl models ...`: the groups' canary / A/B weights.
+void add_models(CLI::App& app, action_fn& action, models_args& v) {
+  auto* models = app.add_subcommand(
+      "models", "model groups (canary and A/B splits): list, weights, rollback, reset");
+  models->require_subcommand(1);
+  auto* m_list = models->add_subcommand("list", "each group's models and weights");
+  on_run(m_list, action, [](const session& s) {
+    return s.request("GET", "/v1/routing/groups", nullptr, show_groups);
+  });
+  auto* m_weights = models->add_subcommand(
+      "weights", "set a group's weights at once (stored; models left out get 0)");
+  m_weights->add_option("group", v.group, "group id")->required()->check(non_empty);
+  m_weights->add_option("weights", v.weights, "MODEL=WEIGHT ...")->required();
+  on_run(m_weights, action, [&](const session& s) {
+    std::string body = "{\"weights\":{";
+    for (size_t i = 0; i < v.weights.size(); ++i) {
+      const std::string& w = v.weights[i];
+      const auto eq = w.rfind('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == w.size() ||
+          w.find_first_not_of("0123456789", eq + 1) != std::string::npos || w.size() - eq - 1 > 7)
+        return usage_fail("models weights: expected MODEL=WEIGHT (a whole number), got '" + w +
+                          "'");
+      body_builder one;  // quotes the model name as JSON
+      one.i64(w.substr(0, eq), std::stoll(w.substr(eq + 1)));
+      const auto text = one.finish();
+      if (!text) return usage_fail("an argument is not valid UTF-8");
+      if (i != 0) body += ',';
+      body += text->substr(1, text->size() - 2);
+    }
+    body += "}}";
+    return s.request("PUT", build_path({"v1", "routing", "groups", v.group}), &body, show_groups);
+  });
+  auto* m_rollback = models->add_subcommand(
+      "rollback", "send every request of a group to its stable (first) model, at once");
+  m_rollback->add_option("group", v.group, "group id")->required()->check(non_empty);
+  on_run(m_rollback, action, [&](const session& s) {
+    const std::string empty = "{}";
+    return s.request("POST", build_path({"v1", "routing", "groups", v.group, "rollback"}), &empty,
+                     show_groups);
+  });
+  auto* m_reset = models->add_subcommand("reset", "drop stored weights: the configured apply");
+  m_reset->add_option("group", v.group, "group id")->required()->check(non_empty);
+  on_run(m_reset, action, [&](const session& s) {
+    return s.request("DELETE", build_path({"v1", "routing", "groups", v.group}), nullptr,
+                     show_groups);
+  });
+}
+
 /// Adds `tcctl prices ...`.
 void add_prices(CLI::App& app, action_fn& action, price_args& v) {
   auto* prices = app.add_subcommand("prices", "price tables: list, set, delete");
@@ -1865,6 +1951,8 @@ int main(int argc, char** argv) {
   add_keys(app, action, kc);
   add_tokens(app, action, tok);
   add_prices(app, action, pr);
+  models_args mo;
+  add_models(app, action, mo);
   add_usage(app, action, uc);
   add_cache(app, action, ca);
   add_audit(app, action, au);
