@@ -6,6 +6,8 @@
 #include <ctime>
 #include <string>
 
+#include "protocol/openai/json_text.hpp"
+
 namespace tc::log {
 
 namespace {
@@ -13,36 +15,6 @@ namespace {
 std::atomic<int> min_level{static_cast<int>(level::info)};
 
 constexpr std::string_view names[] = {"debug", "info", "warn", "error"};
-
-void append_escaped(std::string& out, std::string_view s) {
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-}
 
 }  // namespace
 
@@ -53,6 +25,30 @@ void set_level(std::string_view name) {
 
 bool enabled(level l) {
   return static_cast<int>(l) >= min_level.load(std::memory_order_relaxed);
+}
+
+std::string format_line(std::string_view ts, level l, std::string_view event,
+                        std::initializer_list<field> fields) {
+  using openai::json_text::append_string;  // invalid UTF-8 becomes U+FFFD: the line stays JSON
+  std::string line;
+  line.reserve(128);
+  line += "{\"ts\":";
+  append_string(line, ts);
+  line += ",\"level\":\"";
+  line += names[static_cast<int>(l)];
+  line += "\",\"event\":";
+  append_string(line, event);
+  for (const auto& f : fields) {
+    line += ',';
+    append_string(line, f.key);
+    line += ':';
+    if (f.is_number)
+      line += std::to_string(f.number);
+    else
+      append_string(line, f.text);
+  }
+  line += "}\n";
+  return line;
 }
 
 void write(level l, std::string_view event, std::initializer_list<field> fields) {
@@ -66,28 +62,7 @@ void write(level l, std::string_view event, std::initializer_list<field> fields)
   std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<int>(ms % 1000));
-  std::string line;
-  line.reserve(128);
-  line += "{\"ts\":\"";
-  line += ts;
-  line += "\",\"level\":\"";
-  line += names[static_cast<int>(l)];
-  line += "\",\"event\":\"";
-  append_escaped(line, event);
-  line += '"';
-  for (const auto& f : fields) {
-    line += ",\"";
-    append_escaped(line, f.key);
-    line += "\":";
-    if (f.is_number) {
-      line += std::to_string(f.number);
-    } else {
-      line += '"';
-      append_escaped(line, f.text);
-      line += '"';
-    }
-  }
-  line += "}\n";
+  const std::string line = format_line(ts, l, event, fields);
   std::fwrite(line.data(), 1, line.size(), stderr);  // one write per line: lines never interleave
 }
 

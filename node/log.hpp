@@ -2,6 +2,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -29,7 +30,12 @@ struct field {
   bool is_number = false;
 };
 
-/// Writes {"ts":...,"level":...,"event":...,<fields>} if `l` is enabled.
+/// One log line: {"ts":...,"level":...,"event":...,<fields>}\n, strings escaped as JSON with
+/// invalid UTF-8 replaced by U+FFFD (a line is always valid JSON).
+std::string format_line(std::string_view ts, level l, std::string_view event,
+                        std::initializer_list<field> fields);
+
+/// Writes format_line(now, ...) to stderr if `l` is enabled.
 void write(level l, std::string_view event, std::initializer_list<field> fields = {});
 
 inline void debug(std::string_view e, std::initializer_list<field> f = {}) {

@@ -1,5 +1,5 @@
 // UTF-8 checking and JSON string writing shared by the body writers of protocol/openai
-// (stream.cpp, text.cpp). Internal to protocol/openai. Pure; any thread.
+// (stream.cpp, text.cpp) and the node's JSON log lines (node/log.cpp). Pure; any thread.
 #pragma once
 
 #include <cstddef>
