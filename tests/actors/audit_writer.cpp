@@ -20,6 +20,7 @@
 #include "actors/audit_writer.hpp"
 #include "actors/store.hpp"
 #include "protocol/audit/record.hpp"
+#include "tests/support/actor_system.hpp"
 
 using namespace tc;
 using namespace tc::actors;
@@ -30,13 +31,7 @@ constexpr auto kTimeout = std::chrono::seconds(10);
 constexpr int64_t kDayMs = 86'400'000;
 const std::string kSm4Key = "0123456789abcdef";
 
-struct quiet_config : caf::actor_system_config {
-  quiet_config() {
-    tc::add_message_types(*this);
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("logger.console-verbosity", caf::atom("quiet"));
-  }
-};
+using tc::test::quiet_config;
 
 /// What the hooks saw (they run on the writer's thread).
 struct hook_log {

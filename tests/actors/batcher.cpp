@@ -15,29 +15,14 @@
 
 #include "actors/batcher.hpp"
 #include "protocol/messages.hpp"
+#include "tests/support/actor_system.hpp"
 
 using namespace tc::actors;
 
 namespace {
 
-struct quiet_config : caf::actor_system_config {
-  quiet_config() {
-    tc::add_message_types(*this);
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("logger.console-verbosity", caf::atom("quiet"));
-  }
-};
-
-/// Polls `pred` until it holds or 5 s pass.
-template <class Pred>
-bool eventually(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return pred();
-}
+using tc::test::poll_until;
+using tc::test::quiet_config;
 
 /// The grants (and refusals) the batcher sent, in arrival order.
 struct grant_log {
@@ -117,12 +102,12 @@ TEST_CASE("batcher: holds requests beyond max_concurrency and releases one per f
   f.ask(1, 2);
   f.ask(2, 2);
   f.ask(3, 2);
-  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(30));  // a wrong grant would show now
   CHECK(f.log->size() == 2);
   CHECK(f.log->ids() == std::vector<uint64_t>{1, 2});
   f.done(1);
-  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 3; }));
   const tc::sched_grant g = f.log->of(3);
   CHECK(g.refused == tc::sched_granted);
   CHECK(g.order == std::vector<uint16_t>{0});
@@ -132,7 +117,7 @@ TEST_CASE("batcher: holds requests beyond max_concurrency and releases one per f
 TEST_CASE("batcher: P0 is released before queued P3/P4s, and they still go when P0 is done") {
   fixture f(one_endpoint(1));
   f.ask(1, 4);
-  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 1; }));
   f.ask(2, 4);
   f.ask(3, 4);
   f.ask(4, 0);
@@ -141,16 +126,16 @@ TEST_CASE("batcher: P0 is released before queued P3/P4s, and they still go when 
   // queue before a slot frees.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   f.done(1);
-  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
   CHECK(f.log->ids().back() == 4);  // P0 first
   // P1-P4 share by weighted round-robin (not strictly): the P3 and both P4s all go, and the
   // P4s in their order.
   f.done(4);
-  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 3; }));
   f.done(f.log->ids().back());
-  REQUIRE(eventually([&] { return f.log->size() == 4; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 4; }));
   f.done(f.log->ids().back());
-  REQUIRE(eventually([&] { return f.log->size() == 5; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 5; }));
   const std::vector<uint64_t> ids = f.log->ids();
   const auto at = [&](uint64_t id) { return std::find(ids.begin(), ids.end(), id) - ids.begin(); };
   CHECK(at(5) < 5);
@@ -162,15 +147,15 @@ TEST_CASE("batcher: reserved slots are P0's: a P0 request goes at once under a f
   c->endpoints[0].p0_reserved = 1;
   fixture f(c);
   for (uint64_t id = 1; id <= 4; ++id) f.ask(id, 4);
-  REQUIRE(eventually([&] { return f.log->size() == 2; }));  // 2 of 3 slots: the third is P0's
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));  // 2 of 3 slots: the third is P0's
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(f.log->size() == 2);
   f.ask(10, 0);
-  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 3; }));
   CHECK(f.log->ids().back() == 10);
   CHECK(f.log->of(10).waited_us < 20'000);
   f.done(1);  // a freed shared slot goes to the flood again
-  REQUIRE(eventually([&] { return f.log->size() == 4; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 4; }));
   CHECK(f.log->ids().back() == 3);
 }
 
@@ -179,18 +164,18 @@ TEST_CASE("batcher: a full queue sheds its newest lowest-priority request for a 
   c->queue.max_depth = 2;
   fixture f(c);
   f.ask(1, 4);
-  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 1; }));
   f.ask(2, 4);
   f.ask(3, 4);
   f.ask(4, 0);  // full: 3 (the newest P4) is refused, 4 takes its place
-  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
   CHECK(f.log->ids().back() == 3);
   CHECK(f.log->of(3).refused == tc::sched_queue_full);
   f.ask(5, 4);  // full, nothing below P4: the newcomer is refused
-  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 3; }));
   CHECK(f.log->of(5).refused == tc::sched_queue_full);
   f.done(1);
-  REQUIRE(eventually([&] { return f.log->size() == 4; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 4; }));
   CHECK(f.log->ids().back() == 4);
   CHECK(f.log->of(4).refused == tc::sched_granted);
 }
@@ -200,16 +185,16 @@ TEST_CASE("batcher: a full queue is refused at once with a Retry-After") {
   c->queue.max_depth = 2;
   fixture f(c);
   f.ask(1, 2);
-  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 1; }));
   f.ask(2, 2);
   f.ask(3, 2);
   f.ask(4, 2);
-  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
   const tc::sched_grant g = f.log->of(4);
   CHECK(g.refused == tc::sched_queue_full);
   CHECK(g.retry_after_s >= 1);
   f.done(1);
-  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 3; }));
   CHECK(f.log->ids().back() == 2);
 }
 
@@ -218,17 +203,17 @@ TEST_CASE("batcher: a request held past the queue timeout is refused queue_timeo
   c->queue.timeout_ms = 100;
   fixture f(c);
   f.ask(1, 2);
-  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 1; }));
   const auto asked = std::chrono::steady_clock::now();
   f.ask(2, 2);
-  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
   CHECK(std::chrono::steady_clock::now() - asked >= std::chrono::milliseconds(100));
   const tc::sched_grant g = f.log->of(2);
   CHECK(g.refused == tc::sched_queue_timeout);
   CHECK(g.retry_after_s >= 1);
   f.done(1);  // the slot was never given to the refused request
   f.ask(3, 2);
-  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 3; }));
   CHECK(f.log->of(3).refused == tc::sched_granted);
 }
 
@@ -238,8 +223,8 @@ TEST_CASE("batcher: the token bucket shapes dispatch to the endpoint's tokens pe
   f.ask(1, 2, 600);
   f.ask(2, 2, 600);  // balance 400 > 0: goes, into debt (-200)
   f.ask(3, 2, 600);  // waits for the balance to be positive again: ~200 ms
-  REQUIRE(eventually([&] { return f.log->size() == 2; }));
-  REQUIRE(eventually([&] { return f.log->size() == 3; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 3; }));
   const auto took = std::chrono::steady_clock::now() - start;
   CHECK(took >= std::chrono::milliseconds(150));
   CHECK(f.log->of(3).waited_us >= 150'000);
@@ -249,7 +234,7 @@ TEST_CASE("batcher: the token bucket shapes dispatch to the endpoint's tokens pe
   f.done(3, 10);
   const auto before = std::chrono::steady_clock::now();
   f.ask(4, 2, 600);
-  REQUIRE(eventually([&] { return f.log->size() == 4; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 4; }));
   CHECK(std::chrono::steady_clock::now() - before < std::chrono::milliseconds(400));
 }
 
@@ -265,13 +250,13 @@ TEST_CASE("batcher: an endpoint whose breaker is open gets nothing while another
   c->board->live[0].health.store(std::make_shared<const tc::routing::health_snapshot>(open));
   fixture f(c);
   f.ask(1, 2, 100, {0, 1});
-  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 1; }));
   CHECK(f.log->of(1).order == std::vector<uint16_t>{1, 0});  // granted at 1, 0 as failover
   f.ask(2, 2, 100, {0, 1});  // 1 is full: waits, rather than going to the open one
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
   CHECK(f.log->size() == 1);
   f.done(1);
-  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
   CHECK(f.log->of(2).order.front() == 1);
 }
 
@@ -285,7 +270,7 @@ TEST_CASE("batcher: with every endpoint open, requests still go (and fail fast u
   c->board->live[0].health.store(std::make_shared<const tc::routing::health_snapshot>(open));
   fixture f(c);
   f.ask(1, 2);
-  REQUIRE(eventually([&] { return f.log->size() == 1; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 1; }));
   CHECK(f.log->of(1).refused == tc::sched_granted);
 }
 
@@ -299,14 +284,14 @@ TEST_CASE("batcher: a time window holds requests to release them together") {
   f.ask(2, 2);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(f.log->size() == 0);  // held for the window
-  REQUIRE(eventually([&] { return f.log->size() == 2; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
   CHECK(f.log->of(1).batch == 2);
   CHECK(f.log->of(1).waited_us >= 50'000);
   // max_batch queued releases at once.
   f.ask(3, 2);
   f.ask(4, 2);
   f.ask(5, 2);
-  REQUIRE(eventually([&] { return f.log->size() == 5; }));
+  REQUIRE(poll_until([&] { return f.log->size() == 5; }));
   CHECK(f.log->of(5).batch == 3);
   CHECK(f.log->of(3).waited_us < 50'000);
 }

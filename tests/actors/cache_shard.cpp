@@ -12,19 +12,14 @@
 #include "actors/dedup_table.hpp"
 #include "protocol/canonical/canonical.hpp"
 #include "protocol/canonical/embed.hpp"
+#include "tests/support/actor_system.hpp"
 
 using namespace tc;
 using namespace tc::actors;
 
 namespace {
 
-struct quiet_config : caf::actor_system_config {
-  quiet_config() {
-    tc::add_message_types(*this);
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("logger.console-verbosity", caf::atom("quiet"));
-  }
-};
+using tc::test::quiet_config;
 
 canonical::key key_for(std::string_view question, std::string_view scope,
                        std::string_view version = "1") {

@@ -12,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include "actors/connection.hpp"
+#include "tests/support/actor_system.hpp"
 
 namespace {
 
@@ -88,13 +89,7 @@ class recording_port : public tc::actors::io_port {
   std::vector<std::pair<tc::reply_target, tc::openai::api_error>> rejects_;
 };
 
-struct quiet_config : caf::actor_system_config {
-  quiet_config() {
-    tc::add_message_types(*this);
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("logger.console-verbosity", caf::atom("quiet"));
-  }
-};
+using tc::test::quiet_config;
 
 tc::openai::request chat_request(std::string model, bool stream = false) {
   tc::openai::request r;

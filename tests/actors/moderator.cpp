@@ -15,6 +15,7 @@
 
 #include "actors/moderator.hpp"
 #include "protocol/messages.hpp"
+#include "tests/support/actor_system.hpp"
 
 using namespace tc::actors;
 
@@ -80,13 +81,7 @@ bool blocks(const moderation_cell& cell, const std::string& text) {
   return r.blocked();
 }
 
-struct quiet_config : caf::actor_system_config {
-  quiet_config() {
-    tc::add_message_types(*this);
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("logger.console-verbosity", caf::atom("quiet"));
-  }
-};
+using tc::test::quiet_config;
 
 }  // namespace
 

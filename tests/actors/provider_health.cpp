@@ -10,6 +10,7 @@
 
 #include "actors/provider_health.hpp"
 #include "protocol/messages.hpp"
+#include "tests/support/actor_system.hpp"
 
 using namespace tc::actors;
 using tc::routing::breaker_state;
@@ -17,24 +18,8 @@ using tc::routing::outcome_kind;
 
 namespace {
 
-struct quiet_config : caf::actor_system_config {
-  quiet_config() {
-    tc::add_message_types(*this);
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("logger.console-verbosity", caf::atom("quiet"));
-  }
-};
-
-/// Polls `pred` until it holds or 5 s pass.
-template <class Pred>
-bool eventually(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
-}
+using tc::test::poll_until;
+using tc::test::quiet_config;
 
 tc::health_report report(outcome_kind k, double latency_ms = -1) {
   tc::health_report r;
@@ -75,22 +60,22 @@ TEST_CASE("provider_health: failures open the breaker on the board, half-open gi
   CHECK(take_endpoint(live, health_now_ms()));  // closed
 
   caf::anon_send(health, report(outcome_kind::ok, 40));
-  REQUIRE(eventually([&] { return live.health.load()->samples == 1; }));
+  REQUIRE(poll_until([&] { return live.health.load()->samples == 1; }));
   CHECK(live.health.load()->latency_ms == doctest::Approx(40));
 
   caf::anon_send(health, report(outcome_kind::connect_error));
   caf::anon_send(health, report(outcome_kind::connect_error));
-  REQUIRE(eventually([&] { return live.health.load()->breaker == breaker_state::open; }));
+  REQUIRE(poll_until([&] { return live.health.load()->breaker == breaker_state::open; }));
   CHECK(!take_endpoint(live, health_now_ms()));
   CHECK(live.health.load()->score == 0);
 
   // After open_ms the tick publishes half-open with one probe slot: one request may go.
-  REQUIRE(eventually([&] { return live.health.load()->breaker == breaker_state::half_open; }));
+  REQUIRE(poll_until([&] { return live.health.load()->breaker == breaker_state::half_open; }));
   CHECK(take_endpoint(live, health_now_ms()));
   CHECK(!take_endpoint(live, health_now_ms()));  // the slot is taken
   // Its request never reports (the client left): after open_ms the slot is handed out again.
-  REQUIRE(eventually([&] { return take_endpoint(live, health_now_ms()); }));
+  REQUIRE(poll_until([&] { return take_endpoint(live, health_now_ms()); }));
   caf::anon_send(health, report(outcome_kind::ok, 30));  // the probe succeeded
-  REQUIRE(eventually([&] { return live.health.load()->breaker == breaker_state::closed; }));
+  REQUIRE(poll_until([&] { return live.health.load()->breaker == breaker_state::closed; }));
   CHECK(take_endpoint(live, health_now_ms()));
 }

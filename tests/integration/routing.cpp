@@ -265,7 +265,9 @@ std::string groups_toml(const std::string& store_dir) {
 
 }  // namespace
 
-TEST_CASE("routing: a model group splits users by weight, sticky per user, with an instant, kept rollback") {
+TEST_CASE(
+    "routing: a model group splits users by weight, sticky per user, with an instant, kept "
+    "rollback") {
   temp_dir dir;
   node_process node;
   REQUIRE_MESSAGE(node.start(groups_toml(dir.path())), node.error());

@@ -22,6 +22,7 @@
 #include "protocol/audit/record.hpp"
 #include "protocol/messages.hpp"
 #include "tests/integration/harness.hpp"
+#include "tests/support/actor_system.hpp"
 
 using namespace tc;
 using namespace tc::test;
@@ -34,13 +35,7 @@ constexpr int64_t k1204_000000 = 1796342400000;  // 2026-12-04T00:00:00Z
 constexpr int64_t k1204_100000 = 1796378400000;  // 2026-12-04T10:00:00Z
 constexpr int64_t k1205_000000 = 1796428800000;  // 2026-12-05T00:00:00Z
 
-struct quiet_config : caf::actor_system_config {
-  quiet_config() {
-    tc::add_message_types(*this);
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("logger.console-verbosity", caf::atom("quiet"));
-  }
-};
+using tc::test::quiet_config;
 
 audit::audit_record make_record(std::string request_id, int64_t ts_ms, std::string tenant) {
   audit::audit_record r;

@@ -22,6 +22,7 @@
 #include "protocol/accounts/accounts.hpp"
 #include "protocol/audit/record.hpp"
 #include "protocol/messages.hpp"
+#include "tests/support/actor_system.hpp"
 
 using namespace tc;
 
@@ -39,13 +40,7 @@ constexpr int64_t k1204_235959_999 = 1796428799999;  // 2026-12-04T23:59:59.999Z
 constexpr int64_t k1205_000000 = 1796428800000;      // 2026-12-05T00:00:00Z
 constexpr int64_t k1205_080000 = 1796457600000;      // 2026-12-05T08:00:00Z
 
-struct quiet_config : caf::actor_system_config {
-  quiet_config() {
-    tc::add_message_types(*this);
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("logger.console-verbosity", caf::atom("quiet"));
-  }
-};
+using tc::test::quiet_config;
 
 audit::audit_record make_record(std::string request_id, int64_t ts_ms, std::string tenant) {
   audit::audit_record r;
