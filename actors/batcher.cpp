@@ -42,31 +42,34 @@ bool healthy(const batcher_state& st, size_t i, int64_t now_ms) {
   return h->breaker != routing::breaker_state::open && h->retry_after_until_ms <= now_ms;
 }
 
-/// Which endpoints take requests now: the healthy ones, or every one when none is healthy (a
-/// request then fails fast and the client hears it, instead of waiting out the queue timeout).
-std::vector<bool> usable_endpoints(const batcher_state& st) {
+/// Each endpoint's breaker state: healthy (closed or half-open, not in Retry-After) or not.
+std::vector<bool> healthy_endpoints(const batcher_state& st) {
   const int64_t now_ms = health_now_ms();
-  std::vector<bool> usable(st.endpoints.size());
-  bool any = false;
-  for (size_t i = 0; i < usable.size(); ++i) any = (usable[i] = healthy(st, i, now_ms)) || any;
-  if (!any) usable.assign(usable.size(), true);
-  return usable;
+  std::vector<bool> out(st.endpoints.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = healthy(st, i, now_ms);
+  return out;
 }
 
-/// Where a request of `priority` with router order `order` goes: the first usable endpoint of
-/// the order with capacity; -1: wait for capacity.
-int pick_endpoint(const batcher_state& st, const std::vector<bool>& usable,
+/// Where a request of `priority` with router order `order` goes: the first healthy endpoint of
+/// the order with capacity; when none of its endpoints is healthy, the first with capacity (it
+/// fails fast and the client hears it, instead of waiting out the queue timeout). -1: wait.
+int pick_endpoint(const batcher_state& st, const std::vector<bool>& healthy,
                   const std::vector<uint16_t>& order, int64_t now, int priority) {
+  bool any_healthy = false;
+  for (uint16_t i : order) any_healthy = any_healthy || (i < healthy.size() && healthy[i]);
   for (uint16_t i : order)
-    if (i < usable.size() && usable[i] && has_capacity(st, i, now, priority)) return i;
+    if (i < healthy.size() && (healthy[i] || !any_healthy) && has_capacity(st, i, now, priority))
+      return i;
   return -1;
 }
 
-/// Whether a request of `priority` could go to some usable endpoint now.
-bool any_capacity(const batcher_state& st, const std::vector<bool>& usable, int64_t now,
+/// Whether a request of `priority` could go somewhere now: an endpoint with capacity that is
+/// healthy, or any with capacity when none is healthy.
+bool any_capacity(const batcher_state& st, const std::vector<bool>& healthy, int64_t now,
                   int priority) {
-  for (size_t i = 0; i < usable.size(); ++i)
-    if (usable[i] && has_capacity(st, i, now, priority)) return true;
+  const bool any_healthy = std::find(healthy.begin(), healthy.end(), true) != healthy.end();
+  for (size_t i = 0; i < healthy.size(); ++i)
+    if ((healthy[i] || !any_healthy) && has_capacity(st, i, now, priority)) return true;
   return false;
 }
 
@@ -163,21 +166,22 @@ void pump(self_ptr self) {
       break;
     }
     // One batch: up to max_batch requests, each to an endpoint with capacity.
-    const std::vector<bool> usable = usable_endpoints(st);
+    const std::vector<bool> healthy_now = healthy_endpoints(st);
     std::vector<std::pair<batcher_state::held, sched_grant>> batch;
     // P0 is popped first whenever one waits, so the next item's class is known before the pop.
     auto next_priority = [&] { return st.queue->size(0) > 0 ? 0 : 1; };
     while (batch.size() < std::max<uint32_t>(1, st.cfg->batch.max_batch) && st.queue->size() > 0 &&
-           any_capacity(st, usable, now, next_priority())) {
+           any_capacity(st, healthy_now, now, next_priority())) {
       std::optional<scheduling::item> it = st.queue->pop(now);
       if (!it) break;
       auto h = st.waiting.find(it->id);
       if (h == st.waiting.end()) continue;  // cannot happen: every queued id is waiting
       report_depth(st, it->priority);
-      const int at = pick_endpoint(st, usable, h->second.order, now, it->priority);
+      const int at = pick_endpoint(st, healthy_now, h->second.order, now, it->priority);
       if (at < 0) {
-        // Its order leaves out the endpoints with capacity (a residency rule): it goes back
-        // to its line and this release stops (head-of-line until a slot of its own frees).
+        // Its order leaves out the endpoints with capacity (a residency rule, or only broken
+        // endpoints of its own): it goes back to its line and this release stops until a slot
+        // frees.
         const int p = it->priority;
         if (!st.queue->push(std::move(*it))) {
           refuse(st, h->second, sched_queue_full);
