@@ -274,6 +274,17 @@ caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
         st.granted.erase(it);
         if (st.queue->size() > 0) pump(self);
       },
+      [self](sched_cancel& c) {
+        auto& st = self->state;
+        auto h = st.waiting.find(c.id);
+        if (h == st.waiting.end() || !st.queue->remove(c.id)) return;  // granted, or gone
+        const int p = h->second.priority;
+        sched_grant g;
+        g.refused = sched_cancelled;
+        h->second.promise.deliver(std::move(g));
+        st.waiting.erase(h);
+        report_depth(st, p);
+      },
       [self](sched_pump_atom) {
         auto& st = self->state;
         st.timer_at_us = INT64_MAX;  // this one or an earlier one: pump() arms what is needed

@@ -105,6 +105,7 @@ struct batcher_state {
 /// Spawned by the node, one per model. Messages:
 ///   sched_ask  -> sched_grant   hold the request; answered when granted or refused
 ///   sched_done                  a granted request ended: its slot and tokens are settled
+///   sched_cancel                a queued request's client left: it leaves the queue
 ///   sched_pump_atom             (its own timer) a window closed, tokens refilled, or a
 ///                               deadline passed
 caf::behavior batcher(caf::stateful_actor<batcher_state>* self,

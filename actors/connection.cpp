@@ -420,6 +420,8 @@ void end_request(connection_state& st) {
   st.ticket = 0;
   st.priority = 2;
   st.scheduled = false;
+  st.queued = false;
+  st.client_gone = false;
   st.sched_tokens = 0;
   st.rate = rate_headers{};
   st.received_ms = 0;
@@ -838,6 +840,17 @@ void serve_leader_result(self_ptr self, dedup_result& r) {
   serve(self, std::move(reply));
 }
 
+/// The "error" of a request whose client left before its upstream call: nobody reads it; the
+/// status (nginx's 499) is what metrics and the audit record show.
+openai::api_error client_left() {
+  openai::api_error e;
+  e.status = 499;
+  e.type = "invalid_request_error";
+  e.code = "client_closed_request";
+  e.message = "The client closed the connection before the request was sent upstream.";
+  return e;
+}
+
 /// Steps 8 and 9: the request waits in its model's batcher until one of its endpoints, in the
 /// router's order, has capacity; without a batcher (scheduling off) it goes at once.
 void schedule(self_ptr self) {
@@ -854,6 +867,8 @@ void schedule(self_ptr self) {
   //                 P1-P4 and tenants, aging) until an endpoint has a free slot and tokens;
   //                 a full queue or a wait past the timeout: 503 with Retry-After
   if (!st.model->batcher) return call_upstream(self, std::move(ranked), -1);
+  // Nobody to answer: no queue place (a dedup leader goes on: its followers wait for it).
+  if (st.client_gone && !st.leading) return refuse(self, client_left());
   sched_ask ask;
   ask.id = self->id();  // one request per connection actor at a time
   ask.priority = st.priority;
@@ -862,10 +877,13 @@ void schedule(self_ptr self) {
   ask.tokens = st.sched_tokens;
   ask.order.reserve(ranked.size());
   for (const model_route* r : ranked) ask.order.push_back(static_cast<uint16_t>(r->index));
+  st.queued = true;
   self->request(st.model->batcher, caf::infinite, std::move(ask))
       .then(
           [self](sched_grant& g) {
             auto& st = self->state;
+            st.queued = false;
+            if (g.refused == sched_cancelled) return refuse(self, client_left());
             if (g.refused != sched_granted) {
               openai::api_error e = openai::service_unavailable(
                   g.refused == sched_queue_full
@@ -884,6 +902,7 @@ void schedule(self_ptr self) {
             call_upstream(self, std::move(order), static_cast<int64_t>(g.waited_us / 1000));
           },
           [self](caf::error&) {
+            self->state.queued = false;
             refuse(self, openai::service_unavailable(
                              "The model's scheduler is unavailable; retry shortly.", 1));
           });
@@ -1226,6 +1245,12 @@ caf::behavior connection(caf::stateful_actor<connection_state>* self,
         st.ctx->ports.at(st.to.loop)->follow(std::move(c));
       },
       [self](side_answer& a) { on_side_answer(self, a); },
+      [self](client_gone_atom, const reply_target& to) {
+        auto& st = self->state;
+        if (st.to.loop != to.loop || st.to.slot != to.slot) return;  // another request's
+        st.client_gone = true;
+        if (st.queued && !st.leading) self->send(st.model->batcher, sched_cancel{self->id()});
+      },
       [self](dedup_result& r) {
         auto& st = self->state;
         if (!st.following || r.key != st.exact_key || st.live) return;

@@ -31,6 +31,10 @@
 
 namespace tc::actors {
 
+/// I/O loop -> connection: the client of the request at this reply_target went away before its
+/// upstream call began (so step 8 may drop it from the queue).
+using client_gone_atom = caf::atom_constant<caf::atom("cl_gone")>;
+
 /// An HTTP POST an actor asks an I/O loop to make (a remote moderation engine's check).
 struct side_call {
   caf::actor reply_to;  ///< gets the side_answer
@@ -240,6 +244,8 @@ struct connection_state {
   uint64_t ticket = 0;        ///< tenant_quota reservation (0: none)
   uint8_t priority = 2;       ///< step 8: P0..P4, from the key (x-tc-priority may change it)
   bool scheduled = false;     ///< step 8 granted a slot: sched_done is owed to the batcher
+  bool queued = false;        ///< step 8 asked and has no answer yet
+  bool client_gone = false;   ///< the loop said the client left before the upstream call
   uint32_t sched_tokens = 0;  ///< the estimate the slot reserved
   rate_headers rate;
   int64_t received_ms = 0;
@@ -266,6 +272,7 @@ struct connection_state {
 ///   dedup_attach                     (leader) a streaming follower joined
 ///   dedup_events, dedup_result       (follower) the leader's stream events, its answer
 ///   side_answer                      a remote moderation engine's verdict (step 4)
+///   (client_gone_atom, reply_target) its client left before the upstream call (step 8)
 caf::behavior connection(caf::stateful_actor<connection_state>* self,
                          std::shared_ptr<const pipeline> ctx);
 

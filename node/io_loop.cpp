@@ -1264,6 +1264,9 @@ struct io_loop::impl {
       finish(slot, 499);
     }
     // Otherwise the actor has not dispatched yet: its dispatch or reject ends the request.
+    // Tell it, so a request waiting in its model's queue leaves it now.
+    if (!p.dispatched && p.actor)
+      caf::anon_send(p.actor, actors::client_gone_atom::value, reply_target{index, slot});
   }
 
   // -- side calls (remote moderation engines) ----------------------------------------------

@@ -434,6 +434,7 @@ typename Inspector::result_type inspect(Inspector& f, sched_ask& x) {
 constexpr uint8_t sched_granted = 0;
 constexpr uint8_t sched_queue_full = 1;
 constexpr uint8_t sched_queue_timeout = 2;
+constexpr uint8_t sched_cancelled = 3;  ///< its client went away while it was queued
 
 /// batcher -> connection: dispatch now, at `order[0]` (a slot there is held for the request
 /// until its sched_done), or refused.
@@ -461,6 +462,17 @@ struct sched_done {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sched_done& x) {
   return f(caf::meta::type_name("tc::sched_done"), x.id, x.used_tokens);
+}
+
+/// connection -> batcher: the client of request `id` went away; if it is still queued it leaves
+/// the queue (answered sched_cancelled), if it was granted its sched_done follows as usual.
+struct sched_cancel {
+  uint64_t id = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sched_cancel& x) {
+  return f(caf::meta::type_name("tc::sched_cancel"), x.id);
 }
 
 // -- accounts, tenant_quota, ledger (issue 4) -----------------------------------------------
@@ -691,6 +703,7 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<sched_ask>("tc::sched_ask");
   cfg.add_message_type<sched_grant>("tc::sched_grant");
   cfg.add_message_type<sched_done>("tc::sched_done");
+  cfg.add_message_type<sched_cancel>("tc::sched_cancel");
   cfg.add_message_type<rate_headers>("tc::rate_headers");
   cfg.add_message_type<accounts::limits>("tc::accounts::limits");
   cfg.add_message_type<accounts::tenant>("tc::accounts::tenant");

@@ -57,6 +57,7 @@ caf::behavior asker(caf::event_based_actor* self, caf::actor batcher,
           log->got.emplace_back(id, std::move(g));
         });
       },
+      [=](tc::sched_cancel& c) { self->send(batcher, c); },  // after the asks before it
   };
 }
 
@@ -157,6 +158,23 @@ TEST_CASE("batcher: reserved slots are P0's: a P0 request goes at once under a f
   f.done(1);  // a freed shared slot goes to the flood again
   REQUIRE(poll_until([&] { return f.log->size() == 4; }));
   CHECK(f.log->ids().back() == 3);
+}
+
+TEST_CASE("batcher: a cancelled request leaves the queue; a granted one is not touched") {
+  fixture f(one_endpoint(1));
+  f.ask(1, 2);
+  REQUIRE(poll_until([&] { return f.log->size() == 1; }));
+  f.ask(2, 2);
+  f.ask(3, 2);
+  caf::anon_send(f.client, tc::sched_cancel{2});
+  caf::anon_send(f.client, tc::sched_cancel{1});  // granted: its sched_done settles it
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
+  CHECK(f.log->ids().back() == 2);
+  CHECK(f.log->of(2).refused == tc::sched_cancelled);
+  f.done(1);
+  REQUIRE(poll_until([&] { return f.log->size() == 3; }));
+  CHECK(f.log->ids().back() == 3);  // 2 is gone: 3 is next
+  CHECK(f.log->of(3).refused == tc::sched_granted);
 }
 
 TEST_CASE("batcher: a full queue sheds its newest lowest-priority request for a higher one") {

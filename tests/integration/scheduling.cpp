@@ -1,7 +1,8 @@
 // Step 8 through the whole node (issue 6): requests beyond an endpoint's max_concurrency are
 // held in the model's batcher and released in priority order (a P0 key's request overtakes
 // queued P4 ones); a full queue and a wait past the timeout are answered 503 with Retry-After;
-// a bad x-tc-priority is a 400. The node keeps serving throughout.
+// a bad x-tc-priority is a 400; a queued request whose client leaves is dropped. The node keeps
+// serving throughout.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -129,4 +130,28 @@ TEST_CASE(
   CHECK(ok.header("x-tc-queue-ms") == "0");
   // scheduling.enabled = false: no batcher, nothing counted.
   CHECK(node_metric(node, "tc_dispatched_total").value_or(0) == 0);
+}
+
+TEST_CASE("scheduling: a queued request whose client leaves is dropped from the queue at once") {
+  node_process node;
+  REQUIRE_MESSAGE(node.start(one_slot_node(20, "queue_timeout_ms = 60000\n")), node.error());
+  // A takes the only slot for about a second.
+  response a;
+  std::thread first([&] { a = chat(node, "", "slow one", R"("max_tokens":20)"); });
+  REQUIRE(eventually([&] { return node_metric(node, "tc_dispatched_total").value_or(0) >= 1; },
+                     5000ms));
+  // B queues behind it, then its client goes away.
+  http_connection b;
+  REQUIRE(b.connect(node.data_port()));
+  REQUIRE(b.send_all(make_request("POST", "/v1/chat/completions",
+                                  chat_body("sim-chat", "will leave", R"("max_tokens":5)"))));
+  REQUIRE(eventually([&] { return node_metric(node, "tc_queue_depth").value_or(0) == 1; }, 5000ms));
+  b.close();
+  // It leaves the queue long before A's slot frees, and is never sent upstream.
+  CHECK(eventually([&] { return node_metric(node, "tc_queue_depth").value_or(-1) == 0; }, 500ms,
+                   10ms));
+  first.join();
+  CHECK(a.status == 200);
+  CHECK(node_metric(node, "tc_dispatched_total").value_or(0) == 1);
+  CHECK(wait_node_idle(node, 5000ms).empty());
 }

@@ -158,6 +158,7 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   grant.batch = 5;
   round_trip(self, remote, grant);
   round_trip(self, remote, tc::sched_done{77, 310});
+  round_trip(self, remote, tc::sched_cancel{77});
 
   tc::request_outcome out;
   out.status = 200;
