@@ -520,8 +520,9 @@ void run(self_ptr self) {
       t != nullptr && !t->cache_scope.empty() ? "shared:" + t->cache_scope : "tenant:" + st.tenant;
   st.priority =
       accounts::request_priority(st.caller, t != nullptr ? t->priority : 2, st.meta.priority);
-  // 3 validate      the model is known and serves this endpoint (before 2: the reservation
-  //                 is priced by the model)
+  // 3 validate      which model (alias, group member, auto pick), known and serving this
+  //                 endpoint, with an endpoint the tenant's residency rule allows; context
+  //                 length (before 2: the reservation is priced by the model)
   if (!resolve_model(st, error)) return refuse(self, std::move(error));
   st.model = validate(*st.ctx, st.req, error);
   if (st.model == nullptr) return refuse(self, std::move(error));
