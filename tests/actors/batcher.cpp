@@ -160,7 +160,7 @@ TEST_CASE("batcher: reserved slots are P0's: a P0 request goes at once under a f
   CHECK(f.log->ids().back() == 3);
 }
 
-TEST_CASE("batcher: a cancelled request leaves the queue; a granted one is not touched") {
+TEST_CASE("batcher: a cancelled request leaves the queue, a granted one is not touched") {
   fixture f(one_endpoint(1));
   f.ask(1, 2);
   REQUIRE(poll_until([&] { return f.log->size() == 1; }));
