@@ -651,10 +651,13 @@ void gateway::start() {
     if (d.ctx.model_bodies.emplace(id, openai::model_body(card)).second)
       cards.push_back(std::move(card));
   }
-  for (const auto& g : s.routing.groups) {
+  for (const auto& id : virtual_ids) {
+    auto g = d.pipeline->groups.find(id);
+    if (g == d.pipeline->groups.end()) continue;  // the auto model
     admin_api_deps::group_config gc;
-    gc.name = g.substr(0, g.find('='));
-    gc.members = config::parse_group(g.substr(g.find('=') + 1));
+    gc.name = id;
+    for (size_t i = 0; i < g->second.members.size(); ++i)
+      gc.members.emplace_back(g->second.members[i], g->second.weights[i]);
     d.admin_deps.config_groups.push_back(std::move(gc));
   }
   d.ctx.models_body = openai::models_list_body(cards);
