@@ -1261,7 +1261,7 @@ struct io_loop::impl {
     if (p.calling) {
       cancel_call(p);  // the upstream stops generating for nobody
       p.upstream_ns = ns_since(p.upstream_start_ns, uv_hrtime());
-      finish(slot, 499);
+      return finish(slot, 499);  // erases p
     }
     // Otherwise the actor has not dispatched yet: its dispatch or reject ends the request.
     // Tell it, so a request waiting in its model's queue leaves it now.
