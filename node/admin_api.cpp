@@ -6,6 +6,8 @@
 #include <string_view>
 
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include "actors/audit_writer.hpp"
 #include "actors/ledger.hpp"
@@ -366,22 +368,39 @@ admin_answer prices(const admin_api_deps& d, const actors::directory& dir, const
 
 /// A group as the API shows it: each model's weight in force and its configured weight.
 std::string group_json(const admin_api_deps::group_config& g, const accounts::model_split* live) {
-  std::string out = "{\"object\":\"model_group\",\"id\":\"" + g.name + "\",\"models\":[";
-  for (size_t i = 0; i < g.members.size(); ++i) {
-    const auto& [model, configured] = g.members[i];
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  auto text = [&w](std::string_view k, std::string_view v) {
+    w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  };
+  w.StartObject();
+  text("object", "model_group");
+  text("id", g.name);
+  w.Key("models");
+  w.StartArray();
+  for (const auto& [model, configured] : g.members) {
     uint32_t now = configured;
     if (live != nullptr) {
       auto it = live->weights.find(model);
       now = it == live->weights.end() ? 0 : it->second;
     }
-    if (i != 0) out += ',';
-    out += "{\"model\":\"" + model + "\",\"weight\":" + std::to_string(now) +
-           ",\"configured_weight\":" + std::to_string(configured) + "}";
+    w.StartObject();
+    text("model", model);
+    w.Key("weight");
+    w.Uint(now);
+    w.Key("configured_weight");
+    w.Uint(configured);
+    w.EndObject();
   }
-  out += "],\"stable\":\"" + g.members.front().first + "\",\"stored\":";
-  out += live != nullptr ? "true" : "false";
-  out += ",\"updated_at\":" + std::to_string(live != nullptr ? live->updated_at : 0) + "}";
-  return out;
+  w.EndArray();
+  text("stable", g.members.front().first);
+  w.Key("stored");
+  w.Bool(live != nullptr);
+  w.Key("updated_at");
+  w.Int64(live != nullptr ? live->updated_at : 0);
+  w.EndObject();
+  return std::string(sb.GetString(), sb.GetSize());
 }
 
 /// GET /v1/routing/groups[/{group}]; PUT one's weights, POST .../rollback (all to the stable

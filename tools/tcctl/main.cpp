@@ -477,6 +477,18 @@ class body_builder {
     w_.EndObject();
     return *this;
   }
+  /// Adds "key": {"name": <integer>, ...}.
+  body_builder& counts(std::string_view key,
+                       const std::vector<std::pair<std::string, int64_t>>& v) {
+    field(key);
+    w_.StartObject();
+    for (const auto& [name, n] : v) {
+      this->key(name);
+      w_.Int64(n);
+    }
+    w_.EndObject();
+    return *this;
+  }
   /// How many top-level fields were added.
   size_t fields() const { return fields_; }
   /// The finished object, or nullopt when some text was not valid UTF-8.
@@ -1736,23 +1748,18 @@ void add_models(CLI::App& app, action_fn& action, models_args& v) {
   m_weights->add_option("group", v.group, "group id")->required()->check(non_empty);
   m_weights->add_option("weights", v.weights, "MODEL=WEIGHT ...")->required();
   on_run(m_weights, action, [&](const session& s) {
-    std::string body = "{\"weights\":{";
-    for (size_t i = 0; i < v.weights.size(); ++i) {
-      const std::string& w = v.weights[i];
+    std::vector<std::pair<std::string, int64_t>> weights;
+    for (const std::string& w : v.weights) {
       const auto eq = w.rfind('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == w.size() ||
           w.find_first_not_of("0123456789", eq + 1) != std::string::npos || w.size() - eq - 1 > 7)
         return usage_fail("models weights: expected MODEL=WEIGHT (a whole number), got '" + w +
                           "'");
-      body_builder one;  // quotes the model name as JSON
-      one.i64(w.substr(0, eq), std::stoll(w.substr(eq + 1)));
-      const auto text = one.finish();
-      if (!text) return usage_fail("an argument is not valid UTF-8");
-      if (i != 0) body += ',';
-      body += text->substr(1, text->size() - 2);
+      weights.emplace_back(w.substr(0, eq), std::stoll(w.substr(eq + 1)));
     }
-    body += "}}";
-    return s.request("PUT", build_path({"v1", "routing", "groups", v.group}), &body, show_groups);
+    body_builder b;
+    b.counts("weights", weights);
+    return send(s, "PUT", build_path({"v1", "routing", "groups", v.group}), b, show_groups);
   });
   auto* m_rollback = models->add_subcommand(
       "rollback", "send every request of a group to its stable (first) model, at once");
