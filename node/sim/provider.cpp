@@ -15,7 +15,9 @@
 //
 // Streams: one SSE event per token. Stream headers are sent with the first token (after the
 // wait for a slot and the TTFT), so first_byte_ns is the time to first token. A call holds one
-// slot whatever its n: its choices decode in parallel, one token each per step.
+// slot per choice (n, times the prompts of a completions list; at most max_batch), as a server
+// runs each as a sequence: its choices decode in parallel, one token each per step, and wait
+// in line until that many slots are free.
 //
 // Token counts: completion_tokens = words generated (each word, with its leading space and
 // any full stop, is one token) or, for a tool call, the argument fragments of about 4 bytes.
@@ -104,7 +106,8 @@ struct call {
   uint32_t prompt_tokens = 0;
   std::vector<choice_plan> choices;
   std::vector<tool_answer> tools;
-  uint32_t total_steps = 0;  ///< longest choice; choices decode in parallel, one slot
+  uint32_t total_steps = 0;  ///< longest choice; choices decode in parallel
+  uint32_t slots = 1;        ///< batch slots it holds while it runs (one per choice)
   uint32_t generated = 0;    ///< steps generated
   uint32_t emitted = 0;      ///< steps delivered
   uint64_t ttft_ns = 0;      ///< own schedule, fixed at start()
@@ -844,17 +847,22 @@ struct provider::impl {
     active = static_cast<uint32_t>(static_cast<int64_t>(active) + delta);
   }
 
-  /// Grants free slots to waiting calls, FIFO.
+  /// Grants free slots to waiting calls, FIFO: the first in line waits until it has all the
+  /// slots it needs.
   void admit(uint64_t now) {
-    while (active < max_batch() && !wait_queue.empty()) {
-      call_id id = wait_queue.front();
+    while (!wait_queue.empty()) {
+      call* c = find(wait_queue.front());
+      if (!c || c->ph != phase::waiting) {
+        wait_queue.pop_front();
+        continue;
+      }
+      c->slots = std::clamp<uint32_t>(static_cast<uint32_t>(c->choices.size()), 1, max_batch());
+      if (active + c->slots > max_batch()) break;
       wait_queue.pop_front();
-      call* c = find(id);
-      if (!c || c->ph != phase::waiting) continue;
       --waiting;
-      add_active(1, now);
+      add_active(static_cast<int>(c->slots), now);
       c->ph = phase::prefill;
-      prefill.push({now + c->ttft_ns, id});
+      prefill.push({now + c->ttft_ns, c->id});
     }
   }
 
@@ -880,7 +888,7 @@ struct provider::impl {
 
   void finish_generation(call& c, uint64_t now) {
     c.ph = phase::generated;
-    add_active(-1, now);
+    add_active(-static_cast<int>(c.slots), now);
     admit(now);
   }
 
@@ -1296,7 +1304,7 @@ struct provider::impl {
     if (owned->ph == phase::waiting) {
       --waiting;
     } else if (owned->ph == phase::prefill || owned->ph == phase::decoding) {
-      add_active(-1, now);
+      add_active(-static_cast<int>(owned->slots), now);
       admit(now);
       schedule();
     }

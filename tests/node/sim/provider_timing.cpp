@@ -94,6 +94,35 @@ TEST_CASE("max_batch 4 with 8 concurrent calls: 4 decode - 4 wait FIFO") {
   CHECK(st.tokens_generated == 80);
 }
 
+TEST_CASE("a call holds one slot per choice - and waits in line until it has them all") {
+  loop_fixture f;
+  tc::config::sim_settings s;
+  s.ttft_ms = 5;
+  s.tokens_per_sec = 200;
+  s.max_batch = 4;
+  provider p(&f.loop, s);
+  // Three prompts in one completions call: three sequences.
+  auto three =
+      post(p, "/v1/completions", R"({"model":"m","max_tokens":10,"prompt":["a","b","c"]})");
+  CHECK(p.stats().active_sequences == 3);
+  // n = 2 needs two slots and only one is free: it waits, and so does the call behind it.
+  auto two =
+      post(p, chat_path,
+           R"({"model":"m","n":2,"max_tokens":10,"messages":[{"role":"user","content":"x"}]})");
+  auto one = post(p, chat_path, stream_body(1, 10));
+  auto st = p.stats();
+  CHECK(st.active_sequences == 3);
+  CHECK(st.waiting == 2);
+  REQUIRE(f.run_until([&] { return three->done && two->done && one->done; }));
+  CHECK(two->first_data_ns >= three->done_ns);
+  CHECK(one->first_data_ns >= three->done_ns);  // FIFO: it did not pass the call of two
+  CHECK(three->status == 200);
+  CHECK(two->status == 200);
+  st = p.stats();
+  CHECK(st.active_sequences == 0);
+  CHECK(st.tokens_generated == 60);
+}
+
 TEST_CASE("aggregate throughput with 4 concurrent sequences beats 2.5x a single one") {
   // throughput(n) = n / (1 + c*(n-1)): with c = 0.05, 4 sequences give 3.48x one.
   tc::config::sim_settings s;
