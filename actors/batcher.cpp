@@ -4,6 +4,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
+
+#include "actors/connection.hpp"
+#include "protocol/openai/request.hpp"
+#include "protocol/scheduling/prompt_array.hpp"
 
 namespace tc::actors {
 
@@ -13,6 +18,9 @@ using self_ptr = caf::stateful_actor<batcher_state>*;
 
 /// Queue deadlines are checked at least this often while requests are held.
 constexpr int64_t expiry_tick_us = 100'000;
+
+/// The largest merged answer read; a larger one fails the merge (its requests go alone).
+constexpr uint32_t merged_answer_limit = 16 * 1024 * 1024;
 
 int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -143,6 +151,97 @@ int64_t capacity_back_us(const batcher_state& st, int64_t now) {
   return best;
 }
 
+/// A released batch's requests get their grants: those that can be merged at a prompt_array
+/// endpoint (two or more with the same key granted there) go upstream as one call, whose answer
+/// completes their grants (see on_merged); the others are granted now.
+void deliver(self_ptr self, std::vector<std::pair<batcher_state::held, sched_grant>>& batch) {
+  auto& st = self->state;
+  std::map<std::pair<uint16_t, uint64_t>, std::vector<size_t>> groups;
+  if (!st.cfg->ports.empty()) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const auto& [h, g] = batch[i];
+      if (h.merge_key == 0 || g.order.empty()) continue;
+      if (!st.cfg->endpoints[g.order.front()].prompt_array) continue;
+      groups[{g.order.front(), h.merge_key}].push_back(i);
+    }
+  }
+  std::vector<bool> merged(batch.size(), false);
+  for (auto& [at, members] : groups) {
+    if (members.size() < 2) continue;
+    const batcher_endpoint& e = st.cfg->endpoints[at.first];
+    std::vector<std::string> prompts;
+    batcher_state::merge_call call;
+    call.endpoint = at.first;
+    call.started_us = now_us();
+    for (size_t i : members) {
+      merged[i] = true;
+      prompts.push_back(std::move(batch[i].first.merge_prompt));
+      call.weights.push_back(batch[i].first.merge_weight);
+      batch[i].second.merged = static_cast<uint32_t>(members.size());
+      call.members.emplace_back(std::move(batch[i].first.promise), std::move(batch[i].second));
+    }
+    side_call c;
+    c.reply_to = caf::actor_cast<caf::actor>(self);
+    c.id = ++st.next_merge_id;
+    c.provider = e.provider;
+    c.url = e.url;
+    c.headers = {"Content-Type: application/json",
+                 "x-request-id: tc-batch-" + st.cfg->model + "-" + std::to_string(c.id)};
+    c.body = openai::with_model(
+        scheduling::merged_body(batch[members.front()].first.merge_body, prompts),
+        e.upstream_model);
+    c.timeout_ms = e.timeout_ms;
+    c.max_answer_bytes = merged_answer_limit;
+    if (st.cfg->board) {
+      st.cfg->board->live[e.endpoint].in_flight.fetch_add(static_cast<uint32_t>(members.size()),
+                                                          std::memory_order_relaxed);
+    }
+    io_port* port = st.cfg->ports[st.next_port++ % st.cfg->ports.size()];
+    st.merges.emplace(c.id, std::move(call));
+    port->call(std::move(c));
+  }
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (!merged[i]) batch[i].first.promise.deliver(std::move(batch[i].second));
+}
+
+/// A merged call ended: each request gets its part of the answer, or, when the call or its
+/// answer failed, a plain grant (it calls on its own).
+void on_merged(self_ptr self, side_answer& a) {
+  auto& st = self->state;
+  auto it = st.merges.find(a.id);
+  if (it == st.merges.end()) return;
+  batcher_state::merge_call call = std::move(it->second);
+  st.merges.erase(it);
+  const batcher_endpoint& e = st.cfg->endpoints[call.endpoint];
+  const int64_t took_us = std::max<int64_t>(0, now_us() - call.started_us);
+  if (st.cfg->board) {
+    auto& live = st.cfg->board->live[e.endpoint];
+    live.in_flight.fetch_sub(static_cast<uint32_t>(call.members.size()), std::memory_order_relaxed);
+    if (e.endpoint < st.cfg->board->health.size()) {
+      health_report r;
+      r.kind = static_cast<uint8_t>(outcome_of(a.status, a.failure));
+      const auto kind = static_cast<routing::outcome_kind>(r.kind);
+      if (kind == routing::outcome_kind::ok || kind == routing::outcome_kind::timeout)
+        r.latency_ms = static_cast<double>(took_us) / 1e3;
+      self->send(st.cfg->board->health[e.endpoint], std::move(r));
+    }
+  }
+  std::vector<scheduling::split_part> parts;
+  std::string error;
+  const bool ok = a.status == 200 && scheduling::split_answer(a.body, call.weights, parts, error);
+  if (st.cfg->metrics) st.cfg->metrics->merged(call.members.size(), ok);
+  for (size_t i = 0; i < call.members.size(); ++i) {
+    auto& [promise, g] = call.members[i];
+    if (ok) {
+      g.answer = std::move(parts[i].body);
+      g.upstream_us = static_cast<uint64_t>(took_us);
+    } else {
+      g.merged = 0;
+    }
+    promise.deliver(std::move(g));
+  }
+}
+
 /// Expires what waited too long, then releases batches while the window says so and there is
 /// capacity, then arms the timer for whatever comes next.
 void pump(self_ptr self) {
@@ -214,8 +313,8 @@ void pump(self_ptr self) {
       g.batch = static_cast<uint32_t>(batch.size());
       if (st.cfg->metrics)
         st.cfg->metrics->dispatched(h.priority, static_cast<double>(g.waited_us) / 1e6);
-      h.promise.deliver(std::move(g));
     }
+    deliver(self, batch);
   }
   if (st.queue->size() > 0) next = std::min(next, now + expiry_tick_us);
   if (next != INT64_MAX) arm(self, next, now);
@@ -246,6 +345,10 @@ caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
         h.enqueued_us = now;
         h.tokens = std::max<uint32_t>(1, a.tokens);
         h.priority = std::min<uint8_t>(a.priority, scheduling::priorities - 1);
+        h.merge_key = a.merge_key;
+        h.merge_body = std::move(a.merge_body);
+        h.merge_prompt = std::move(a.merge_prompt);
+        h.merge_weight = a.merge_weight;
         scheduling::item it;
         it.id = a.id;
         it.priority = h.priority;
@@ -285,6 +388,7 @@ caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
         st.waiting.erase(h);
         report_depth(st, p);
       },
+      [self](side_answer& a) { on_merged(self, a); },
       [self](sched_pump_atom) {
         auto& st = self->state;
         st.timer_at_us = INT64_MAX;  // this one or an earlier one: pump() arms what is needed

@@ -15,6 +15,16 @@
 //
 // The slot is held at the granted endpoint until the connection's sched_done, even when the
 // request failed over to another endpoint (the loop then counts it there too).
+//
+// prompt_array dispatch: at an endpoint whose provider takes a list of prompts
+// (providers[].batch_dispatch = "prompt_array"), the requests of one released batch that can be
+// merged (sched_ask::merge_key: single-prompt /v1/completions, equal but for the prompt) go
+// upstream as one call, made by the batcher through an I/O loop (io_port::call). Its answer is
+// split back (protocol/scheduling/prompt_array) and each request is granted with its part, which
+// its connection relays as its upstream answer. Each request still holds its own slot and
+// tokens: a list of k prompts is k sequences upstream. When the merged call fails, each request
+// is granted plainly and makes its own call (with failover), so one bad prompt or a broken
+// answer costs an extra attempt, never an error the request would not have had alone.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +45,8 @@ namespace tc::actors {
 
 using sched_pump_atom = caf::atom_constant<caf::atom("s_pump")>;
 
+class io_port;
+
 /// What a model's batcher reports, on its own thread (node/metrics implements it).
 class batcher_metrics {
  public:
@@ -47,6 +59,9 @@ class batcher_metrics {
   virtual void batch(size_t n) = 0;
   /// One request refused: sched_queue_full or sched_queue_timeout.
   virtual void refused(int priority, uint8_t why) = 0;
+  /// One merged prompt_array call for `prompts` requests ended: split and answered (`ok`), or
+  /// failed, its requests sent on alone.
+  virtual void merged(size_t prompts, bool ok) = 0;
 };
 
 /// One endpoint of the model, as the batcher shapes it.
@@ -55,6 +70,12 @@ struct batcher_endpoint {
   uint32_t max_concurrency = 0;  ///< requests granted and not done at once; 0 = unlimited
   double tokens_per_s = 0;       ///< token bucket rate (burst: one second); 0 = unlimited
   uint32_t p0_reserved = 0;      ///< P1-P4 in flight stay below max_concurrency minus this
+  /// prompt_array: mergeable requests granted here together go as one call.
+  bool prompt_array = false;
+  std::string provider;        ///< its transport (io_port::call)
+  std::string url;             ///< its /completions URL
+  std::string upstream_model;  ///< the model name it expects
+  uint32_t timeout_ms = 0;     ///< the whole merged call
 };
 
 struct batcher_config {
@@ -64,6 +85,7 @@ struct batcher_config {
   std::vector<batcher_endpoint> endpoints;   ///< by index in the model (sched_ask::order)
   std::shared_ptr<routing_board> board;      ///< breaker states; null: every endpoint usable
   std::shared_ptr<batcher_metrics> metrics;  ///< null: none
+  std::vector<io_port*> ports;               ///< where merged calls are made; empty: never merge
 };
 
 struct batcher_state {
@@ -74,6 +96,17 @@ struct batcher_state {
     int64_t enqueued_us = 0;
     uint32_t tokens = 0;
     uint8_t priority = 0;
+    uint64_t merge_key = 0;  ///< sched_ask's
+    std::string merge_body;
+    std::string merge_prompt;
+    uint32_t merge_weight = 1;
+  };
+  /// A merged prompt_array call on its way.
+  struct merge_call {
+    uint16_t endpoint = 0;  ///< index in the model
+    int64_t started_us = 0;
+    std::vector<std::pair<caf::typed_response_promise<sched_grant>, sched_grant>> members;
+    std::vector<uint32_t> weights;
   };
   /// A request granted and not done.
   struct running {
@@ -94,6 +127,9 @@ struct batcher_state {
   std::unordered_map<uint64_t, held> waiting;
   std::unordered_map<uint64_t, running> granted;
   std::vector<capacity> endpoints;
+  std::unordered_map<uint64_t, merge_call> merges;  ///< by side_call id
+  uint64_t next_merge_id = 0;
+  size_t next_port = 0;             ///< merged calls go round the ports
   int64_t timer_at_us = INT64_MAX;  ///< the earliest sched_pump already on its way
   // Dispatch rate, for Retry-After: requests released in the current and the last second.
   int64_t rate_second = 0;
@@ -108,6 +144,7 @@ struct batcher_state {
 ///   sched_cancel                a queued request's client left: it leaves the queue
 ///   sched_pump_atom             (its own timer) a window closed, tokens refilled, or a
 ///                               deadline passed
+///   side_answer                 a merged prompt_array call ended
 caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
                       std::shared_ptr<const batcher_config> cfg);
 

@@ -11,6 +11,7 @@
 #include "protocol/canonical/template.hpp"
 #include "protocol/openai/stream.hpp"
 #include "protocol/openai/text.hpp"
+#include "protocol/scheduling/prompt_array.hpp"
 
 namespace tc::actors {
 
@@ -442,7 +443,8 @@ void fetch_pointed(self_ptr self, const cache_hit& pointer);
 void serve_hit(self_ptr self, cache_hit& hit);
 void dispatch(self_ptr self);
 void schedule(self_ptr self);
-void call_upstream(self_ptr self, std::vector<const model_route*> order, int64_t queue_ms);
+void call_upstream(self_ptr self, std::vector<const model_route*> order, int64_t queue_ms,
+                   sched_grant* merged = nullptr);
 
 const cache_shard_actor& owner(const connection_state& st, const canonical::digest& key) {
   const auto& shards = st.ctx->cache.shards;
@@ -877,7 +879,19 @@ void schedule(self_ptr self) {
   st.sched_tokens = static_cast<uint32_t>(std::min<uint64_t>(estimate_tokens(st.req), UINT32_MAX));
   ask.tokens = st.sched_tokens;
   ask.order.reserve(ranked.size());
-  for (const model_route* r : ranked) ask.order.push_back(static_cast<uint16_t>(r->index));
+  bool merges = false;  // an endpoint of its order takes prompt arrays
+  for (const model_route* r : ranked) {
+    ask.order.push_back(static_cast<uint16_t>(r->index));
+    merges = merges || r->prompt_array;
+  }
+  scheduling::mergeable_prompt m;
+  if (merges && st.req.kind == openai::endpoint::completions && !st.req.stream &&
+      scheduling::mergeable_completion(st.req.body, m)) {
+    ask.merge_key = m.key;
+    ask.merge_body = st.req.body;
+    ask.merge_prompt = std::move(m.prompt);
+    ask.merge_weight = m.weight;
+  }
   st.queued = true;
   self->request(st.model->batcher, caf::infinite, std::move(ask))
       .then(
@@ -900,7 +914,8 @@ void schedule(self_ptr self) {
             for (uint16_t i : g.order)
               if (i < st.model->endpoints.size()) order.push_back(&st.model->endpoints[i]);
             if (order.empty()) order.push_back(&st.model->endpoints.front());
-            call_upstream(self, std::move(order), static_cast<int64_t>(g.waited_us / 1000));
+            call_upstream(self, std::move(order), static_cast<int64_t>(g.waited_us / 1000),
+                          g.answer.empty() ? nullptr : &g);
           },
           [self](caf::error&) {
             self->state.queued = false;
@@ -910,13 +925,21 @@ void schedule(self_ptr self) {
 }
 
 /// Step 9's plan and step 10: the call to `order[0]`, the next ones (up to
-/// routing.max_attempts in all) as the failover order.
-void call_upstream(self_ptr self, std::vector<const model_route*> order, int64_t queue_ms) {
+/// routing.max_attempts in all) as the failover order. With `merged` (prompt_array), step 8
+/// made the call already: the plan carries this request's part of its answer.
+void call_upstream(self_ptr self, std::vector<const model_route*> order, int64_t queue_ms,
+                   sched_grant* merged) {
   auto& st = self->state;
   order.resize(std::min<size_t>(order.size(), std::max<uint32_t>(1, st.ctx->routing.max_attempts)));
   upstream_plan plan = route(order, st.req, st.to);
   plan.queue_ms = queue_ms;
-  if (st.model->endpoints.size() > 1 && st.ctx->routing.board) {
+  if (merged != nullptr) {
+    plan.prefetched = true;
+    plan.body = std::move(merged->answer);
+    plan.prefetched_ns = merged->upstream_us * 1000;
+    plan.merged = merged->merged;
+    plan.fallbacks.clear();
+  } else if (st.model->endpoints.size() > 1 && st.ctx->routing.board) {
     // Counted now, not when the loop starts the call: requests routed meanwhile see it.
     st.ctx->routing.board->live[plan.endpoint].in_flight.fetch_add(1, std::memory_order_relaxed);
     plan.in_flight_taken = true;

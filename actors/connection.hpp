@@ -35,7 +35,8 @@ namespace tc::actors {
 /// upstream call began (so step 8 may drop it from the queue).
 using client_gone_atom = caf::atom_constant<caf::atom("cl_gone")>;
 
-/// An HTTP POST an actor asks an I/O loop to make (a remote moderation engine's check).
+/// An HTTP call an actor asks an I/O loop to make (a remote moderation engine's check, a
+/// health probe, a merged prompt_array call).
 struct side_call {
   caf::actor reply_to;  ///< gets the side_answer
   uint64_t id = 0;      ///< echoed in the side_answer
@@ -45,6 +46,8 @@ struct side_call {
   std::vector<std::string> headers;  ///< "Name: value"
   std::string body;
   uint32_t timeout_ms = 1000;  ///< the whole call; slower is a failure ("total_timeout")
+  /// The longest answer read; a longer one is a failure ("too_large").
+  uint32_t max_answer_bytes = 1024 * 1024;
 };
 
 /// The way back to the I/O world. Implemented by node/io_loop; callable from any thread.
@@ -85,6 +88,7 @@ struct model_route {
   uint32_t connect_timeout_ms = 0;
   uint32_t first_byte_timeout_ms = 0;
   uint32_t total_timeout_ms = 0;
+  bool prompt_array = false;  ///< takes a list of prompts in one /completions call (step 8)
   // Cache policy of the model (issue 3).
   std::string version = "1";  ///< part of every cache key
   bool cache = true;

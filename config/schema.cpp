@@ -1058,6 +1058,17 @@ field_set build() {
            .help = "Static routing weight among the endpoints of a model; 0 = only when no other "
                    "endpoint can take the request"},
           [](auto& p) -> auto& { return p.weight; }),
+      bind<P>(
+          {.name = "providers[].batch_dispatch",
+           .type = vt::string,
+           .default_text = R"("concurrent")",
+           .help = "How the batcher sends a released batch here: concurrent (each request its "
+                   "own call, up to max_concurrency), prompt_array (single-prompt non-stream "
+                   "/v1/completions requests that differ only in their prompt go as one call "
+                   "with a list of prompts, as vLLM accepts, and the answer and usage are split "
+                   "back; needs scheduling.enabled and a batch window to gather them)",
+           .choices = {"concurrent", "prompt_array"}},
+          [](auto& p) -> auto& { return p.batch_dispatch; }),
       nested<P>({.name = "providers[].models",
                  .type = vt::table_array,
                  .default_text = "",

@@ -70,6 +70,7 @@ struct provider_settings {
   uint32_t max_concurrency = 256;
   double capacity_tokens_per_sec = 0;  ///< 0 = unknown
   uint32_t weight = 100;               ///< static routing weight; 0 = only when nothing else can
+  std::string batch_dispatch = "concurrent";  ///< concurrent | prompt_array
   std::vector<model_settings> models;
   sim_settings sim;  ///< type = "sim" only
 };

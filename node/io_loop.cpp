@@ -190,6 +190,7 @@ struct pending {
   uint16_t endpoint_index = 0;
   uint8_t attempts = 0;
   bool in_flight_taken = false;  ///< plan.in_flight_taken
+  uint32_t merged = 0;           ///< answered by a merged prompt_array call of this many
   std::vector<upstream_attempt> fallbacks;
   size_t next_fallback = 0;
   std::string request_body;          ///< kept for the fallbacks (each renames the model)
@@ -573,6 +574,7 @@ struct io_loop::impl {
       cache.cache(p.model).misses->Increment();
       ctx.metrics->lookup_miss->Observe(seconds(plan.cache_lookup_ns));
     }
+    if (plan.prefetched) return relay_prefetched(plan.to.slot, std::move(plan));
     if (p.client_gone) {
       if (plan.in_flight_taken) routing_board()->live[plan.endpoint].in_flight.fetch_sub(1);
       return finish(plan.to.slot, 499);
@@ -587,6 +589,27 @@ struct io_loop::impl {
     p.fallbacks = std::move(plan.fallbacks);
     if (!p.fallbacks.empty()) p.request_body = plan.body;
     start_attempt(plan.to.slot, std::move(plan.body));
+  }
+
+  /// Step 8 made the call (prompt_array, several requests in one upstream call): `plan.body` is
+  /// this request's part of the answer, relayed as a complete upstream answer is (step 11, the
+  /// cache capture, write-ahead). Its usage is its share of the call's; a client that left is
+  /// still billed that share (the tokens were generated for it).
+  void relay_prefetched(uint64_t slot, upstream_plan&& plan) {
+    pending& p = requests.at(slot);
+    p.endpoint = plan.endpoint;
+    p.endpoint_index = plan.endpoint_index;
+    p.attempts = 1;
+    p.merged = plan.merged;
+    p.upstream_status = 200;
+    p.upstream_content_type = "application/json";
+    p.upstream_ns = plan.prefetched_ns;
+    p.series = &cache.route(p.model, p.provider);
+    p.body = std::move(plan.body);
+    p.usage = openai::find_usage(p.body);
+    if (p.client_gone) return finish(slot, 499);
+    if (p.moderate_output) return moderate_answer(slot);
+    send_answer(slot);
   }
 
   /// Calls the endpoint `p` is set to (p.provider, p.url, p.timeouts) with `body`.
@@ -737,6 +760,7 @@ struct io_loop::impl {
     hs.emplace_back("x-tc-provider", p.provider);
     hs.emplace_back("x-tc-cache", "miss");
     hs.emplace_back("x-tc-queue-ms", std::to_string(p.queue_ms));
+    if (p.merged != 0) hs.emplace_back("x-tc-batch", std::to_string(p.merged));
     if (!p.filing_id.empty()) hs.emplace_back("x-algorithm-filing-id", p.filing_id);
     return hs;
   }
@@ -1277,7 +1301,8 @@ struct io_loop::impl {
   void side_call(std::string url, std::vector<std::string> headers, std::string body,
                  uint32_t timeout_ms,
                  std::function<void(int, std::string&&, std::string_view)> done,
-                 std::string method = "POST", const std::string& provider = {}) {
+                 std::string method = "POST", const std::string& provider = {},
+                 size_t max_answer = max_side_answer) {
     upstream::transport* via = curl.get();
     if (!provider.empty()) {
       auto tr = transports.find(provider);
@@ -1297,20 +1322,28 @@ struct io_loop::impl {
     struct state {
       int status = 0;
       std::string body;
+      size_t max = 0;
+      bool too_large = false;
       std::function<void(int, std::string&&, std::string_view)> done;
     };
     auto st = std::make_shared<state>();
     st->done = std::move(done);
+    st->max = max_answer;
     upstream::call_handlers h;
     h.on_headers = [st](int status, std::vector<std::pair<std::string, std::string>>&&) {
       st->status = status;
     };
     h.on_data = [st](std::string_view data) {
-      if (st->body.size() + data.size() <= max_side_answer) st->body.append(data);
+      if (st->body.size() + data.size() <= st->max)
+        st->body.append(data);
+      else
+        st->too_large = true;
     };
     h.on_complete = [st](upstream::call_result&& r) {
       if (r.why != upstream::failure::none)
         st->done(0, std::string(), upstream::to_string(r.why));
+      else if (st->too_large)
+        st->done(0, std::string(), "too_large");
       else
         st->done(st->status, std::move(st->body), {});
     };
@@ -1324,7 +1357,7 @@ struct io_loop::impl {
                                                 std::string_view failure) {
           caf::anon_send(to, side_answer{id, status, std::move(body), std::string(failure)});
         },
-        std::move(c.method), c.provider);
+        std::move(c.method), c.provider, c.max_answer_bytes);
   }
 
   /// The request ended: metrics, the outcome to the actor, and the slot is freed.

@@ -112,6 +112,15 @@ metrics::metrics()
                      .Name("tc_batch_size")
                      .Help("Requests a model's batcher released together")
                      .Register(*registry_)),
+      merged_calls_total(BuildCounter()
+                             .Name("tc_prompt_array_calls_total")
+                             .Help("Merged prompt_array calls a model's batcher made, by outcome "
+                                   "(ok: split and answered; failed: its requests went alone)")
+                             .Register(*registry_)),
+      merged_prompts_total(BuildCounter()
+                               .Name("tc_prompt_array_prompts_total")
+                               .Help("Requests sent in merged prompt_array calls, by outcome")
+                               .Register(*registry_)),
       sim_utilisation(BuildGauge()
                           .Name("tc_sim_gpu_utilisation")
                           .Help("What an in-process simulated provider (a test double) reports as "
@@ -225,6 +234,11 @@ class batcher_series_impl final : public actors::batcher_metrics {
       timeout_[p] = &m.queue_refused_total.Add(timeout);
     }
     batch_ = &m.batch_size.Add({{"model", model}}, sizes);
+    for (int ok = 0; ok < 2; ++ok) {
+      const prometheus::Labels l{{"model", model}, {"outcome", ok ? "ok" : "failed"}};
+      merged_calls_[ok] = &m.merged_calls_total.Add(l);
+      merged_prompts_[ok] = &m.merged_prompts_total.Add(l);
+    }
   }
   void depth(int priority, size_t held) override {
     depth_[clamp(priority)]->Set(static_cast<double>(held));
@@ -237,6 +251,10 @@ class batcher_series_impl final : public actors::batcher_metrics {
   void refused(int priority, uint8_t why) override {
     (why == sched_queue_full ? full_ : timeout_)[clamp(priority)]->Increment();
   }
+  void merged(size_t prompts, bool ok) override {
+    merged_calls_[ok]->Increment();
+    merged_prompts_[ok]->Increment(static_cast<double>(prompts));
+  }
 
  private:
   static int clamp(int p) { return std::clamp(p, 0, scheduling::priorities - 1); }
@@ -246,6 +264,8 @@ class batcher_series_impl final : public actors::batcher_metrics {
   std::array<prometheus::Counter*, scheduling::priorities> full_{};
   std::array<prometheus::Counter*, scheduling::priorities> timeout_{};
   prometheus::Histogram* batch_ = nullptr;
+  std::array<prometheus::Counter*, 2> merged_calls_{};    ///< failed, ok
+  std::array<prometheus::Counter*, 2> merged_prompts_{};  ///< failed, ok
 };
 
 }  // namespace

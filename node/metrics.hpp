@@ -63,8 +63,10 @@ class metrics {
   prometheus::Family<prometheus::Gauge>& queue_depth;
   prometheus::Family<prometheus::Histogram>& queue_wait_seconds;
   prometheus::Family<prometheus::Counter>& dispatched_total;
-  prometheus::Family<prometheus::Counter>& queue_refused_total;  ///< model, priority, reason
-  prometheus::Family<prometheus::Histogram>& batch_size;         ///< model
+  prometheus::Family<prometheus::Counter>& queue_refused_total;   ///< model, priority, reason
+  prometheus::Family<prometheus::Histogram>& batch_size;          ///< model
+  prometheus::Family<prometheus::Counter>& merged_calls_total;    ///< model, outcome
+  prometheus::Family<prometheus::Counter>& merged_prompts_total;  ///< model, outcome
   // In-process simulated providers (a test double), per provider and loop.
   prometheus::Family<prometheus::Gauge>& sim_utilisation;
   prometheus::Family<prometheus::Gauge>& sim_active_sequences;

@@ -75,6 +75,7 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
       r.connect_timeout_ms = prov.connect_timeout_ms;
       r.first_byte_timeout_ms = prov.first_byte_timeout_ms;
       r.total_timeout_ms = prov.total_timeout_ms;
+      r.prompt_array = prov.batch_dispatch == "prompt_array";
       r.version = m.version;
       r.filing_id = m.filing_id;
       r.cache = m.cache;
@@ -500,9 +501,19 @@ void gateway::impl::start_batchers() {
       for (const auto& e : entry.endpoints) {
         // Rounded down, and at least one slot stays open to P1-P4.
         const auto reserved = static_cast<uint32_t>(sc.p0_reserved * e.max_concurrency);
-        cfg->endpoints.push_back({e.endpoint, e.max_concurrency, e.capacity_tokens_per_sec,
-                                  std::min(reserved, e.max_concurrency - 1)});
+        actors::batcher_endpoint be;
+        be.endpoint = e.endpoint;
+        be.max_concurrency = e.max_concurrency;
+        be.tokens_per_s = e.capacity_tokens_per_sec;
+        be.p0_reserved = std::min(reserved, e.max_concurrency - 1);
+        be.prompt_array = e.prompt_array;
+        be.provider = e.provider;
+        be.url = e.base_url + "/completions";
+        be.upstream_model = e.upstream_model;
+        be.timeout_ms = e.total_timeout_ms;
+        cfg->endpoints.push_back(std::move(be));
       }
+      cfg->ports = d.pipeline->ports;
       cfg->board = d.pipeline->routing.board;
       cfg->metrics = node::batcher_series(d.metrics, m.name);
       entry.batcher = d.system.spawn(actors::batcher, std::move(cfg));

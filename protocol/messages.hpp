@@ -143,6 +143,11 @@ struct upstream_plan {
   std::string filing_id;         ///< algorithm-filing ID for the header, body and first chunk
   std::string tenant;            ///< the caller's tenant (remote output engines are told)
   int64_t queue_ms = -1;         ///< step 8's wait, sent as x-tc-queue-ms; < 0: not queued
+  /// Step 8 made the call already (prompt_array: one upstream call for several requests):
+  /// `body` is this request's part of the answer, relayed as if the upstream had sent it.
+  bool prefetched = false;
+  uint64_t prefetched_ns = 0;  ///< how long that call took
+  uint32_t merged = 0;         ///< requests that call answered (x-tc-batch)
 };
 
 template <class Inspector>
@@ -151,7 +156,8 @@ typename Inspector::result_type inspect(Inspector& f, upstream_plan& x) {
            x.endpoint_index, x.fallbacks, x.in_flight_taken, x.model, x.url, x.body, x.stream,
            x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms, x.capture,
            x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate, x.write_ahead, x.acks,
-           x.moderate_output, x.keep_output, x.filing_id, x.tenant, x.queue_ms);
+           x.moderate_output, x.keep_output, x.filing_id, x.tenant, x.queue_ms, x.prefetched,
+           x.prefetched_ns, x.merged);
 }
 
 /// connection -> I/O loop: answer the client from the cache (DESIGN §2 step 6). The port sends
@@ -423,11 +429,18 @@ struct sched_ask {
   /// The model's endpoints (indices in the model) in the router's order (step 9): the first
   /// with capacity is granted.
   std::vector<uint16_t> order;
+  /// prompt_array: requests with the same non-zero key may go upstream as one call
+  /// (protocol/scheduling/prompt_array). 0: this request goes alone.
+  uint64_t merge_key = 0;
+  std::string merge_body;     ///< its body as it would go upstream (the model not renamed yet)
+  std::string merge_prompt;   ///< its prompt, a JSON string literal
+  uint32_t merge_weight = 1;  ///< its prompt's estimated tokens (the usage split)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sched_ask& x) {
-  return f(caf::meta::type_name("tc::sched_ask"), x.id, x.priority, x.tenant, x.tokens, x.order);
+  return f(caf::meta::type_name("tc::sched_ask"), x.id, x.priority, x.tenant, x.tokens, x.order,
+           x.merge_key, x.merge_body, x.merge_prompt, x.merge_weight);
 }
 
 /// sched_grant::refused values.
@@ -444,12 +457,17 @@ struct sched_grant {
   std::vector<uint16_t> order;  ///< the ask's order with the granted endpoint first
   uint64_t waited_us = 0;       ///< time in the queue
   uint32_t batch = 0;           ///< requests released with it (itself included)
+  /// prompt_array: the batcher called order[0] for this request and others at once; this is
+  /// the request's part of the answer (empty: the request makes its own call).
+  std::string answer;
+  uint64_t upstream_us = 0;  ///< how long the merged call took
+  uint32_t merged = 0;       ///< requests in the merged call
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sched_grant& x) {
   return f(caf::meta::type_name("tc::sched_grant"), x.refused, x.retry_after_s, x.order,
-           x.waited_us, x.batch);
+           x.waited_us, x.batch, x.answer, x.upstream_us, x.merged);
 }
 
 /// connection -> batcher: the granted request ended; its slot is free and its reservation is

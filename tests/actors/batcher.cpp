@@ -14,6 +14,7 @@
 #include <caf/all.hpp>
 
 #include "actors/batcher.hpp"
+#include "actors/connection.hpp"
 #include "protocol/messages.hpp"
 #include "tests/support/actor_system.hpp"
 
@@ -89,10 +90,18 @@ struct fixture {
   void done(uint64_t id, uint32_t used = 100) { caf::anon_send(batcher, tc::sched_done{id, used}); }
 };
 
+batcher_endpoint endpoint(uint32_t index, uint32_t max_concurrency, double tokens_per_s = 0) {
+  batcher_endpoint e;
+  e.endpoint = index;
+  e.max_concurrency = max_concurrency;
+  e.tokens_per_s = tokens_per_s;
+  return e;
+}
+
 std::shared_ptr<batcher_config> one_endpoint(uint32_t max_concurrency, double tokens_per_s = 0) {
   auto c = std::make_shared<batcher_config>();
   c->batch.max_wait_us = 0;
-  c->endpoints.push_back({0, max_concurrency, tokens_per_s});
+  c->endpoints.push_back(endpoint(0, max_concurrency, tokens_per_s));
   return c;
 }
 
@@ -259,8 +268,8 @@ TEST_CASE("batcher: the token bucket shapes dispatch to the endpoint's tokens pe
 TEST_CASE("batcher: an endpoint whose breaker is open gets nothing while another is healthy") {
   auto c = std::make_shared<batcher_config>();
   c->batch.max_wait_us = 0;
-  c->endpoints.push_back({0, 4, 0});
-  c->endpoints.push_back({1, 1, 0});
+  c->endpoints.push_back(endpoint(0, 4));
+  c->endpoints.push_back(endpoint(1, 1));
   c->board = std::make_shared<routing_board>(2);
   tc::routing::health_snapshot open;
   open.breaker = tc::routing::breaker_state::open;
@@ -281,7 +290,7 @@ TEST_CASE("batcher: an endpoint whose breaker is open gets nothing while another
 TEST_CASE("batcher: with every endpoint open, requests still go (and fail fast upstream)") {
   auto c = std::make_shared<batcher_config>();
   c->batch.max_wait_us = 0;
-  c->endpoints.push_back({0, 4, 0});
+  c->endpoints.push_back(endpoint(0, 4));
   c->board = std::make_shared<routing_board>(1);
   tc::routing::health_snapshot open;
   open.breaker = tc::routing::breaker_state::open;
@@ -312,4 +321,168 @@ TEST_CASE("batcher: a time window holds requests to release them together") {
   REQUIRE(poll_until([&] { return f.log->size() == 5; }));
   CHECK(f.log->of(5).batch == 3);
   CHECK(f.log->of(3).waited_us < 50'000);
+}
+
+// -- prompt_array ------------------------------------------------------------------------------
+
+namespace {
+
+/// An io_port that only takes side calls, for the test to answer.
+struct call_recorder final : io_port {
+  std::mutex mx;
+  std::vector<side_call> calls;
+  void dispatch(tc::upstream_plan&&) override {}
+  void reject(tc::reply_target, tc::openai::api_error&&, const tc::rate_headers&) override {}
+  void serve(tc::cached_reply&&) override {}
+  void attach(tc::reply_target, caf::actor, tc::canonical::digest) override {}
+  void follow(tc::follow_chunk&&) override {}
+  void release(tc::reply_target) override {}
+  void call(side_call&& c) override {
+    std::lock_guard<std::mutex> lock(mx);
+    calls.push_back(std::move(c));
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mx);
+    return calls.size();
+  }
+  side_call at(size_t i) {
+    std::lock_guard<std::mutex> lock(mx);
+    return calls.at(i);
+  }
+};
+
+/// One endpoint that takes prompt arrays; a size window of `batch` requests.
+std::shared_ptr<batcher_config> array_endpoint(call_recorder& port, uint32_t batch) {
+  auto c = std::make_shared<batcher_config>();
+  c->batch.s = tc::scheduling::strategy::size;
+  c->batch.max_wait_us = 5'000'000;
+  c->batch.max_batch = batch;
+  batcher_endpoint e = endpoint(0, 16);
+  e.prompt_array = true;
+  e.provider = "vllm";
+  e.url = "http://127.0.0.1:1/v1/completions";
+  e.upstream_model = "served-name";
+  e.timeout_ms = 1000;
+  c->endpoints.push_back(std::move(e));
+  c->ports.push_back(&port);
+  return c;
+}
+
+/// A completions request with `prompt`, mergeable with others of the same `key`.
+tc::sched_ask array_ask(uint64_t id, uint64_t key, const std::string& prompt, uint32_t weight) {
+  tc::sched_ask a;
+  a.id = id;
+  a.priority = 2;
+  a.tenant = "t";
+  a.tokens = 50;
+  a.order = {0};
+  a.merge_key = key;
+  a.merge_body = R"({"model":"m","prompt":)" + prompt + R"(,"max_tokens":8,"user":"u)" +
+                 std::to_string(id) + R"("})";
+  a.merge_prompt = prompt;
+  a.merge_weight = weight;
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("batcher: mergeable requests at a prompt_array endpoint go as one call, split back") {
+  call_recorder port;
+  fixture f(array_endpoint(port, 3));
+  caf::anon_send(f.client, array_ask(1, 7, R"("one")", 1));
+  caf::anon_send(f.client, array_ask(2, 7, R"("two two two")", 3));
+  caf::anon_send(f.client, array_ask(3, 7, R"("three")", 1));
+  REQUIRE(poll_until([&] { return port.size() == 1; }));
+  const side_call c = port.at(0);
+  CHECK(c.provider == "vllm");
+  CHECK(c.url == "http://127.0.0.1:1/v1/completions");
+  CHECK(c.body ==
+        R"({"model":"served-name","max_tokens":8,"prompt":["one","two two two","three"]})");
+  CHECK(f.log->size() == 0);  // the grants wait for the answer
+  tc::side_answer a;
+  a.id = c.id;
+  a.status = 200;
+  a.body = R"({"id":"cmpl-9","object":"text_completion","model":"served-name","choices":[)"
+           R"({"index":1,"text":" b b b","finish_reason":"stop"},)"
+           R"({"index":0,"text":" a","finish_reason":"stop"},)"
+           R"({"index":2,"text":" c","finish_reason":"length"}],)"
+           R"("usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}})";
+  caf::anon_send(c.reply_to, std::move(a));
+  REQUIRE(poll_until([&] { return f.log->size() == 3; }));
+  const tc::sched_grant g1 = f.log->of(1);
+  const tc::sched_grant g2 = f.log->of(2);
+  CHECK(g1.refused == tc::sched_granted);
+  CHECK(g1.merged == 3);
+  CHECK(g1.answer ==
+        R"({"id":"cmpl-9-0","object":"text_completion","model":"served-name","choices":[)"
+        R"({"index":0,"text":" a","finish_reason":"stop"}],)"
+        R"("usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}})");
+  CHECK(g2.answer ==
+        R"({"id":"cmpl-9-1","object":"text_completion","model":"served-name","choices":[)"
+        R"({"index":0,"text":" b b b","finish_reason":"stop"}],)"
+        R"("usage":{"prompt_tokens":6,"completion_tokens":3,"total_tokens":9}})");
+  CHECK(f.log->of(3).answer.find(R"("finish_reason":"length")") != std::string::npos);
+  // Each request still holds its own slot until its sched_done.
+  f.done(1);
+  f.done(2);
+  f.done(3);
+}
+
+TEST_CASE("batcher: a merged call that fails sends each request on alone") {
+  call_recorder port;
+  fixture f(array_endpoint(port, 2));
+  caf::anon_send(f.client, array_ask(1, 7, R"("x")", 1));
+  caf::anon_send(f.client, array_ask(2, 7, R"("y")", 1));
+  REQUIRE(poll_until([&] { return port.size() == 1; }));
+  tc::side_answer a;
+  a.id = port.at(0).id;
+  a.status = 500;
+  a.body = R"({"error":{"message":"boom"}})";
+  caf::anon_send(port.at(0).reply_to, std::move(a));
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
+  for (uint64_t id : {1, 2}) {
+    const tc::sched_grant g = f.log->of(id);
+    CHECK(g.refused == tc::sched_granted);
+    CHECK(g.answer.empty());
+    CHECK(g.merged == 0);
+    CHECK(g.order == std::vector<uint16_t>{0});
+  }
+}
+
+TEST_CASE("batcher: an answer without one choice per prompt is not split") {
+  call_recorder port;
+  fixture f(array_endpoint(port, 2));
+  caf::anon_send(f.client, array_ask(1, 7, R"("x")", 1));
+  caf::anon_send(f.client, array_ask(2, 7, R"("y")", 1));
+  REQUIRE(poll_until([&] { return port.size() == 1; }));
+  tc::side_answer a;
+  a.id = port.at(0).id;
+  a.status = 200;
+  a.body = R"({"choices":[{"index":0,"text":"only one"}]})";
+  caf::anon_send(port.at(0).reply_to, std::move(a));
+  REQUIRE(poll_until([&] { return f.log->size() == 2; }));
+  CHECK(f.log->of(1).answer.empty());
+  CHECK(f.log->of(2).answer.empty());
+}
+
+TEST_CASE("batcher: only requests with the same key merge, and only at prompt_array endpoints") {
+  call_recorder port;
+  fixture f(array_endpoint(port, 3));
+  caf::anon_send(f.client, array_ask(1, 7, R"("a")", 1));
+  caf::anon_send(f.client, array_ask(2, 8, R"("b")", 1));  // sampled differently
+  caf::anon_send(f.client, array_ask(3, 7, R"("c")", 1));
+  REQUIRE(poll_until([&] { return port.size() == 1 && f.log->size() == 1; }));
+  CHECK(f.log->of(2).answer.empty());
+  CHECK(f.log->of(2).merged == 0);
+  CHECK(port.at(0).body.find(R"("prompt":["a","c"])") != std::string::npos);
+
+  // The same requests at an endpoint that does not take prompt arrays: each alone.
+  call_recorder none;
+  auto c = array_endpoint(none, 2);
+  c->endpoints[0].prompt_array = false;
+  fixture g(c);
+  caf::anon_send(g.client, array_ask(1, 7, R"("a")", 1));
+  caf::anon_send(g.client, array_ask(2, 7, R"("b")", 1));
+  REQUIRE(poll_until([&] { return g.log->size() == 2; }));
+  CHECK(none.size() == 0);
 }

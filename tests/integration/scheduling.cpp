@@ -155,3 +155,106 @@ TEST_CASE("scheduling: a queued request whose client leaves is dropped from the 
   CHECK(node_metric(node, "tc_dispatched_total").value_or(0) == 1);
   CHECK(wait_node_idle(node, 5000ms).empty());
 }
+
+namespace {
+
+/// A node whose only upstream is a tcsim taking prompt arrays, with a size window of 4 for
+/// sim-chat: four requests queued together are released together.
+struct array_node {
+  sim_process sim;
+  node_process node;
+
+  array_node() {
+    REQUIRE_MESSAGE(sim.start({"--ttft-ms", "1", "--tokens-per-sec", "5000"}), sim.error());
+    std::string provider = openai_provider_toml(sim.port(), "batch_dispatch = \"prompt_array\"\n");
+    const auto at = provider.find("name = \"sim-chat\"");
+    REQUIRE(at != std::string::npos);
+    provider.insert(provider.find('\n', at) + 1,
+                    "batch_strategy = \"size\"\nbatch_max_size = 4\nbatch_max_wait_ms = 3000\n");
+    REQUIRE_MESSAGE(node.start(server_toml() + provider), node.error());
+  }
+
+  /// Sends the four bodies at once; their answers, in order.
+  std::vector<response> four(const std::vector<std::string>& bodies) {
+    std::vector<response> out(bodies.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < bodies.size(); ++i)
+      threads.emplace_back(
+          [&, i] { out[i] = post_json(node.data_port(), "/v1/completions", bodies[i]); });
+    for (auto& t : threads) t.join();
+    return out;
+  }
+};
+
+std::string completion(std::string_view prompt, std::string_view extra = "\"temperature\":0") {
+  std::string b = R"({"model":"sim-chat","max_tokens":6,"prompt":")";
+  b += prompt;
+  b += "\"";
+  if (!extra.empty()) {
+    b += ',';
+    b += extra;
+  }
+  b += '}';
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("scheduling: prompt_array merges completions into one upstream call and splits them") {
+  array_node n;
+  const double before = n.sim.metric("tcsim_requests_total").value_or(-1);
+  const std::vector<response> got = n.four({completion("alpha one"), completion("beta two two"),
+                                            completion("gamma"), completion("delta four")});
+  CHECK(n.sim.metric("tcsim_requests_total").value_or(-1) == before + 1);  // one call for four
+  std::vector<std::string> ids, texts;
+  for (const response& r : got) {
+    INFO(r.body, " node: ", n.node.log_tail());
+    REQUIRE(r.status == 200);
+    CHECK(r.header("x-tc-batch") == "4");
+    CHECK(r.header("x-tc-cache") == "miss");
+    auto d = parse_json(r.body);
+    REQUIRE(d.IsObject());
+    CHECK(str_of(d, "object") == "text_completion");
+    REQUIRE(d["choices"].Size() == 1);
+    CHECK(d["choices"][0]["index"].GetInt() == 0);
+    texts.push_back(str_of(d["choices"][0], "text"));
+    CHECK(!texts.back().empty());
+    ids.push_back(str_of(d, "id"));
+    const auto& u = d["usage"];
+    CHECK(u["total_tokens"].GetUint() ==
+          u["prompt_tokens"].GetUint() + u["completion_tokens"].GetUint());
+    CHECK(u["completion_tokens"].GetUint() >= 1);
+  }
+  std::sort(ids.begin(), ids.end());
+  CHECK(std::unique(ids.begin(), ids.end()) == ids.end());  // each answer has an id of its own
+  CHECK(node_metric(n.node, "tc_prompt_array_prompts_total").value_or(0) == 4);
+  CHECK(node_metric(n.node, "tc_prompt_array_calls_total").value_or(0) == 1);
+  CHECK(wait_node_idle(n.node, 5000ms).empty());
+}
+
+TEST_CASE("scheduling: prompt_array merges only requests sampled alike, and never streams") {
+  array_node n;
+  const double before = n.sim.metric("tcsim_requests_total").value_or(-1);
+  // Two pairs that differ in temperature: two merged calls of two.
+  const std::vector<response> got =
+      n.four({completion("one"), completion("two", "\"temperature\":0.7"), completion("three"),
+              completion("four", "\"temperature\":0.7")});
+  for (const response& r : got) {
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    CHECK(r.header("x-tc-batch") == "2");
+  }
+  CHECK(n.sim.metric("tcsim_requests_total").value_or(-1) == before + 2);
+  // A stream and an n=2 request go alone, next to two that merge.
+  const std::vector<response> mixed =
+      n.four({completion("five"), completion("six", "\"stream\":true"), completion("seven"),
+              completion("eight", "\"n\":2")});
+  for (const response& r : mixed) REQUIRE(r.status == 200);
+  CHECK(mixed[0].header("x-tc-batch") == "2");
+  CHECK(mixed[1].header("x-tc-batch").empty());
+  CHECK(mixed[1].body.find("data: [DONE]") != std::string::npos);
+  CHECK(mixed[3].header("x-tc-batch").empty());
+  CHECK(parse_json(mixed[3].body)["choices"].Size() == 2);
+  CHECK(n.sim.metric("tcsim_requests_total").value_or(-1) == before + 5);
+  CHECK(wait_node_idle(n.node, 5000ms).empty());
+}

@@ -140,6 +140,9 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   next.first_byte_timeout_ms = 5;
   next.total_timeout_ms = 6;
   plan.fallbacks.push_back(next);
+  plan.prefetched = true;
+  plan.prefetched_ns = 987;
+  plan.merged = 3;
   round_trip(self, remote, next);
   round_trip(self, remote, tc::health_report{2, 12.5, 3.25, 1500});
   round_trip(self, remote, plan);
@@ -149,6 +152,10 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   sask.tenant = "acme";
   sask.tokens = 4096;
   sask.order = {2, 0, 1};
+  sask.merge_key = 0xfeedULL;
+  sask.merge_body = R"({"model":"m","prompt":"p"})";
+  sask.merge_prompt = R"("p")";
+  sask.merge_weight = 9;
   round_trip(self, remote, sask);
   tc::sched_grant grant;
   grant.refused = tc::sched_queue_timeout;
@@ -156,6 +163,9 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   grant.order = {1, 0};
   grant.waited_us = 123456;
   grant.batch = 5;
+  grant.answer = R"({"choices":[]})";
+  grant.upstream_us = 4321;
+  grant.merged = 4;
   round_trip(self, remote, grant);
   round_trip(self, remote, tc::sched_done{77, 310});
   round_trip(self, remote, tc::sched_cancel{77});
