@@ -1297,6 +1297,17 @@ field_set build() {
            .help = "Embedding length when the request sets no dimensions"},
           [](auto& z) -> auto& { return z.embedding_dim; }),
       bind<Z>(
+          {.name = "providers[].sim.prefix_cache_entries",
+           .type = vt::integer,
+           .default_text = "0",
+           .min = 0,
+           .max = 1000000,
+           .help = "Simulated automatic prefix cache: the chat calls' leading system messages it "
+                   "remembers (LRU). A call whose leading system messages were seen reports "
+                   "their tokens as usage.prompt_tokens_details.cached_tokens; 0 = no prefix "
+                   "cache (and no prompt_tokens_details)"},
+          [](auto& z) -> auto& { return z.prefix_cache_entries; }),
+      bind<Z>(
           {.name = "providers[].sim.error_rate",
            .type = vt::floating,
            .default_text = "0.0",

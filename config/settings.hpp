@@ -23,7 +23,9 @@ struct sim_settings {
   double batch_contention = 0.05;    ///< per-sequence rate = tokens_per_sec / (1 + c*(n-1))
   uint32_t default_max_tokens = 48;  ///< completion length when the request sets no max_tokens
   uint32_t embedding_dim = 256;      ///< embedding length when the request sets no dimensions
-  double error_rate = 0;             ///< fraction of requests answered with error_status
+  /// Leading system prompts remembered by the simulated prefix cache (LRU); 0 = no prefix cache
+  uint32_t prefix_cache_entries = 0;
+  double error_rate = 0;  ///< fraction of requests answered with error_status
   uint32_t error_status = 503;
   double spike_rate = 0;  ///< fraction of requests whose TTFT grows by spike_ms
   double spike_ms = 0;

@@ -24,7 +24,10 @@
 // prompt_tokens (chat) = sum over messages of 4 + tc::estimate_tokens of each text content
 // (string content or {type:"text"} parts; tools and tool_calls are not counted);
 // (completions, embeddings) = estimate_tokens of each string input, or the length of each
-// token array.
+// token array. With prefix_cache_entries > 0 a chat call whose leading system/developer
+// messages (their roles and texts) were among the last that many distinct ones reports their
+// tokens as usage.prompt_tokens_details.cached_tokens (0 otherwise), as an automatic prefix
+// cache would; timing is not changed by it.
 //
 // Moderation (POST .../moderations, the OpenAI shape): a text containing `sim-flag:<category>`
 // (category = [a-z/_-]+, any number of markers) is flagged with those categories true, score
@@ -44,6 +47,7 @@
 #include <ctime>
 #include <deque>
 #include <iterator>
+#include <list>
 #include <queue>
 #include <type_traits>
 #include <unordered_map>
@@ -104,6 +108,8 @@ struct call {
   uint64_t seed = 0;
   uint64_t created = 0;
   uint32_t prompt_tokens = 0;
+  uint32_t cached_tokens = 0;  ///< of prompt_tokens, from the simulated prefix cache
+  bool report_cached = false;  ///< the prefix cache is on: usage has prompt_tokens_details
   std::vector<choice_plan> choices;
   std::vector<tool_answer> tools;
   uint32_t total_steps = 0;  ///< longest choice; choices decode in parallel
@@ -346,6 +352,11 @@ void append_usage(std::string& out, const call& c) {
   append_uint(out, done);
   out += ",\"total_tokens\":";
   append_uint(out, uint64_t{c.prompt_tokens} + done);
+  if (c.report_cached) {
+    out += ",\"prompt_tokens_details\":{\"cached_tokens\":";
+    append_uint(out, c.cached_tokens);
+    out += '}';
+  }
   out += '}';
 }
 
@@ -420,6 +431,8 @@ struct provider::impl {
   uint32_t active = 0;
   uint32_t waiting = 0;
   std::deque<call_id> wait_queue;  // may hold ids of cancelled calls: skipped
+  std::list<uint64_t> prefix_lru;  // the prefix cache, most recent first
+  std::unordered_map<uint64_t, std::list<uint64_t>::iterator> prefix_index;
   min_heap<prefill_entry> prefill;
   min_heap<decode_entry> decode;
   uv_timer_t* timer = nullptr;
@@ -636,6 +649,23 @@ struct provider::impl {
     c.choices.push_back(ch);
   }
 
+  /// The simulated automatic prefix cache: whether a call with these leading system messages
+  /// came before (among the last prefix_cache_entries distinct ones); remembers this one.
+  bool prefix_seen(uint64_t id) {
+    auto it = prefix_index.find(id);
+    if (it != prefix_index.end()) {
+      prefix_lru.splice(prefix_lru.begin(), prefix_lru, it->second);
+      return true;
+    }
+    prefix_lru.push_front(id);
+    prefix_index.emplace(id, prefix_lru.begin());
+    while (prefix_lru.size() > settings.prefix_cache_entries) {
+      prefix_index.erase(prefix_lru.back());
+      prefix_lru.pop_back();
+    }
+    return false;
+  }
+
   bool plan_chat(const rapidjson::Document& doc, call& c, bad_request& err) {
     if (!plan_common(doc, c, err)) return false;
     const rapidjson::Value* msgs = member(doc, "messages");
@@ -650,6 +680,9 @@ struct provider::impl {
     // prompt_tokens = sum over messages of (4 + estimate of each text content).
     uint32_t prompt = 0;
     std::string_view last_role;
+    bool leading = true;     // still in the leading system/developer messages
+    uint32_t prefix = 0;     // their tokens
+    uint64_t prefix_id = 0;  // and a hash of their text
     for (const auto& m : msgs->GetArray()) {
       const rapidjson::Value* role = m.IsObject() ? member(m, "role") : nullptr;
       if (!role || !role->IsString()) {
@@ -657,11 +690,18 @@ struct provider::impl {
         return false;
       }
       last_role = sv(*role);
+      leading = leading && (last_role == "system" || last_role == "developer");
+      if (leading) prefix_id = mix64(prefix_id ^ fnv1a64(last_role));
+      const uint32_t before = prompt;
       prompt += 4;
       const rapidjson::Value* content = member(m, "content");
-      if (!content) continue;
+      if (!content) {
+        if (leading) prefix += prompt - before;
+        continue;
+      }
       if (content->IsString()) {
         prompt += estimate(sv(*content));
+        if (leading) prefix_id = mix64(prefix_id ^ fnv1a64(sv(*content)));
       } else if (content->IsArray()) {
         for (const auto& part : content->GetArray()) {
           if (!part.IsObject()) {
@@ -670,15 +710,22 @@ struct provider::impl {
           }
           const rapidjson::Value* type = member(part, "type");
           const rapidjson::Value* text = member(part, "text");
-          if (type && type->IsString() && sv(*type) == "text" && text && text->IsString())
+          if (type && type->IsString() && sv(*type) == "text" && text && text->IsString()) {
             prompt += estimate(sv(*text));
+            if (leading) prefix_id = mix64(prefix_id ^ fnv1a64(sv(*text)));
+          }
         }
       } else {
         err = {"message 'content' must be a string or an array of parts", "messages"};
         return false;
       }
+      if (leading) prefix += prompt - before;
     }
     c.prompt_tokens = prompt;
+    if (settings.prefix_cache_entries > 0) {
+      c.report_cached = true;
+      if (prefix > 0 && prefix_seen(prefix_id)) c.cached_tokens = prefix;
+    }
     uint32_t n = 1;
     bool present = false;
     if (!read_count(doc, "n", 128, n, present, err)) return false;

@@ -53,6 +53,8 @@ std::string settings_to_json(const config::sim_settings& s) {
   w.Uint(s.default_max_tokens);
   w.Key("embedding_dim");
   w.Uint(s.embedding_dim);
+  w.Key("prefix_cache_entries");
+  w.Uint(s.prefix_cache_entries);
   w.Key("error_rate");
   w.Double(s.error_rate);
   w.Key("error_status");
@@ -102,6 +104,8 @@ bool apply_settings_json(std::string_view json, config::sim_settings& s, std::st
       ok = read_u32(v, 1, 1'000'000, n.default_max_tokens);
     } else if (k == "embedding_dim") {
       ok = read_u32(v, 1, 65536, n.embedding_dim);
+    } else if (k == "prefix_cache_entries") {
+      ok = read_u32(v, 0, 1'000'000, n.prefix_cache_entries);
     } else if (k == "error_rate") {
       ok = read_double(v, 0, 1, n.error_rate);
     } else if (k == "error_status") {

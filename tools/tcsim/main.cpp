@@ -141,6 +141,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--embedding-dim", s.embedding_dim, "embedding length without 'dimensions'")
       ->capture_default_str();
+  app.add_option("--prefix-cache-entries", s.prefix_cache_entries,
+                 "leading system prompts the simulated prefix cache remembers (0: none)")
+      ->capture_default_str();
   app.add_option("--error-rate", s.error_rate, "fraction of calls answered with --error-status")
       ->capture_default_str();
   app.add_option("--error-status", s.error_status, "HTTP status of injected errors")

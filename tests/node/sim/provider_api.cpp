@@ -192,6 +192,37 @@ TEST_CASE("prompt_tokens is 4 per message plus the estimate of each text content
   CHECK(d["usage"]["prompt_tokens"].GetUint64() == expected);
 }
 
+TEST_CASE("prefix cache: a repeated leading system prompt is reported as cached tokens") {
+  loop_fixture f;
+  auto settings = instant_settings();
+  settings.prefix_cache_entries = 1;
+  provider p(&f.loop, settings);
+  auto call = [&](const std::string& system, const std::string& user) {
+    std::string body = R"({"model":"m","messages":[)";
+    if (!system.empty()) body += R"({"role":"system","content":")" + system + R"("},)";
+    body += R"({"role":"user","content":")" + user + R"("}]})";
+    auto r = post(p, chat_path, body);
+    REQUIRE(f.run_until([&] { return r->done; }));
+    auto d = parse(r->body);
+    REQUIRE_FALSE(d.HasParseError());
+    REQUIRE(d["usage"].HasMember("prompt_tokens_details"));
+    return d["usage"]["prompt_tokens_details"]["cached_tokens"].GetUint();
+  };
+  const uint32_t system_tokens = 4 + tc::estimate_tokens("You are a careful assistant.");
+  CHECK(call("You are a careful assistant.", "first") == 0);  // seen now
+  CHECK(call("You are a careful assistant.", "second") == system_tokens);
+  CHECK(call("", "no system prompt") == 0);
+  CHECK(call("Another prompt.", "x") == 0);  // one entry: it takes the place of the first
+  CHECK(call("You are a careful assistant.", "third") == 0);
+  CHECK(call("You are a careful assistant.", "fourth") == system_tokens);
+
+  // Off (the default): no prompt_tokens_details at all.
+  provider off(&f.loop, instant_settings());
+  auto r = post(off, chat_path, chat_body("hello"));
+  REQUIRE(f.run_until([&] { return r->done; }));
+  CHECK_FALSE(parse(r->body)["usage"].HasMember("prompt_tokens_details"));
+}
+
 TEST_CASE("max_tokens and max_completion_tokens cap the answer with finish_reason length") {
   loop_fixture f;
   provider p(&f.loop, instant_settings());
