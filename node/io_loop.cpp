@@ -1376,6 +1376,11 @@ struct io_loop::impl {
     if (p.usage) {
       outcome.usage = *p.usage;
       outcome.usage_reported = true;
+      if (p.attempts != 0 && p.series != nullptr) {  // an upstream's own report
+        p.series->prompt_tokens->Increment(p.usage->prompt_tokens);
+        p.series->cached_tokens->Increment(p.usage->cached_tokens);
+        p.series->completion_tokens->Increment(p.usage->completion_tokens);
+      }
     }
     // Without reported usage: a stream's content events (about one token each), or a body's
     // bytes at ~4 a token.

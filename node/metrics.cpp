@@ -49,6 +49,13 @@ metrics::metrics()
                              .Name("tc_upstream_in_flight")
                              .Help("Upstream calls in progress by provider")
                              .Register(*registry_)),
+      upstream_tokens_total(BuildCounter()
+                                .Name("tc_upstream_tokens_total")
+                                .Help("Tokens upstreams reported in their usage, by model, "
+                                      "provider and kind: prompt, cached (of prompt, served from "
+                                      "the upstream's prefix cache: "
+                                      "prompt_tokens_details.cached_tokens), completion")
+                                .Register(*registry_)),
       requests_in_flight(BuildGauge()
                              .Name("tc_requests_in_flight")
                              .Help("Client requests received and not yet answered")
@@ -300,6 +307,14 @@ metrics::route_series& metrics_cache::route(std::string_view model, std::string_
   r.upstream_ttft = &m_.upstream_ttft_seconds.Add(labels, latency_buckets());
   r.overhead = &m_.overhead_seconds.Add(labels, latency_buckets());
   r.upstream_in_flight = &m_.upstream_in_flight.Add({{"provider", p}});
+  auto kind = [&](const char* k) {
+    prometheus::Labels l = labels;
+    l.emplace("kind", k);
+    return &m_.upstream_tokens_total.Add(l);
+  };
+  r.prompt_tokens = kind("prompt");
+  r.cached_tokens = kind("cached");
+  r.completion_tokens = kind("completion");
   return providers.emplace(std::string(provider), r).first->second;
 }
 

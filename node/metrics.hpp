@@ -38,6 +38,10 @@ class metrics {
     prometheus::Histogram* upstream_ttft;
     prometheus::Histogram* overhead;
     prometheus::Gauge* upstream_in_flight;
+    /// Tokens upstreams reported: prompt, of which served from their prefix cache, completion.
+    prometheus::Counter* prompt_tokens = nullptr;
+    prometheus::Counter* cached_tokens = nullptr;
+    prometheus::Counter* completion_tokens = nullptr;
     /// Finished requests by status class (index status / 100, 0 for out of range).
     prometheus::Counter* requests[6] = {};
     prometheus::Histogram* latency[6] = {};
@@ -49,6 +53,7 @@ class metrics {
   prometheus::Family<prometheus::Histogram>& upstream_ttft_seconds;
   prometheus::Family<prometheus::Histogram>& overhead_seconds;
   prometheus::Family<prometheus::Gauge>& upstream_in_flight;
+  prometheus::Family<prometheus::Counter>& upstream_tokens_total;  ///< model, provider, kind
   prometheus::Family<prometheus::Gauge>& requests_in_flight;
   prometheus::Family<prometheus::Gauge>& connections_open;
   prometheus::Family<prometheus::Counter>& protocol_errors_total;

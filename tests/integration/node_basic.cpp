@@ -475,6 +475,37 @@ TEST_CASE("admin /metrics counts requests") {
   CHECK(metric_sum(m.body, "tc_requests_total", "model=\"other\"").value_or(0) == 1);
 }
 
+TEST_CASE("admin /metrics counts the tokens upstreams report, cached prompt tokens included") {
+  node_process node;
+  REQUIRE_MESSAGE(
+      node.start(server_toml() + sim_provider_toml(1, 2000, "prefix_cache_entries = 16\n")),
+      node.error());
+  auto ask = [&](const std::string& user) {
+    const std::string body =
+        R"({"model":"sim-chat","max_tokens":3,"messages":[)"
+        R"({"role":"system","content":"You answer questions about the weather."},)"
+        R"({"role":"user","content":")" +
+        user + R"("}]})";
+    response r = post_json(node.data_port(), "/v1/chat/completions", body);
+    REQUIRE(r.status == 200);
+    auto d = parse_json(r.body);
+    REQUIRE(d.IsObject());
+    return std::pair<uint32_t, uint32_t>{
+        d["usage"]["prompt_tokens"].GetUint(),
+        d["usage"]["prompt_tokens_details"]["cached_tokens"].GetUint()};
+  };
+  const auto [p1, c1] = ask("Will it rain?");
+  const auto [p2, c2] = ask("Is it windy today?");
+  CHECK(c1 == 0);  // the upstream's prefix cache saw the system prompt for the first time
+  CHECK(c2 > 0);
+  auto m = get(node.admin_port(), "/metrics");
+  REQUIRE(m.status == 200);
+  INFO(m.body.substr(0, 3000));
+  CHECK(metric_sum(m.body, "tc_upstream_tokens_total", "kind=\"prompt\"").value_or(0) == p1 + p2);
+  CHECK(metric_sum(m.body, "tc_upstream_tokens_total", "kind=\"cached\"").value_or(0) == c2);
+  CHECK(metric_sum(m.body, "tc_upstream_tokens_total", "kind=\"completion\"").value_or(0) == 6);
+}
+
 TEST_CASE("SIGTERM lets an in-flight stream finish, stops accepting, and exits 0") {
   node_process node;
   REQUIRE_MESSAGE(node.start(server_toml() + sim_provider_toml(5, 100)), node.error());
