@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "protocol/text/unicode.hpp"
@@ -28,6 +29,12 @@ constexpr uint32_t gc_bit(gc g) {
 }
 
 constexpr uint32_t all_gc = (1u << gc_count) - 1;
+
+/// simple_fold with ASCII inline.
+char32_t fold(char32_t c) {
+  if (c < 128) return c >= 'A' && c <= 'Z' ? c + 32 : c;
+  return simple_fold(c);
+}
 
 /// A character class: ranges, General Categories and White_Space, maybe negated.
 struct char_set {
@@ -65,12 +72,20 @@ struct char_set {
     return it != ranges.begin() && c <= (it - 1)->second;
   }
   static uint8_t prop_of(char32_t c) {
+    static const std::array<uint8_t, 128> ascii = [] {
+      std::array<uint8_t, 128> t{};
+      for (char32_t a = 0; a < 128; ++a) t[a] = slow_prop(a);
+      return t;
+    }();
+    return c < 128 ? ascii[c] : slow_prop(c);
+  }
+  static uint8_t slow_prop(char32_t c) {
     return static_cast<uint8_t>(static_cast<uint8_t>(category(c)) |
                                 (is_white_space(c) ? ws_bit : 0));
   }
   bool raw_fold(char32_t c, uint8_t prop) const {
     if (raw(c, prop)) return true;
-    const char32_t f = simple_fold(c);
+    const char32_t f = fold(c);
     if (f != c && raw(f, prop_of(f))) return true;
     return f >= 'a' && f <= 'z' && raw(f - 32, prop_of(f - 32));
   }
@@ -121,6 +136,35 @@ struct inst {
   uint32_t y = 0;
   uint32_t min = 0;
   uint32_t max = 0;
+  uint32_t first_x = 0;  ///< split: index in program::firsts of what can start a match at x
+  uint32_t first_y = 0;  ///< the same at y
+};
+
+/// The code points that can start a match from some instruction on (a superset): ASCII ones
+/// by bit, others by General Category or all of them. Lets a split skip an alternative that
+/// cannot match here without pushing it, and the search skip start positions.
+struct first_set {
+  std::array<uint64_t, 2> ascii{};
+  uint32_t other_gc = 0;  ///< non-ASCII code points of these categories may start a match
+  bool other_all = false;
+
+  static first_set all() {
+    first_set f;
+    f.ascii = {~uint64_t{0}, ~uint64_t{0}};
+    f.other_all = true;
+    return f;
+  }
+  void add(const first_set& o) {
+    ascii[0] |= o.ascii[0];
+    ascii[1] |= o.ascii[1];
+    other_gc |= o.other_gc;
+    other_all = other_all || o.other_all;
+  }
+  void add_ascii(char32_t c) { ascii[c >> 6] |= uint64_t{1} << (c & 63); }
+  bool may_start(char32_t c, uint8_t prop) const {
+    if (c < 128) return (ascii[c >> 6] >> (c & 63) & 1) != 0;
+    return other_all || (other_gc >> (prop & 31) & 1) != 0;
+  }
 };
 
 /// The parse tree.
@@ -379,9 +423,7 @@ class parser {
   }
 
   /// Case-insensitively, any code point with the same simple folding (s, S and ſ for 's').
-  node literal(char32_t cp) {
-    return fold_ ? single(op::cp_fold, simple_fold(cp)) : single(op::cp, cp);
-  }
+  node literal(char32_t cp) { return fold_ ? single(op::cp_fold, fold(cp)) : single(op::cp, cp); }
 
   node set_node(char_set set) {
     set.finish();
@@ -696,6 +738,7 @@ class parser {
 struct regex::program {
   std::vector<inst> code;
   std::vector<char_set> sets;
+  std::vector<first_set> firsts;  ///< [0]: the whole pattern's
 };
 
 namespace {
@@ -710,6 +753,7 @@ class compiler {
   std::string emit_all(const node& root) {
     emit(root);
     p_.code.push_back(inst{op::match});
+    if (error_.empty()) compute_firsts();
     return error_;
   }
 
@@ -718,6 +762,99 @@ class compiler {
   std::string error_;
 
   uint32_t here() const { return static_cast<uint32_t>(p_.code.size()); }
+
+  /// What can start a match of the one-code-point atom `a`.
+  first_set atom_first(const inst& a) const {
+    first_set f;
+    switch (a.o) {
+      case op::cp:
+        if (a.x < 128) {
+          f.add_ascii(a.x);
+        } else {
+          f.other_gc = 1u << static_cast<int>(category(a.x));
+        }
+        return f;
+      case op::cp_fold:
+        if (a.x >= 128) return first_set::all();
+        for (char32_t c = 0; c < 128; ++c) {
+          if (fold(c) == a.x) f.add_ascii(c);
+        }
+        f.other_all = a.x == 'k' || a.x == 's';  // the Kelvin sign, the long s
+        return f;
+      case op::any:
+        f = first_set::all();
+        f.ascii[0] &= ~(uint64_t{1} << '\n');
+        return f;
+      case op::set:
+      case op::set_fold: {
+        const char_set& cs = p_.sets[a.x];
+        f.ascii = a.o == op::set ? cs.ascii : cs.ascii_fold;
+        const bool by_category = !cs.negated && !cs.not_space && !cs.word && !cs.not_word &&
+                                 a.o == op::set &&
+                                 (cs.ranges.empty() || cs.ranges.back().second < 128);
+        if (by_category) {
+          f.other_gc = cs.gc_mask;
+          if (cs.space)
+            f.other_gc |= gc_bit(gc::Zs) | gc_bit(gc::Zl) | gc_bit(gc::Zp) | gc_bit(gc::Cc);
+        } else {
+          f.other_all = true;
+        }
+        return f;
+      }
+      default:
+        return first_set::all();
+    }
+  }
+
+  /// What can start a match from `pc` on; memo[pc] is filled in (cycles only pass through
+  /// consuming instructions: an unbounded repeat of a nullable body does not compile).
+  const first_set& first(uint32_t pc, std::vector<std::optional<first_set>>& memo) {
+    if (memo[pc]) return *memo[pc];
+    memo[pc] = first_set{};  // in progress: adds nothing
+    const inst in = p_.code[pc];
+    first_set f;
+    switch (in.o) {
+      case op::cp:
+      case op::cp_fold:
+      case op::any:
+      case op::set:
+      case op::set_fold:
+        f = atom_first(in);
+        break;
+      case op::split:
+        f = first(in.x, memo);
+        f.add(first(in.y, memo));
+        break;
+      case op::jmp:
+        f = first(in.x, memo);
+        break;
+      case op::repeat:
+        f = atom_first(p_.code[pc + 1]);
+        if (in.min == 0) f.add(first(pc + 2, memo));
+        break;
+      case op::look:
+      case op::look_not:
+        f = first(in.y, memo);  // a superset: the lookahead only narrows it
+        break;
+      case op::match:
+        f = first_set::all();  // an empty match: anything may follow
+        break;
+    }
+    memo[pc] = f;
+    return *memo[pc];
+  }
+
+  void compute_firsts() {
+    std::vector<std::optional<first_set>> memo(p_.code.size());
+    p_.firsts.push_back(first(0, memo));
+    for (inst& in : p_.code) {
+      if (in.o != op::split) continue;
+      in.first_x = static_cast<uint32_t>(p_.firsts.size());
+      p_.firsts.push_back(first(in.x, memo));
+      in.first_y = static_cast<uint32_t>(p_.firsts.size());
+      p_.firsts.push_back(first(in.y, memo));
+    }
+  }
 
   size_t push(op o) {
     p_.code.push_back(inst{o});
@@ -831,8 +968,9 @@ struct machine {
     const char* p = text.data();
     const char* end = p + text.size();
     while (p < end) {
-      uint32_t len = 0;
-      const char32_t cp = decode_utf8(p, end, len);
+      uint32_t len = 1;
+      const auto b = static_cast<unsigned char>(*p);
+      const char32_t cp = b < 0x80 ? b : decode_utf8(p, end, len);
       offs.push_back(static_cast<uint32_t>(p - text.data()));
       cps.push_back(cp);
       props.push_back(char_set::prop_of(cp));
@@ -850,7 +988,7 @@ struct machine {
       case op::cp:
         return c == a.x;
       case op::cp_fold:
-        return simple_fold(c) == a.x;
+        return fold(c) == a.x;
       case op::any:
         return c != '\n';
       case op::set:
@@ -890,10 +1028,24 @@ struct machine {
         case op::jmp:
           pc = in.x;
           continue;
-        case op::split:
+        case op::split: {
+          if (pos < n) {  // an alternative that cannot start with this code point is skipped
+            const bool can_x = prog->firsts[in.first_x].may_start(cps[pos], props[pos]);
+            const bool can_y = prog->firsts[in.first_y].may_start(cps[pos], props[pos]);
+            if (!can_y) {
+              if (!can_x) break;
+              pc = in.x;
+              continue;
+            }
+            if (!can_x) {
+              pc = in.y;
+              continue;
+            }
+          }
           stack.push_back(frame{in.y, pos, 0, 0});
           pc = in.x;
           continue;
+        }
         case op::repeat: {
           const inst& atom = code[pc + 1];
           const uint32_t need = pos + in.min;
@@ -963,7 +1115,10 @@ struct machine {
   /// The leftmost match starting at or after code point `from`: (begin, end) in code points,
   /// or begin = failed / exhausted.
   std::pair<int64_t, int64_t> search(uint32_t from) {
-    for (uint32_t s = from; s <= cps.size(); ++s) {
+    const first_set& start = prog->firsts[0];
+    const auto n = static_cast<uint32_t>(cps.size());
+    for (uint32_t s = from; s <= n; ++s) {
+      if (s < n && !start.may_start(cps[s], props[s])) continue;
       const int64_t r = run(0, s);
       if (r == exhausted) return {exhausted, 0};
       if (r >= 0) return {s, r};

@@ -164,6 +164,7 @@ gc category(char32_t cp) {
 
 bool is_white_space(char32_t cp) {
   if (cp < 0x80) return cp == ' ' || (cp >= 0x09 && cp <= 0x0D);
+  if (cp > data::white_space[data::white_space_size - 1]) return false;  // CJK and beyond
   for (size_t i = 0; i + 1 < data::white_space_size; i += 2) {
     if (cp < data::white_space[i]) return false;
     if (cp <= data::white_space[i + 1]) return true;
