@@ -10,7 +10,6 @@
 #include <array>
 #include <limits>
 #include <optional>
-#include <queue>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -91,6 +90,68 @@ struct added_set {
   }
 };
 
+struct merge {
+  uint32_t rank;
+  uint32_t id;  ///< the merged symbol
+};
+
+/// (left id, right id) -> merge: open addressing with linear probing, at most 3/4 full.
+class merge_table {
+ public:
+  void reserve(size_t n) {
+    size_t cap = 16;
+    while (cap * 3 < n * 4 + 4) cap *= 2;
+    slots_.assign(cap, slot{});
+    mask_ = cap - 1;
+  }
+  /// Ids must be below 0xFFFFFFFF (the empty key is all ones). A pair listed again takes its
+  /// later merge.
+  void insert_or_assign(uint32_t left, uint32_t right, merge m) {
+    if ((size_ + 1) * 4 > slots_.size() * 3) grow();
+    const uint64_t key = uint64_t{left} << 32 | right;
+    for (size_t i = hash(key) & mask_;; i = (i + 1) & mask_) {
+      if (slots_[i].key == key || slots_[i].key == empty) {
+        if (slots_[i].key == empty) ++size_;
+        slots_[i] = slot{key, m};
+        return;
+      }
+    }
+  }
+  const merge* find(uint32_t left, uint32_t right) const {
+    const uint64_t key = uint64_t{left} << 32 | right;
+    for (size_t i = hash(key) & mask_;; i = (i + 1) & mask_) {
+      if (slots_[i].key == key) return &slots_[i].m;
+      if (slots_[i].key == empty) return nullptr;
+    }
+  }
+
+ private:
+  static constexpr uint64_t empty = ~uint64_t{0};
+  struct slot {
+    uint64_t key = empty;
+    merge m{};
+  };
+  std::vector<slot> slots_ = std::vector<slot>(16);
+  size_t mask_ = 15;
+  size_t size_ = 0;
+
+  static size_t hash(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return static_cast<size_t>(k);
+  }
+  void grow() {
+    std::vector<slot> old = std::move(slots_);
+    reserve(old.size());  // doubles: capacity for old.size() entries at 3/4
+    size_ = 0;
+    for (const slot& s : old) {
+      if (s.key != empty)
+        insert_or_assign(static_cast<uint32_t>(s.key >> 32), static_cast<uint32_t>(s.key), s.m);
+    }
+  }
+};
+
 }  // namespace
 
 struct vocab_counter::impl {
@@ -99,11 +160,6 @@ struct vocab_counter::impl {
     bool keep_matches = true;
     bool keep_gaps = true;
   };
-  struct merge {
-    uint32_t rank;
-    uint32_t id;
-  };
-
   std::vector<text::normal_form> normalizers;
   std::vector<split_step> splits;              ///< the Split pre-tokenizers, in order
   bool prefix_space = false;                   ///< ByteLevel add_prefix_space
@@ -113,7 +169,7 @@ struct vocab_counter::impl {
   std::unordered_map<std::string, uint32_t> vocab;
   std::array<uint32_t, 256> byte_id{};
   std::array<std::string, 256> byte_chars;
-  std::unordered_map<uint64_t, merge> merges;  ///< (left id << 32 | right id) -> merge
+  merge_table merges;
   bool ignore_merges = false;
 
   std::string load(const json& root);
@@ -129,6 +185,8 @@ struct vocab_counter::impl {
   uint32_t count_text(std::string_view text) const;
   uint32_t count_normalized(std::string_view text) const;
   uint32_t count_word(std::string_view word) const;
+  uint32_t merge_short(const unsigned char* p, size_t n) const;  ///< n <= 64: linear scans
+  uint32_t merge_long(const unsigned char* p, size_t n) const;   ///< a min-heap
   std::string normalize(std::string_view text) const;
 };
 
@@ -278,7 +336,9 @@ std::string vocab_counter::impl::load_model(const json& m) {
   if (v == nullptr || !v->IsObject()) return "model: no vocab object";
   vocab.reserve(v->MemberCount());
   for (const auto& e : v->GetObject()) {
-    if (!e.value.IsUint()) return "model: vocab ids must be non-negative integers";
+    if (!e.value.IsUint() || e.value.GetUint() == 0xFFFFFFFF) {
+      return "model: vocab ids must be integers from 0 to 2^32 - 2";
+    }
     vocab.emplace(std::string(str(e.name)), e.value.GetUint());
   }
   for (unsigned b = 0; b < 256; ++b) {
@@ -321,7 +381,7 @@ std::string vocab_counter::impl::load_model(const json& m) {
       return "model: merge " + std::to_string(r) + " uses a symbol not in the vocab";
     }
     // A pair listed twice takes its last rank, as HuggingFace's map does.
-    merges.insert_or_assign(uint64_t{l->second} << 32 | rt->second, merge{r, to->second});
+    merges.insert_or_assign(l->second, rt->second, merge{r, to->second});
   }
   return {};
 }
@@ -380,10 +440,45 @@ uint32_t vocab_counter::impl::count_word(std::string_view word) const {
   const size_t n = word.size();
   if (n <= 1) return static_cast<uint32_t>(n);
   if (ignore_merges) {
-    std::string whole;
+    thread_local std::string whole;
+    whole.clear();
     for (size_t i = 0; i < n; ++i) whole += byte_chars[p[i]];
-    if (vocab.count(whole) != 0) return 1;
+    if (vocab.find(whole) != vocab.end()) return 1;
   }
+  return n <= 64 ? merge_short(p, n) : merge_long(p, n);
+}
+
+uint32_t vocab_counter::impl::merge_short(const unsigned char* p, size_t n) const {
+  // Symbols in order, with the merge of each adjacent pair (rank none_rank when there is none).
+  // Each round merges the lowest-ranked pair, the leftmost on a tie: the order of the heap in
+  // merge_long and in HuggingFace's BPE.
+  constexpr uint32_t none_rank = 0xFFFFFFFF;
+  std::array<uint32_t, 64> ids;
+  std::array<merge, 64> pairs;
+  size_t m = n;
+  auto pair_of = [&](size_t i) {
+    const merge* found = merges.find(ids[i], ids[i + 1]);
+    return found != nullptr ? *found : merge{none_rank, 0};
+  };
+  for (size_t i = 0; i < n; ++i) ids[i] = byte_id[p[i]];
+  for (size_t i = 0; i + 1 < n; ++i) pairs[i] = pair_of(i);
+  while (m > 1) {
+    size_t best = 0;
+    for (size_t i = 1; i + 1 < m; ++i) {
+      if (pairs[i].rank < pairs[best].rank) best = i;
+    }
+    if (pairs[best].rank == none_rank) break;
+    ids[best] = pairs[best].id;
+    for (size_t i = best + 1; i + 1 < m; ++i) ids[i] = ids[i + 1];
+    for (size_t i = best + 1; i + 2 < m; ++i) pairs[i] = pairs[i + 1];
+    --m;
+    if (best > 0) pairs[best - 1] = pair_of(best - 1);
+    if (best + 1 < m) pairs[best] = pair_of(best);
+  }
+  return static_cast<uint32_t>(m);
+}
+
+uint32_t vocab_counter::impl::merge_long(const unsigned char* p, size_t n) const {
   struct symbol {
     uint32_t id;
     int32_t prev, next;
@@ -397,28 +492,32 @@ uint32_t vocab_counter::impl::count_word(std::string_view word) const {
       return rank != o.rank ? rank > o.rank : pos > o.pos;
     }
   };
-  std::vector<symbol> syms(n);
+  thread_local std::vector<symbol> syms;
+  thread_local std::vector<candidate> heap;
+  syms.resize(n);
+  heap.clear();
   for (size_t i = 0; i < n; ++i) {
     syms[i] = symbol{byte_id[p[i]], static_cast<int32_t>(i) - 1,
                      i + 1 < n ? static_cast<int32_t>(i + 1) : -1, true};
   }
-  std::priority_queue<candidate, std::vector<candidate>, std::greater<>> heap;
   auto consider = [&](int32_t left) {
     const int32_t right = syms[left].next;
     if (right < 0) return;
-    auto it = merges.find(uint64_t{syms[left].id} << 32 | syms[right].id);
-    if (it != merges.end())
-      heap.push({it->second.rank, static_cast<uint32_t>(left), it->second.id});
+    if (const merge* found = merges.find(syms[left].id, syms[right].id); found != nullptr) {
+      heap.push_back({found->rank, static_cast<uint32_t>(left), found->id});
+      std::push_heap(heap.begin(), heap.end(), std::greater<>());
+    }
   };
   for (size_t i = 0; i + 1 < n; ++i) consider(static_cast<int32_t>(i));
   uint32_t alive = static_cast<uint32_t>(n);
   while (!heap.empty()) {
-    const candidate top = heap.top();
-    heap.pop();
+    std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+    const candidate top = heap.back();
+    heap.pop_back();
     symbol& s = syms[top.pos];
     if (!s.alive || s.next < 0) continue;
-    auto it = merges.find(uint64_t{s.id} << 32 | syms[s.next].id);
-    if (it == merges.end() || it->second.id != top.id) continue;  // the pair has changed
+    const merge* found = merges.find(s.id, syms[s.next].id);
+    if (found == nullptr || found->id != top.id) continue;  // the pair has changed
     symbol& right = syms[s.next];
     s.id = top.id;
     right.alive = false;
