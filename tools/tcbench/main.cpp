@@ -1,6 +1,7 @@
 // tcbench: micro-benchmarks of TokensChain's building blocks, one subcommand each.
 //   tcbench pipeline [--rounds 21] [--requests 2000] [--scheduler-threads 1]
 //   tcbench moderation
+//   tcbench tokenizer --file tokenizer.json [--file ...] [--rounds 200]
 //   tcbench semantic [--entries 1000000] [--queries 10000] [--dim 256] [--ef 64] [--sweep]
 //                    [--recall-sample 1000] [--m 16] [--ef-construction 100] [--k 10]
 //   tcbench failover / affinity / batching / flood: loads through a running node (--help)
@@ -38,6 +39,7 @@
 #include "tools/tcbench/moderation.hpp"
 #include "tools/tcbench/pipeline.hpp"
 #include "tools/tcbench/scheduling.hpp"
+#include "tools/tcbench/tokenizer.hpp"
 
 namespace {
 
@@ -1004,6 +1006,11 @@ int main(int argc, char** argv) {
   mod->add_option("--write", mod_write,
                   "write DIR/lexicon.txt and DIR/chat.json (the 10,000 terms and a chat body with "
                   "the 4 KB prompt) for a load through a node, and measure nothing");
+  tc::bench::tokenizer_args ta;
+  auto* tok = app.add_subcommand("tokenizer", "exact token counts from tokenizer.json files");
+  tok->add_option("--file", ta.files, "a tokenizer.json (repeatable)")->required();
+  tok->add_option("--rounds", ta.rounds, "timed count() calls per text")
+      ->check(CLI::Range(1u, 100000u));
   tc::bench::failover_args fa;
   auto* fo = app.add_subcommand("failover", "kill one of a model's two endpoints under load");
   fo->add_option("--target", fa.target, "the node's data port, HOST:PORT")->required();
@@ -1088,6 +1095,7 @@ int main(int argc, char** argv) {
   if (pipe->parsed()) return tc::bench::run_pipeline(pa, command_line);
   if (mod->parsed() && !mod_write.empty()) return tc::bench::write_moderation_inputs(mod_write);
   if (mod->parsed()) return tc::bench::run_moderation(command_line);
+  if (tok->parsed()) return tc::bench::run_tokenizer(ta, command_line);
   if (af->parsed()) return tc::bench::run_affinity(aa, command_line);
   if (bat->parsed()) return tc::bench::run_batching(ba, command_line);
   if (fld->parsed()) return tc::bench::run_flood(fl, command_line);
