@@ -43,6 +43,9 @@ class token_counter {
   virtual uint32_t per_message() const { return 4; }
   /// Tokens that prime the reply, once per request.
   virtual uint32_t reply_priming() const { return 3; }
+  /// At most this many tokens per byte of text: a chat body that many times shorter than the
+  /// window (less the reserve) fits without being counted.
+  virtual uint32_t max_tokens_per_byte() const { return 1; }
 };
 
 /// tc::estimate_tokens: no tokenizer file needed (about 4 ASCII characters or 1 CJK character

@@ -605,6 +605,14 @@ uint32_t vocab_counter::count(std::string_view utf8_text) const {
   return impl_->count_text(utf8_text);
 }
 
+uint32_t vocab_counter::max_tokens_per_byte() const {
+  uint32_t bound = impl_->prefix_space ? 2 : 1;
+  for (text::normal_form f : impl_->normalizers) {
+    bound *= f == text::normal_form::nfkc || f == text::normal_form::nfkd ? 11 : 3;
+  }
+  return bound;
+}
+
 size_t vocab_counter::vocab_size() const {
   return impl_->vocab.size();
 }

@@ -40,6 +40,10 @@ class vocab_counter final : public token_counter {
 
   /// Tokens of `utf8_text` as the tokenizer encodes it without special tokens added around it.
   uint32_t count(std::string_view utf8_text) const override;
+  /// 1, times 3 for each canonical and 11 for each compatibility normalizer (the most UTF-8
+  /// bytes one code point's normal form takes per byte of it: U+1D160, U+FDFA), times 2 with
+  /// ByteLevel's add_prefix_space (a space before every piece).
+  uint32_t max_tokens_per_byte() const override;
   /// Entries of model.vocab.
   size_t vocab_size() const;
 

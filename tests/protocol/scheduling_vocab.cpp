@@ -148,6 +148,11 @@ TEST_CASE("vocab: counts equal HuggingFace tokenizers' on five pipelines") {
   const auto llama3 = load("bpe_llama3.json");
   const auto deepseek = load("bpe_deepseek.json");
   CHECK(split->vocab_size() == 956);
+  // Bounds for the caller's shortcut: NFC x3, prefix space x2, NFKC x11, none.
+  CHECK(split->max_tokens_per_byte() == 3);
+  CHECK(gpt2->max_tokens_per_byte() == 2);
+  CHECK(multi->max_tokens_per_byte() == 11);
+  CHECK(llama3->max_tokens_per_byte() == 1);
   for (const expected& e : cases) {
     CAPTURE(e.text);
     CHECK(split->count(e.text) == e.split);
