@@ -18,6 +18,7 @@
 #include <tuple>
 
 #include "config/fields.hpp"
+#include "protocol/scheduling/vocab.hpp"
 
 namespace tc::config {
 namespace {
@@ -444,6 +445,8 @@ class reader {
     if (a.prefix_affinity != b.prefix_affinity) return "prefix_affinity setting";
     if (a.context_mode != b.context_mode)
       return "context_mode (" + text(a.context_mode) + " vs " + text(b.context_mode) + ")";
+    if (a.tokenizer_file != b.tokenizer_file)
+      return "tokenizer_file (" + text(a.tokenizer_file) + " vs " + text(b.tokenizer_file) + ")";
     if (a.filing_id != b.filing_id)
       return "filing_id (" + text(a.filing_id) + " vs " + text(b.filing_id) + ")";
     if (a.batch_strategy != b.batch_strategy)
@@ -468,6 +471,7 @@ class reader {
     load_table(t, "providers[].models[].", fields().model, m, at,
                [](std::string_view, const toml::node&) { return false; });
     if (m.upstream_name.empty()) m.upstream_name = m.name;
+    check_tokenizer(t, m);
     // A model id may be served by several providers (its endpoints, ranked by the router);
     // what the client sees of it (kind, cache policy, filing ID) must then be the same at each.
     const toml::node* name_node = t.get("name");
@@ -487,6 +491,20 @@ class reader {
       }
     }
     p.models.push_back(std::move(m));
+  }
+
+  /// Resolves tokenizer_file against the config file's directory, and checks that it builds
+  /// (each distinct file once).
+  void check_tokenizer(const toml::table& t, model_settings& m) {
+    const toml::node* n = t.get("tokenizer_file");
+    if (n == nullptr || m.tokenizer_file.empty()) return;
+    if (m.tokenizer_file.front() != '/') {
+      const std::filesystem::path dir = std::filesystem::path(std::string(file_)).parent_path();
+      m.tokenizer_file = (dir / m.tokenizer_file).lexically_normal().string();
+    }
+    auto [it, fresh] = tokenizer_errors_.emplace(m.tokenizer_file, std::string());
+    if (fresh) load_tokenizer(m.tokenizer_file, it->second);
+    if (!it->second.empty()) error(*n, "tokenizer_file: " + it->second);
   }
 
   void read_sim(const toml::table& t, sim_settings& sim, position at) {
@@ -616,6 +634,7 @@ class reader {
   std::map<std::string, model_seen> model_names_;
   size_t provider_index_ = 0;  ///< the [[providers]] table being read
   std::map<std::string, position> engine_names_;
+  std::map<std::string, std::string> tokenizer_errors_;  ///< resolved path -> "" or why not
   size_t model_tables_ = 0;
 };
 
@@ -645,6 +664,26 @@ std::vector<std::pair<std::string, uint32_t>> parse_group(std::string_view membe
     members.remove_prefix(comma + 1);
   }
   return out;
+}
+
+std::shared_ptr<const scheduling::token_counter> load_tokenizer(const std::string& path,
+                                                                std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot open " + path + " (" + std::strerror(errno) + ")";
+    return nullptr;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    error = "cannot read " + path;
+    return nullptr;
+  }
+  std::string why;
+  std::shared_ptr<const scheduling::token_counter> counter =
+      scheduling::vocab_counter::from_json(text.str(), why);
+  if (counter == nullptr) error = path + " cannot be used: " + why;
+  return counter;
 }
 
 settings load_string(std::string_view toml_text, std::string_view source_name) {

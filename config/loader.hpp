@@ -2,6 +2,7 @@
 // only; errors are exceptions caught at main.
 #pragma once
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "config/settings.hpp"
+#include "protocol/scheduling/context.hpp"
 
 namespace tc::config {
 
@@ -29,6 +31,12 @@ settings load_string(std::string_view toml_text, std::string_view source_name = 
 /// The members of the right side of a routing.groups entry, "model:weight,model:weight" (a
 /// model without ":weight" weighs 1), in order; empty when it does not parse.
 std::vector<std::pair<std::string, uint32_t>> parse_group(std::string_view members);
+
+/// The exact token counter of a tokenizer.json file (providers[].models[].tokenizer_file; the
+/// loader has resolved the path): null, with `error` saying why, when the file cannot be read
+/// or does not build (scheduling::vocab_counter's refusals).
+std::shared_ptr<const scheduling::token_counter> load_tokenizer(const std::string& path,
+                                                                std::string& error);
 
 /// The configuration reference (docs/config.md): every setting with type, default, bounds and
 /// help, generated from the one declaration in config/schema.cpp.

@@ -1201,6 +1201,16 @@ field_set build() {
            .choices = {"reject", "truncate_oldest", "truncate_middle"}},
           [](auto& m) -> auto& { return m.context_mode; }),
       bind<M>(
+          {.name = "providers[].models[].tokenizer_file",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "The model's HuggingFace tokenizer.json (a byte-level BPE: Qwen, DeepSeek, "
+                   "Llama 3, GPT-2 style): context protection then counts prompt tokens exactly "
+                   "instead of estimating them; checked at start-up (a file that does not exist "
+                   "or that uses what the counter does not implement fails it); a relative path "
+                   "is from the config file's directory; \"\" = the estimator"},
+          [](auto& m) -> auto& { return m.tokenizer_file; }),
+      bind<M>(
           {.name = "providers[].models[].batch_strategy",
            .type = vt::string,
            .default_text = R"("adaptive")",

@@ -51,6 +51,7 @@ struct model_settings {
   std::string filing_id;                ///< CAC algorithm-filing ID stamped on answers; "" none
   bool prefix_affinity = false;  ///< its endpoints are replicas: same prompt prefix, same one
   std::string context_mode = "reject";  ///< reject | truncate_oldest | truncate_middle
+  std::string tokenizer_file;  ///< a tokenizer.json for exact prompt counts; "" = the estimator
   // Step 8, the model's batcher (issue 6).
   std::string batch_strategy = "adaptive";  ///< time | size | adaptive | priority
   uint32_t batch_max_wait_ms = 0;           ///< longest a request is held for others; 0 = none

@@ -445,3 +445,33 @@ TEST_CASE("an outage ends after it starts") {
         "t.toml:8:9: expected end_s > start_s (5), got 5");
   CHECK(errors_of(sim_provider + "[[providers.sim.outages]]\nstart_s = 5\nend_s = 6\n") == "");
 }
+
+TEST_CASE("tokenizer_file: resolved from the config file's directory, checked to build") {
+  // A relative path is from the directory of the file named in errors (the config file).
+  const std::string source = TC_SOURCE_DIR "/tests/protocol/t.toml";
+  auto s = load_string(sim_provider + "tokenizer_file = \"data/bpe_split.json\"\n", source);
+  const std::string resolved = TC_SOURCE_DIR "/tests/protocol/data/bpe_split.json";
+  CHECK(s.providers[0].models[0].tokenizer_file == resolved);
+  CHECK(load_string(sim_provider, "t.toml").providers[0].models[0].tokenizer_file.empty());
+  std::string error;
+  auto counter = tc::config::load_tokenizer(resolved, error);
+  REQUIRE(counter != nullptr);
+  CHECK(error.empty());
+  CHECK(counter->count("Hello world") == 5);  // HuggingFace's count (tests/protocol)
+  // A file that is not there, or not a tokenizer this counter implements, fails at the key.
+  CHECK(errors_of(sim_provider + "tokenizer_file = \"/nonexistent/tokenizer.json\"\n") ==
+        "t.toml:6:18: tokenizer_file: cannot open /nonexistent/tokenizer.json (No such file or "
+        "directory)");
+  const std::string not_a_tokenizer = TC_SOURCE_DIR "/config/tokenschain.toml";
+  CHECK(errors_of(sim_provider + "tokenizer_file = \"" + not_a_tokenizer + "\"\n")
+            .find("tokenizer_file: " + not_a_tokenizer + " cannot be used: not JSON") !=
+        std::string::npos);
+  // The endpoints of one model count alike.
+  const std::string second =
+      "[[providers]]\nname = \"other\"\ntype = \"sim\"\n"
+      "[[providers.models]]\nname = \"m\"\n";
+  CHECK(errors_of(sim_provider + "tokenizer_file = \"" + resolved + "\"\n" + second)
+            .find("another tokenizer_file") != std::string::npos);
+  CHECK(errors_of(sim_provider + "tokenizer_file = \"" + resolved + "\"\n" + second +
+                  "tokenizer_file = \"" + resolved + "\"\n") == "");
+}
