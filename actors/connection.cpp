@@ -108,14 +108,17 @@ const model_entry* validate(const pipeline& ctx, openai::request& req, openai::a
 
 /// Step 3, context-length protection of a chat request: false (with `error`) when it does not
 /// fit under reject, or not even truncated; a truncated body replaces the request's. A body
-/// whose bytes (each token is at least one) cannot exceed the window is not parsed again.
+/// whose bytes (times the counter's max_tokens_per_byte) cannot exceed the window is not parsed
+/// again. Counts are exact when the model has a tokenizer_file.
 bool protect_context(connection_state& st, openai::api_error& error) {
   const model_entry& m = *st.model;
   if (st.req.kind != openai::endpoint::chat_completions || m.context_window == 0) return true;
-  const uint64_t most = st.req.body.size() + st.req.max_tokens + 64;  // 64: framing, priming
+  const scheduling::token_counter& count = m.counter ? *m.counter : scheduling::default_counter();
+  const uint64_t most = st.req.body.size() * count.max_tokens_per_byte() + st.req.max_tokens +
+                        64;  // 64: framing, priming
   if (most <= m.context_window) return true;
-  scheduling::context_result r =
-      scheduling::protect_context(st.req.body, m.context_window, st.req.max_tokens, m.context_mode);
+  scheduling::context_result r = scheduling::protect_context(
+      st.req.body, m.context_window, st.req.max_tokens, m.context_mode, count);
   if (!r.fits) {
     error = openai::context_length_exceeded(m.context_window, r.prompt_tokens, st.req.max_tokens);
     return false;

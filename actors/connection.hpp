@@ -119,6 +119,8 @@ struct model_entry {
   /// Step 3's context-length protection: the smallest context window of the endpoints.
   scheduling::context_mode context_mode = scheduling::context_mode::reject;
   uint32_t context_window = 0;  ///< 0: not checked
+  /// Exact prompt counts from the model's tokenizer_file; null: the estimator.
+  std::shared_ptr<const scheduling::token_counter> counter;
   /// Step 8: the model's batcher (actors/batcher.hpp); unset: requests go at once.
   caf::actor batcher;
 };

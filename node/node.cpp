@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -61,6 +62,8 @@ std::unique_ptr<caf::actor_system_config> make_actor_config(const config::actors
 std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
   auto p = std::make_shared<actors::pipeline>();
   uint32_t endpoint = 0;
+  // tokenizer_file: each file built once (the loader checked it; it may have changed since).
+  std::map<std::string, std::shared_ptr<const scheduling::token_counter>> counters;
   for (const auto& prov : s.providers) {
     std::string base = prov.type == "sim" ? "sim://" + prov.name + "/v1" : prov.base_url;
     while (!base.empty() && base.back() == '/') base.pop_back();
@@ -93,6 +96,13 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
       r.capacity_tokens_per_sec = prov.capacity_tokens_per_sec;
       auto& entry = p->models[m.name];
       scheduling::parse_context_mode(m.context_mode, entry.context_mode);
+      if (!m.tokenizer_file.empty() && entry.counter == nullptr) {  // endpoints agree on it
+        auto& counter = counters[m.tokenizer_file];
+        std::string error;
+        if (counter == nullptr) counter = config::load_tokenizer(m.tokenizer_file, error);
+        if (counter == nullptr) throw std::runtime_error("model " + m.name + ": " + error);
+        entry.counter = counter;
+      }
       entry.context_window = entry.endpoints.empty()
                                  ? m.context_window
                                  : std::min(entry.context_window, m.context_window);

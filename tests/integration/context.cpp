@@ -1,10 +1,12 @@
 // Context-length protection (issue 6): a chat prompt longer than the model's window is refused
 // with 400 context_length_exceeded under reject, or cut to fit under truncate_oldest (the
-// upstream sees fewer prompt tokens), and short prompts pass untouched.
+// upstream sees fewer prompt tokens), and short prompts pass untouched. With a tokenizer_file
+// the decision is taken at the exact count.
 #include <doctest/doctest.h>
 
 #include <string>
 
+#include "protocol/scheduling/context.hpp"
 #include "tests/integration/harness.hpp"
 
 using namespace tc::test;
@@ -74,4 +76,58 @@ TEST_CASE("context: reject answers 400 context_length_exceeded, truncate_oldest 
   CHECK(prompt_tokens(cut) > 0);
   CHECK(prompt_tokens(cut) <= 300);
   CHECK(prompt_tokens(cut) >= prompt_tokens(short_trunc));
+}
+
+TEST_CASE("context: a model with a tokenizer_file decides at the exact count") {
+  // 今天天气很好，我们去公园散步吧。 is 48 tokens with tests/protocol/data/bpe_split.json
+  // (HuggingFace tokenizers' count; that small vocab has no Chinese merges), far more than the
+  // estimator's ~1 per character. Prompt: 3 (priming) + 4 (the message) + 48 = 55, and
+  // max_tokens 1: 56 tokens needed. A window of 56 fits, 55 does not; without the tokenizer
+  // the same window of 55 lets it through on the estimate.
+  const std::string text =
+      "\344\273\212\345\244\251\345\244\251\346\260\224\345\276\210\345\245\275\357\274\214"
+      "\346\210\221\344\273\254\345\216\273\345\205\254\345\233\255\346\225\243\346\255\245"
+      "\345\220\247\343\200\202";
+  REQUIRE(tc::scheduling::default_counter().count(text) + 3 + 4 + 1 < 55);
+  const std::string tokenizer = TC_SOURCE_DIR "/tests/protocol/data/bpe_split.json";
+  const std::string config =
+      server_toml() +
+      "[cache]\nenabled = false\n"
+      "[[providers]]\nname = \"sim\"\ntype = \"sim\"\n[providers.sim]\nttft_ms = 1\n"
+      "tokens_per_sec = 5000\n"
+      "[[providers.models]]\nname = \"exact-56\"\ncontext_window = 56\ntokenizer_file = \"" +
+      tokenizer +
+      "\"\n"
+      "[[providers.models]]\nname = \"exact-55\"\ncontext_window = 55\ntokenizer_file = \"" +
+      tokenizer +
+      "\"\n"
+      "[[providers.models]]\nname = \"estimated-55\"\ncontext_window = 55\n";
+  node_process node;
+  REQUIRE_MESSAGE(node.start(config), node.error());
+  auto body = [&](const std::string& model) {
+    return R"({"model":")" + model + R"(","max_tokens":1,"messages":[{"role":"user","content":")" +
+           text + R"("}]})";
+  };
+  response fits = post_json(node.data_port(), "/v1/chat/completions", body("exact-56"));
+  CHECK(fits.status == 200);
+  response over = post_json(node.data_port(), "/v1/chat/completions", body("exact-55"));
+  CHECK(over.status == 400);
+  api_error_view e = error_of(over.body);
+  CHECK(e.code == "context_length_exceeded");
+  CHECK(e.message.find("about 55 tokens") != std::string::npos);
+  response estimated = post_json(node.data_port(), "/v1/chat/completions", body("estimated-55"));
+  CHECK(estimated.status == 200);
+}
+
+TEST_CASE("context: a tokenizer_file that does not build fails start-up") {
+  const std::string config = server_toml() +
+                             "[[providers]]\nname = \"sim\"\ntype = \"sim\"\n"
+                             "[[providers.models]]\nname = \"m\"\ntokenizer_file = \"" TC_SOURCE_DIR
+                             "/config/tokenschain.toml\"\n";
+  node_process node;
+  CHECK_FALSE(node.start(config));
+  const std::string said = node.error() + node.log();
+  INFO(said);
+  CHECK(said.find("tokenizer_file") != std::string::npos);
+  CHECK(said.find("cannot be used: not JSON") != std::string::npos);
 }
