@@ -66,6 +66,7 @@ struct char_set {
     if (space && (prop & ws_bit) != 0) return true;
     if (not_space && (prop & ws_bit) == 0) return true;
     if ((word || not_word) && is_word(c, prop) == word) return true;
+    if (word && not_word) return true;  // [\w\W]: everything
     auto it = std::upper_bound(
         ranges.begin(), ranges.end(), c,
         [](char32_t v, const std::pair<char32_t, char32_t>& r) { return v < r.first; });
@@ -314,7 +315,6 @@ class parser {
       fail("groups nested too deep");
       return {};
     }
-    const bool fold_before = fold_;
     node alt;
     alt.kind = node::alt;
     alt.kids.push_back(parse_concat());
@@ -322,7 +322,6 @@ class parser {
       ++at_;
       alt.kids.push_back(parse_concat());
     }
-    fold_ = fold_before;  // (?i) lasts to the end of its group
     --depth_;
     if (alt.kids.size() == 1) return std::move(alt.kids[0]);
     return alt;
@@ -333,7 +332,7 @@ class parser {
     cat.kind = node::concat;
     while (more() && peek() != '|' && peek() != ')') {
       node atom;
-      if (!parse_atom(atom)) continue;  // a flag group such as (?i): nothing to add
+      if (!parse_atom(atom)) continue;  // an error: more() is now false
       parse_quantifiers(atom);
       cat.kids.push_back(std::move(atom));
     }
@@ -343,8 +342,9 @@ class parser {
   }
 
   /// An interval {n} {n,} {n,m} {,m} at the current position (after '{'): true and its bounds,
-  /// or false (then '{' is a literal, as in Oniguruma) with the position unchanged.
-  bool interval(uint32_t& min, uint32_t& max) {
+  /// or false (then '{' is a literal, as in Oniguruma) with the position unchanged. `exact`:
+  /// written {n}.
+  bool interval(uint32_t& min, uint32_t& max, bool* exact = nullptr) {
     size_t i = at_ + 1;
     auto number = [&](uint32_t& v) {
       const size_t from = i;
@@ -361,6 +361,7 @@ class parser {
     if (i < p_.size() && p_[i] == '}') {
       if (!has_min) return false;
       max = min;
+      if (exact != nullptr) *exact = true;
     } else if (i < p_.size() && p_[i] == ',') {
       ++i;
       if (!number(max)) {
@@ -379,6 +380,7 @@ class parser {
     bool quantified = false;
     while (more()) {
       uint32_t min = 0, max = 0;
+      bool exact = false;
       const char c = peek();
       if (c == '*') {
         ++at_;
@@ -390,7 +392,7 @@ class parser {
       } else if (c == '?') {
         ++at_;
         max = 1;
-      } else if (c == '{' && interval(min, max)) {
+      } else if (c == '{' && interval(min, max, &exact)) {
         if ((min > max_repeat) || (max != unbounded && max > max_repeat)) {
           return fail("a repeat count above " + std::to_string(max_repeat));
         }
@@ -405,12 +407,18 @@ class parser {
       rep.kind = node::repeat;
       rep.min = min;
       rep.max = max;
-      if (more() && peek() == '?') {
-        ++at_;
-        rep.greedy = false;
-      }
+      const bool lazy = more() && peek() == '?';
+      if (lazy) ++at_;
+      rep.greedy = !lazy || exact;
       rep.kids.push_back(std::move(atom));
       atom = std::move(rep);
+      if (lazy && exact) {  // Ruby syntax: a{n}? is (?:a{n})?, not a lazy a{n}
+        node optional;
+        optional.kind = node::repeat;
+        optional.max = 1;
+        optional.kids.push_back(std::move(atom));
+        atom = std::move(optional);
+      }
     }
   }
 
@@ -431,7 +439,7 @@ class parser {
     return single(fold_ ? op::set_fold : op::set, static_cast<uint32_t>(sets_.size() - 1));
   }
 
-  /// Returns false when the atom was only a flag change.
+  /// False on an error.
   bool parse_atom(node& out) {
     const char c = peek();
     if (c == '(') return parse_group(out);
@@ -487,12 +495,14 @@ class parser {
     // Options: (?i) (?-i) (?i:...) (?-i:...).
     bool on = true;
     bool fold = fold_;
+    bool any = false;
     while (more() && peek() != ':' && peek() != ')') {
       const char f = peek();
       if (f == '-' && on) {
         on = false;
       } else if (f == 'i') {
         fold = on;
+        any = true;
       } else {
         fail(std::string("the group (?") + f + " is not supported");
         return false;
@@ -503,12 +513,20 @@ class parser {
       fail("an unclosed group");
       return false;
     }
-    if (eat(")")) {
-      fold_ = fold;  // to the end of the enclosing group
+    if (!any) {
+      fail("an option group without an option");
       return false;
     }
-    ++at_;  // ':'
     const bool before = fold_;
+    if (eat(")")) {
+      // Oniguruma's Ruby syntax: the rest of the enclosing group, its later alternatives
+      // included, is one group under the option (a(?i)b|c is a(?i:b|c)).
+      fold_ = fold;
+      out = parse_alt();
+      fold_ = before;
+      return ok();
+    }
+    ++at_;  // ':'
     fold_ = fold;
     const bool r = group_body(out, node::empty);
     fold_ = before;
@@ -691,17 +709,19 @@ class parser {
         break;
       }
       first = false;
-      if (c == '[') {
-        fail("nested classes and POSIX brackets are not supported");
-        return {};
-      }
       if (c == '&' && peek(1) == '&') {
         fail("class intersection (&&) is not supported");
         return {};
       }
       char32_t lo = 0;
       if (!class_atom(set, lo)) return {};
-      if (lo == invalid_base) continue;  // a property: no range from it
+      if (lo == invalid_base) {  // a property: no range from it
+        if (peek() == '-' && peek(1) != ']') {
+          fail("a range starting at a property");
+          return {};
+        }
+        continue;
+      }
       if (peek() == '-' && peek(1) != ']' && at_ + 1 < p_.size()) {
         ++at_;
         char32_t hi = 0;
@@ -727,6 +747,10 @@ class parser {
     if (peek() == '\\') {
       ++at_;
       return parse_escape(set, cp, true);
+    }
+    if (peek() == '[') {  // also at a range's end: [a-[b]] is a nested class to Oniguruma
+      fail("nested classes and POSIX brackets are not supported");
+      return false;
     }
     cp = next_cp();
     return ok();

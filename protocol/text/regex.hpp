@@ -12,9 +12,12 @@
 //   subcategories, LC and their long names (Letter, Uppercase_Letter, ...), matched without
 //   regard to case, space, '_' or '-';
 // - character classes [...] [^...] with ranges and the escapes above (\b inside is U+0008);
-// - groups (...) (?:...) (captures are not kept), (?i:...) (?-i:...) (?i) (?-i): case-insensitive
-//   by simple case folding (no multi-character folds such as "ss" for "ß");
-// - alternation |; quantifiers ? * + {n} {n,} {n,m} {,m}, greedy or lazy (`?` suffix);
+// - groups (...) (?:...) (captures are not kept), (?i:...) (?-i:...), and (?i) (?-i) which, in
+//   Oniguruma's Ruby syntax, cover the rest of the enclosing group with its later alternatives
+//   (a(?i)b|c is a(?i:b|c)); case-insensitive is by simple case folding (no multi-character
+//   folds such as "ss" for "ß");
+// - alternation |; quantifiers ? * + {n} {n,} {n,m} {,m}, greedy or lazy (`?` suffix), except
+//   that {n}? is (?:...{n})? (Ruby syntax);
 // - lookahead (?=...) (?!...).
 // Not supported: anchors, lookbehind, backreferences, possessive and atomic forms, nested or
 // intersected classes, POSIX brackets, scripts and binary properties, other options, and an

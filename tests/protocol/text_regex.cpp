@@ -116,6 +116,7 @@ TEST_CASE("regex: \\s is Unicode White_Space, \\d is Nd, \\w is Oniguruma's word
   CHECK(matches(R"(\D+)", "a12b") == list{"a", "b"});
   CHECK(matches(R"(\w+)", "ab_1 é²① x") == list{"ab_1", "é²", "x"});
   CHECK(matches(R"(\W+)", "ab, ①c") == list{", ①"});
+  CHECK(matches(R"([\w\W]+)", "a ①") == list{"a ①"});
 }
 
 TEST_CASE("regex: groups, alternation in order, leftmost first") {
@@ -131,6 +132,8 @@ TEST_CASE("regex: case-insensitive groups fold case") {
   CHECK(matches("(?i:'s|'ll)", "'S 'LL 'Ll 's") == list{"'S", "'LL", "'Ll", "'s"});
   CHECK(matches("(?i:'s)", "'\xC5\xBF") == list{"'\xC5\xBF"});  // ſ folds to s
   CHECK(matches("(?i)ab|c", "AB C") == list{"AB", "C"});        // to the end of the group
+  // Ruby syntax: x(?i)b|c is x(?i:b|c), so C alone does not match, xC does.
+  CHECK(matches("x(?i)b|c", "xB C xC") == list{"xB", "xC"});
   CHECK(matches("(?i:a(?-i:b))", "Ab AB") == list{"Ab"});
   CHECK(matches("(?i:[a-c]+)", "xAbCx") == list{"AbC"});
   CHECK(matches("(?i:[^a-c]+)", "xAbCx") == list{"x", "x"});
@@ -150,7 +153,9 @@ TEST_CASE("regex: quantifiers") {
   CHECK(matches("(?:ab){2}", "ababab") == list{"abab"});
   CHECK(matches("(?:ab){1,2}?c|x", "ababc") == list{"ababc"});
   CHECK(matches("(?:a|b){2,3}", "abbab") == list{"abb", "ab"});
-  CHECK(matches("a*", "baab") == list{"aa"});  // empty matches are passed over
+  CHECK(matches("a*", "baab") == list{"aa"});             // empty matches are passed over
+  CHECK(matches("ba{2}?", "b baa") == list{"b", "baa"});  // Ruby: a{n}? is (?:a{n})?
+  CHECK(matches("ba{1,2}?", "baa") == list{"ba"});        // lazy
 }
 
 TEST_CASE("regex: lookahead") {
@@ -259,6 +264,9 @@ TEST_CASE("regex: what is not supported fails to compile, saying what") {
   CHECK(says("(?<name>a)", "(?< is not supported"));
   CHECK(says("[[:alpha:]]", "nested classes"));
   CHECK(says("[a&&b]", "intersection"));
+  CHECK(says("[?-[a]]", "nested classes"));
+  CHECK(says(R"([\w-z])", "a range starting at a property"));
+  CHECK(says("(?)a", "without an option"));
   CHECK(says("(?:a*)*", "can match empty"));
   CHECK(says("a{1001}", "above 1000"));
   CHECK(says("a{3,2}", "n > m"));
