@@ -1063,6 +1063,8 @@ int main(int argc, char** argv) {
   bat->add_option("--p0-key", ba.p0_key, "interactive requests use this key of priority 0");
   bat->add_option("--p1-key", ba.p1_key, "interactive requests use this key of priority 1");
   bat->add_option("--label", ba.label, "names the run in the summary line");
+  bat->add_flag("--completions", ba.completions,
+                "single-prompt /v1/completions (temperature 0) instead of chat");
   add_bounds(bat, ba.bounds);
   tc::bench::flood_args fl;
   auto* fld = app.add_subcommand("flood", "open-loop P4 flood over capacity plus a P0 trickle");

@@ -285,6 +285,24 @@ std::string chat_body(const std::string& model, uint32_t max_tokens, const std::
   return body;
 }
 
+/// The same request as a single-prompt /v1/completions body, sampled alike for every request
+/// (temperature 0), so a prompt_array endpoint may merge them.
+std::string completion_body(const std::string& model, uint32_t max_tokens, const std::string& nonce,
+                            const char* what, uint64_t n) {
+  std::string body = "{\"model\":\"";
+  body += model;
+  body += "\",\"max_tokens\":";
+  body += std::to_string(max_tokens);
+  body += ",\"temperature\":0,\"prompt\":\"scheduling bench ";
+  body += nonce;
+  body += ' ';
+  body += what;
+  body += " request ";
+  body += std::to_string(n);
+  body += ": explain in a few sentences why a shared GPU needs a priority queue.\"}";
+  return body;
+}
+
 std::string run_nonce() {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
@@ -412,16 +430,19 @@ int run_batching(const batching_args& a, const std::string& command_line) {
   streams[0].rate = a.rate * a.interactive_share;
   streams[0].phase = 0.5;
   if (!key.empty()) streams[0].headers.push_back("Authorization: Bearer " + key);
-  streams[0].body = [&](uint64_t n) {
-    return chat_body(a.model, a.max_tokens, nonce, "interactive", n);
+  auto body = [&](const char* what, uint64_t n) {
+    return a.completions ? completion_body(a.model, a.max_tokens, nonce, what, n)
+                         : chat_body(a.model, a.max_tokens, nonce, what, n);
   };
+  streams[0].body = [&](uint64_t n) { return body("interactive", n); };
   streams[1].rate = a.rate * (1 - a.interactive_share);
   streams[1].headers.push_back("x-tc-priority: 3");
-  streams[1].body = [&](uint64_t n) { return chat_body(a.model, a.max_tokens, nonce, "batch", n); };
+  streams[1].body = [&](uint64_t n) { return body("batch", n); };
 
   sim_watch w;
-  const open_loop_report r =
-      run_with_watch(options_of(a.target, a.seconds, a.bounds), streams, a.sim, m, w);
+  open_loop_options o = options_of(a.target, a.seconds, a.bounds);
+  if (a.completions) o.url = "http://" + a.target + "/v1/completions";
+  const open_loop_report r = run_with_watch(o, streams, a.sim, m, w);
   curl_global_cleanup();
 
   const class_stats inter = stats_of(r, 0, a.seconds);
@@ -432,14 +453,16 @@ int run_batching(const batching_args& a, const std::string& command_line) {
   std::printf(
       "%s%s%.1f req/s offered open loop for %.0f s (arrivals evenly spaced, whatever the "
       "answers): %.0f%% %s, %.0f%% batch: P3 (anonymous, `x-tc-priority: 3`). max_tokens %u, "
-      "non-stream, every prompt unique, `Cache-Control: no-cache`. tcsim: max_batch %u, "
+      "non-stream%s, every prompt unique, `Cache-Control: no-cache`. tcsim: max_batch %u, "
       "contention %.3g, %.0f tokens/s per sequence alone, TTFT %.0f ms, %.1f completion tokens "
       "per answer on average: a full batch completes %s req/s (the offered load is %s of it), "
       "one sequence alone %s req/s.\n\n",
       a.label.empty() ? "" : "Run `", a.label.empty() ? "" : (a.label + "`: ").c_str(), a.rate,
       a.seconds, a.interactive_share * 100, interactive_name.c_str(),
-      (1 - a.interactive_share) * 100, a.max_tokens, m.max_batch, m.contention, m.tokens_per_sec,
-      m.ttft_ms, m.mean_tokens(a.max_tokens), num(capacity, 1).c_str(),
+      (1 - a.interactive_share) * 100, a.max_tokens,
+      a.completions ? " single-prompt `/v1/completions` (temperature 0)" : " chat", m.max_batch,
+      m.contention, m.tokens_per_sec, m.ttft_ms, m.mean_tokens(a.max_tokens),
+      num(capacity, 1).c_str(),
       capacity > 0 ? (num(a.rate / capacity * 100, 0) + "%").c_str() : "NA", num(alone, 1).c_str());
   print_class_header();
   print_class_row(interactive_name, inter, a.seconds);

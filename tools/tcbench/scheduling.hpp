@@ -33,6 +33,7 @@ struct batching_args {
   double seconds = 20;  ///< arrivals stop after this
   uint32_t max_tokens = 40;
   double interactive_share = 0.2;  ///< the rest is batch traffic, P3 by `x-tc-priority: 3`
+  bool completions = false;        ///< single-prompt /v1/completions instead of chat (prompt_array)
   std::string p0_key;              ///< interactive requests carry this key of priority 0 (P0), or
   std::string p1_key;  ///< this key of priority 1 (P1); with neither they are anonymous (P2)
   std::string label;   ///< names the run in the summary line
