@@ -493,6 +493,31 @@ typename Inspector::result_type inspect(Inspector& f, sched_cancel& x) {
   return f(caf::meta::type_name("tc::sched_cancel"), x.id);
 }
 
+// -- embedder (actors/embedder.hpp, issue 3) ------------------------------------------------
+
+/// connection -> embedder (step 6, cache.embedder = "openai"): the embedding of one query text.
+/// Answered with one embed_answer.
+struct embed_ask {
+  std::string text;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, embed_ask& x) {
+  return f(caf::meta::type_name("tc::embed_ask"), x.text);
+}
+
+/// embedder -> connection: the text's unit-length embedding (cache.embedding_dim floats), or why
+/// there is none (`error` non-empty, `embedding` empty): the semantic tier is skipped.
+struct embed_answer {
+  std::vector<float> embedding;
+  std::string error;  ///< "": ok; else e.g. overloaded, too_long, timeout, status_503, dimension
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, embed_answer& x) {
+  return f(caf::meta::type_name("tc::embed_answer"), x.embedding, x.error);
+}
+
 // -- accounts, tenant_quota, ledger (issue 4) -----------------------------------------------
 
 }  // namespace tc
@@ -722,6 +747,8 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<sched_grant>("tc::sched_grant");
   cfg.add_message_type<sched_done>("tc::sched_done");
   cfg.add_message_type<sched_cancel>("tc::sched_cancel");
+  cfg.add_message_type<embed_ask>("tc::embed_ask");
+  cfg.add_message_type<embed_answer>("tc::embed_answer");
   cfg.add_message_type<rate_headers>("tc::rate_headers");
   cfg.add_message_type<accounts::limits>("tc::accounts::limits");
   cfg.add_message_type<accounts::tenant>("tc::accounts::tenant");

@@ -169,6 +169,9 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   round_trip(self, remote, grant);
   round_trip(self, remote, tc::sched_done{77, 310});
   round_trip(self, remote, tc::sched_cancel{77});
+  round_trip(self, remote, tc::embed_ask{"what is the capital of France?"});
+  round_trip(self, remote, tc::embed_answer{{0.6f, -0.8f}, ""});
+  round_trip(self, remote, tc::embed_answer{{}, "status_503"});
 
   tc::request_outcome out;
   out.status = 200;
