@@ -128,6 +128,7 @@ class reader {
     check_listen_addresses(root, s);
     check_aliases(root, s);
     check_groups(root, s);
+    check_embedder(root, s);
     if (model_tables_ == 0) {
       global_.push_back(
           "nothing to serve: no model is configured; add a [[providers]] table with at least one "
@@ -608,6 +609,23 @@ class reader {
       }
       if (total == 0) error(*n, "group \"" + name + "\" gives no model a weight above 0");
     }
+  }
+
+  /// The openai embedder names a configured provider and a model to send.
+  void check_embedder(const toml::table& root, const settings& s) {
+    if (s.cache.embedder != "openai") return;
+    const toml::node* kind = root.at_path("cache.embedder").node();
+    const toml::node* provider = root.at_path("cache.embedder_provider").node();
+    if (s.cache.embedder_provider.empty()) {
+      if (kind != nullptr)
+        error(*kind, "embedder \"openai\" needs cache.embedder_provider (a [[providers]] name)");
+    } else if (provider_names_.count(s.cache.embedder_provider) == 0) {
+      if (provider != nullptr)
+        error(*provider, "embedder_provider \"" + s.cache.embedder_provider +
+                             "\" names no [[providers]] entry");
+    }
+    if (s.cache.embedder_model.empty() && kind != nullptr)
+      error(*kind, "embedder \"openai\" needs cache.embedder_model (the model name to send)");
   }
 
   void check_listen_addresses(const toml::table& root, const settings& s) {

@@ -414,8 +414,9 @@ field_set build() {
           {.name = "cache.embedder",
            .type = vt::string,
            .default_text = R"("builtin")",
-           .help = "builtin: feature-hashed word and character n-grams, nothing downloaded",
-           .choices = {"builtin"}},
+           .help = "builtin: feature-hashed word and character n-grams, nothing downloaded; "
+                   "openai: the /v1/embeddings of cache.embedder_provider, calls batched",
+           .choices = {"builtin", "openai"}},
           [](auto& s) -> auto& { return s.cache.embedder; }),
       bind<S>(
           {.name = "cache.embedding_dim",
@@ -423,8 +424,84 @@ field_set build() {
            .default_text = "256",
            .min = 16,
            .max = 4096,
-           .help = "Dimension of the builtin embedder's vectors"},
+           .help = "Length of the semantic index's vectors: the builtin embedder's output; with "
+                   "openai, the length the provider must return (another length is an error for "
+                   "that request: no semantic lookup)"},
           [](auto& s) -> auto& { return s.cache.embedding_dim; }),
+      bind<S>(
+          {.name = "cache.embedder_provider",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "openai embedder: the [[providers]] name whose base_url, key and transport "
+                   "are used (a sim provider too); required with embedder = \"openai\""},
+          [](auto& s) -> auto& { return s.cache.embedder_provider; }),
+      bind<S>(
+          {.name = "cache.embedder_model",
+           .type = vt::string,
+           .default_text = R"("")",
+           .help = "openai embedder: the `model` sent (the provider's name for it); required "
+                   "with embedder = \"openai\""},
+          [](auto& s) -> auto& { return s.cache.embedder_model; }),
+      bind<S>(
+          {.name = "cache.embedder_send_dimensions",
+           .type = vt::boolean,
+           .default_text = "false",
+           .help = "openai embedder: send cache.embedding_dim as `dimensions` (for models that "
+                   "can shorten their vectors; others may reject the field)"},
+          [](auto& s) -> auto& { return s.cache.embedder_send_dimensions; }),
+      bind<S>(
+          {.name = "cache.embedder_batch_max",
+           .type = vt::integer,
+           .default_text = "64",
+           .min = 1,
+           .max = 2048,
+           .help = "openai embedder: distinct texts in one call at most"},
+          [](auto& s) -> auto& { return s.cache.embedder_batch_max; }),
+      bind<S>(
+          {.name = "cache.embedder_batch_wait_ms",
+           .type = vt::integer,
+           .default_text = "2",
+           .min = 0,
+           .max = 1000,
+           .help = "openai embedder: longest a text waits for others to share its call; 0 = "
+                   "send what is there at once"},
+          [](auto& s) -> auto& { return s.cache.embedder_batch_wait_ms; }),
+      bind<S>(
+          {.name = "cache.embedder_timeout_ms",
+           .type = vt::integer,
+           .default_text = "2000",
+           .min = 10,
+           .max = 60000,
+           .help = "openai embedder: a call slower than this fails (its requests skip the "
+                   "semantic lookup)"},
+          [](auto& s) -> auto& { return s.cache.embedder_timeout_ms; }),
+      bind<S>(
+          {.name = "cache.embedder_max_calls",
+           .type = vt::integer,
+           .default_text = "8",
+           .min = 1,
+           .max = 1024,
+           .help = "openai embedder: calls in flight at most; meanwhile texts gather into "
+                   "bigger batches"},
+          [](auto& s) -> auto& { return s.cache.embedder_max_calls; }),
+      bind<S>(
+          {.name = "cache.embedder_max_pending",
+           .type = vt::integer,
+           .default_text = "4096",
+           .min = 1,
+           .max = 1000000,
+           .help = "openai embedder: texts waiting for an embedding at most; beyond, a request "
+                   "skips the semantic lookup at once"},
+          [](auto& s) -> auto& { return s.cache.embedder_max_pending; }),
+      bind<S>(
+          {.name = "cache.embedder_max_text_bytes",
+           .type = vt::integer,
+           .default_text = "16384",
+           .min = 64,
+           .max = 1048576,
+           .help = "openai embedder: a longer query is not embedded (no semantic lookup), so one "
+                   "text over the model's input limit cannot fail a whole batch"},
+          [](auto& s) -> auto& { return s.cache.embedder_max_text_bytes; }),
       bind<S>(
           {.name = "cache.semantic_ef",
            .type = vt::integer,

@@ -108,12 +108,23 @@ struct cache_settings {
   bool template_tier = true;
   bool semantic_tier = true;
   bool semantic_multi_turn = false;  ///< semantic hits for requests with history too
-  std::string embedder = "builtin";  ///< builtin (feature hashing)
-  uint32_t embedding_dim = 256;      ///< builtin embedder dimension
+  std::string embedder = "builtin";  ///< builtin (feature hashing) | openai (/v1/embeddings)
+  uint32_t embedding_dim = 256;      ///< the semantic index's vector length (any embedder)
   uint32_t semantic_ef = 64;         ///< HNSW search breadth
   uint32_t semantic_m = 16;          ///< HNSW links per node
   uint32_t lookup_timeout_ms = 50;   ///< a cache shard slower than this counts as a miss
   bool dedup = true;                 ///< coalesce identical in-flight requests
+
+  // The openai embedder (actors/embedder.hpp).
+  std::string embedder_provider;             ///< a [[providers]] name: base_url, key, transport
+  std::string embedder_model;                ///< the `model` sent
+  bool embedder_send_dimensions = false;     ///< send embedding_dim as `dimensions`
+  uint32_t embedder_batch_max = 64;          ///< distinct texts in one call at most
+  uint32_t embedder_batch_wait_ms = 2;       ///< longest a text waits for others; 0 = at once
+  uint32_t embedder_timeout_ms = 2000;       ///< a slower call fails
+  uint32_t embedder_max_calls = 8;           ///< calls in flight at most
+  uint32_t embedder_max_pending = 4096;      ///< texts waiting at most; beyond, refused at once
+  uint32_t embedder_max_text_bytes = 16384;  ///< longer queries are not embedded
 };
 
 /// Who may call (issue 4). Keys, tenants and their limits are managed through the admin API.

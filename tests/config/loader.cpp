@@ -475,3 +475,34 @@ TEST_CASE("tokenizer_file: resolved from the config file's directory, checked to
   CHECK(errors_of(sim_provider + "tokenizer_file = \"" + resolved + "\"\n" + second +
                   "tokenizer_file = \"" + resolved + "\"\n") == "");
 }
+
+TEST_CASE("the openai embedder names a configured provider and a model") {
+  const std::string cache =
+      "[cache]\n"                          // line 6
+      "embedder = \"openai\"\n"            // line 7
+      "embedder_provider = \"sim\"\n"      // line 8
+      "embedder_model = \"text-embed\"\n"  // line 9
+      "embedder_batch_max = 16\n"
+      "embedder_batch_wait_ms = 0\n"
+      "embedder_send_dimensions = true\n";
+  auto s = load_string(sim_provider + cache, "t.toml");
+  CHECK(s.cache.embedder == "openai");
+  CHECK(s.cache.embedder_provider == "sim");
+  CHECK(s.cache.embedder_model == "text-embed");
+  CHECK(s.cache.embedder_batch_max == 16);
+  CHECK(s.cache.embedder_batch_wait_ms == 0);
+  CHECK(s.cache.embedder_send_dimensions);
+  CHECK(s.cache.embedder_timeout_ms == 2000);  // the default
+
+  CHECK(errors_of(sim_provider + "[cache]\nembedder = \"openai\"\nembedder_provider = \"nope\"\n"
+                                 "embedder_model = \"e\"\n") ==
+        "t.toml:8:21: embedder_provider \"nope\" names no [[providers]] entry");
+  CHECK(errors_of(sim_provider + "[cache]\nembedder = \"openai\"\nembedder_model = \"e\"\n") ==
+        "t.toml:7:12: embedder \"openai\" needs cache.embedder_provider (a [[providers]] name)");
+  CHECK(errors_of(sim_provider + "[cache]\nembedder = \"openai\"\nembedder_provider = \"sim\"\n") ==
+        "t.toml:7:12: embedder \"openai\" needs cache.embedder_model (the model name to send)");
+  CHECK(errors_of(sim_provider + "[cache]\nembedder = \"other\"\n").find("builtin") !=
+        std::string::npos);
+  // The builtin embedder ignores the openai settings.
+  CHECK(errors_of(sim_provider + "[cache]\nembedder_provider = \"nope\"\n").empty());
+}
