@@ -214,7 +214,36 @@ metrics::metrics()
       audit_records_total(BuildCounter()
                               .Name("tc_audit_records_total")
                               .Help("Audit records written to the store (hash-chained)")
-                              .Register(*registry_)) {
+                              .Register(*registry_)),
+      embedder_calls_total(BuildCounter()
+                               .Name("tc_embedder_calls_total")
+                               .Help("/v1/embeddings calls of the openai embedder, by outcome "
+                                     "(ok, transport, status, bad_answer, timeout)")
+                               .Register(*registry_)),
+      embedder_texts_total(BuildCounter()
+                               .Name("tc_embedder_texts_total")
+                               .Help("Distinct texts the openai embedder got a vector for")
+                               .Register(*registry_)),
+      embedder_refused_total(BuildCounter()
+                                 .Name("tc_embedder_refused_total")
+                                 .Help("Texts answered with an error at once, nothing sent, by "
+                                       "reason (overloaded: cache.embedder_max_pending reached; "
+                                       "too_long: over cache.embedder_max_text_bytes)")
+                                 .Register(*registry_)),
+      embedder_batch_size(BuildHistogram()
+                              .Name("tc_embedder_batch_size")
+                              .Help("Distinct texts per /v1/embeddings call of the openai "
+                                    "embedder")
+                              .Register(*registry_)),
+      embedder_call_seconds(BuildHistogram()
+                                .Name("tc_embedder_call_seconds")
+                                .Help("Duration of the openai embedder's calls, by outcome")
+                                .Register(*registry_)),
+      embedder_pending(BuildGauge()
+                           .Name("tc_embedder_pending")
+                           .Help("Texts waiting for an embedding (gathering or in a call); "
+                                 "bounded by cache.embedder_max_pending")
+                           .Register(*registry_)) {
   lookup_hit = &cache_lookup_seconds.Add({{"result", "hit"}}, latency_buckets());
   lookup_miss = &cache_lookup_seconds.Add({{"result", "miss"}}, latency_buckets());
 }
@@ -279,6 +308,56 @@ class batcher_series_impl final : public actors::batcher_metrics {
 
 std::shared_ptr<actors::batcher_metrics> batcher_series(metrics& m, const std::string& model) {
   return std::make_shared<batcher_series_impl>(m, model);
+}
+
+namespace {
+
+/// The embedder's series, resolved once (no label lookups on its thread).
+class embedder_series_impl final : public actors::embedder_metrics {
+ public:
+  explicit embedder_series_impl(metrics& m) {
+    static const prometheus::Histogram::BucketBoundaries sizes{1,  2,   4,   8,   16,   32,
+                                                               64, 128, 256, 512, 1024, 2048};
+    for (size_t i = 0; i < outcomes; ++i) {
+      const prometheus::Labels l{{"outcome", to_string(static_cast<actors::embed_outcome>(i))}};
+      calls_[i] = &m.embedder_calls_total.Add(l);
+      seconds_[i] = &m.embedder_call_seconds.Add(l, latency_buckets());
+    }
+    for (size_t i = 0; i < reasons; ++i) {
+      refused_[i] = &m.embedder_refused_total.Add(
+          {{"reason", to_string(static_cast<actors::embed_refusal>(i))}});
+    }
+    texts_ = &m.embedder_texts_total.Add({});
+    batch_ = &m.embedder_batch_size.Add({}, sizes);
+    pending_ = &m.embedder_pending.Add({});
+  }
+  void call(actors::embed_outcome outcome, size_t texts, double seconds) override {
+    const auto i = std::min<size_t>(static_cast<size_t>(outcome), outcomes - 1);
+    calls_[i]->Increment();
+    seconds_[i]->Observe(seconds);
+    batch_->Observe(static_cast<double>(texts));
+    if (outcome == actors::embed_outcome::ok) texts_->Increment(static_cast<double>(texts));
+  }
+  void refused(actors::embed_refusal why) override {
+    refused_[std::min<size_t>(static_cast<size_t>(why), reasons - 1)]->Increment();
+  }
+  void pending(size_t asks) override { pending_->Set(static_cast<double>(asks)); }
+
+ private:
+  static constexpr size_t outcomes = static_cast<size_t>(actors::embed_outcome::timeout) + 1;
+  static constexpr size_t reasons = static_cast<size_t>(actors::embed_refusal::too_long) + 1;
+  std::array<prometheus::Counter*, outcomes> calls_{};
+  std::array<prometheus::Histogram*, outcomes> seconds_{};
+  std::array<prometheus::Counter*, reasons> refused_{};
+  prometheus::Counter* texts_ = nullptr;
+  prometheus::Histogram* batch_ = nullptr;
+  prometheus::Gauge* pending_ = nullptr;
+};
+
+}  // namespace
+
+std::shared_ptr<actors::embedder_metrics> embedder_series(metrics& m) {
+  return std::make_shared<embedder_series_impl>(m);
 }
 
 std::string metrics::serialize() const {

@@ -15,6 +15,7 @@
 #include <prometheus/registry.h>
 
 #include "actors/batcher.hpp"
+#include "actors/embedder.hpp"
 
 namespace tc::node {
 
@@ -95,6 +96,13 @@ class metrics {
   prometheus::Family<prometheus::Counter>& budget_alerts_total;  ///< period, percent
   prometheus::Family<prometheus::Counter>& ledger_records_total;
   prometheus::Family<prometheus::Counter>& audit_records_total;
+  // The openai embedder (actors/embedder.hpp, issue 3).
+  prometheus::Family<prometheus::Counter>& embedder_calls_total;     ///< outcome
+  prometheus::Family<prometheus::Counter>& embedder_texts_total;     ///< embedded (ok calls)
+  prometheus::Family<prometheus::Counter>& embedder_refused_total;   ///< reason
+  prometheus::Family<prometheus::Histogram>& embedder_batch_size;    ///< texts per call
+  prometheus::Family<prometheus::Histogram>& embedder_call_seconds;  ///< outcome
+  prometheus::Family<prometheus::Gauge>& embedder_pending;
 
   /// A model's cache series.
   struct cache_series {
@@ -111,6 +119,9 @@ class metrics {
 
 /// A model's batcher's series (actors/batcher.hpp reports into them, on its own thread).
 std::shared_ptr<actors::batcher_metrics> batcher_series(metrics& m, const std::string& model);
+
+/// The embedder's series (actors/embedder.hpp reports into them, on its own thread).
+std::shared_ptr<actors::embedder_metrics> embedder_series(metrics& m);
 
 /// A per-loop cache of series handles, so the request path does no label-map lookups under
 /// the families' mutex and builds no label strings. Used by one I/O loop thread only.
