@@ -442,6 +442,7 @@ void end_request(connection_state& st) {
 
 void lookup_exact(self_ptr self);
 void lookup_pointers(self_ptr self);
+void probe_pointers(self_ptr self);
 void fetch_pointed(self_ptr self, const cache_hit& pointer);
 void serve_hit(self_ptr self, cache_hit& hit);
 void dispatch(self_ptr self);
@@ -696,20 +697,40 @@ void lookup_exact(self_ptr self) {
           [self](caf::error&) { dispatch(self); });  // a slow or lost shard is a miss
 }
 
-/// Exact miss: the template and semantic pointers, in the shard that owns the namespace.
+/// Exact miss: the template and semantic pointers, in the shard that owns the namespace. The
+/// query's embedding comes from the builtin embedder here, or from the embedder actor
+/// (cache.embedder = "openai"), whose error only skips the semantic part of the probe.
 void lookup_pointers(self_ptr self) {
   auto& st = self->state;
   prepare_query_tiers(st);
   if (st.template_key.empty() && st.guard.empty()) return dispatch(self);
+  if (!st.guard.empty() && st.ctx->cache.embedder) {
+    // A local actor that always answers (its own call timeout): no armed timeout here.
+    self->request(st.ctx->cache.embedder, caf::infinite, embed_ask{st.key.query_text})
+        .then(
+            [self](embed_answer& a) {
+              self->state.embedding = std::move(a.embedding);  // empty on error
+              probe_pointers(self);
+            },
+            [self](caf::error&) { probe_pointers(self); });
+    return;
+  }
+  if (!st.guard.empty()) st.embedding = canonical::embed(st.key.query_text, st.ctx->cache.embed);
+  probe_pointers(self);
+}
+
+/// The probe itself: the template key, and the embedding when there is one.
+void probe_pointers(self_ptr self) {
+  auto& st = self->state;
   cache_probe probe;
   probe.ns = st.ns;
   probe.template_key = st.template_key;
-  if (!st.guard.empty()) {
-    st.embedding = canonical::embed(st.key.query_text, st.ctx->cache.embed);
+  if (!st.guard.empty() && !st.embedding.empty()) {
     probe.embedding = st.embedding;
     probe.guard = st.guard;
     probe.threshold = st.route->semantic_threshold;
   }
+  if (probe.template_key.empty() && probe.embedding.empty()) return dispatch(self);
   const auto& shard = owner(st, st.ns);
   self->request(shard, lookup_timeout(self, shard), cache_find_atom::value, std::move(probe))
       .then(
@@ -1130,12 +1151,15 @@ void settle(self_ptr self, request_outcome& outcome) {
     e.upstream_ms = static_cast<uint32_t>(outcome.upstream_ns / 1'000'000);
     e.ttl_s = ttl;
     self->send(owner(st, st.exact_key), cache_put_atom::value, std::move(e));
-    if (!st.template_key.empty() || !st.guard.empty()) {
+    // The lookup's embedding is reused. Without one, the builtin embedder computes it here;
+    // the embedder actor is not asked again (it failed, or no lookup ran): no semantic pointer.
+    const bool semantic = !st.guard.empty() && (!st.embedding.empty() || !st.ctx->cache.embedder);
+    if (!st.template_key.empty() || semantic) {
       cache_link l;
       l.ns = st.ns;
       l.exact_key = st.exact_key;
       l.template_key = st.template_key;
-      if (!st.guard.empty()) {
+      if (semantic) {
         l.embedding = st.embedding.empty()
                           ? canonical::embed(st.key.query_text, st.ctx->cache.embed)
                           : std::move(st.embedding);

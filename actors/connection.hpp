@@ -159,7 +159,9 @@ struct cache_plan {
   bool semantic_tier = true;
   bool semantic_multi_turn = false;
   uint32_t lookup_timeout_ms = 50;
-  canonical::embed_options embed;
+  canonical::embed_options embed;  ///< the builtin embedder (no actor hop)
+  /// The embedder actor (actors/embedder.hpp) when cache.embedder = "openai"; unset: builtin.
+  caf::actor embedder;
   std::vector<cache_shard_actor> shards;  ///< shard_of(key, shards.size()) owns key
   bool dedup = true;
   std::vector<caf::actor> dedup_tables;  ///< dedup_table actors, sharded like the cache
@@ -233,7 +235,7 @@ struct connection_state {
   canonical::digest ns;            ///< the namespace the template/semantic pointers live in
   canonical::digest template_key;  ///< empty: no template tier for this request
   std::string guard;               ///< the semantic guard, as text
-  std::vector<float> embedding;    ///< computed on an exact miss (semantic tier only)
+  std::vector<float> embedding;    ///< step 6's, on an exact miss; step 13 reuses it
   bool store = false;              ///< step 13 stores a cacheable answer
   bool query_tiers = false;        ///< the template/semantic tiers apply (keys made lazily)
   bool from_cache = false;         ///< answered by step 6 or by a dedup leader

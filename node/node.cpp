@@ -23,6 +23,7 @@
 #include "actors/cache_shard.hpp"
 #include "actors/connection.hpp"
 #include "actors/dedup_table.hpp"
+#include "actors/embedder.hpp"
 #include "actors/ledger.hpp"
 #include "actors/moderator.hpp"
 #include "actors/provider_health.hpp"
@@ -58,6 +59,13 @@ std::unique_ptr<caf::actor_system_config> make_actor_config(const config::actors
   return cfg;
 }
 
+/// A provider's API root without a trailing '/': its base_url, or sim://<name>/v1 for a sim.
+std::string base_url_of(const config::provider_settings& prov) {
+  std::string base = prov.type == "sim" ? "sim://" + prov.name + "/v1" : prov.base_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base;
+}
+
 /// Model id -> the endpoints that serve it, from [[providers]] (config order).
 std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
   auto p = std::make_shared<actors::pipeline>();
@@ -65,8 +73,7 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
   // tokenizer_file: each file built once (the loader checked it; it may have changed since).
   std::map<std::string, std::shared_ptr<const scheduling::token_counter>> counters;
   for (const auto& prov : s.providers) {
-    std::string base = prov.type == "sim" ? "sim://" + prov.name + "/v1" : prov.base_url;
-    while (!base.empty() && base.back() == '/') base.pop_back();
+    const std::string base = base_url_of(prov);
     for (const auto& m : prov.models) {
       actors::model_route r;
       r.provider = prov.name;
@@ -298,6 +305,7 @@ struct gateway::impl {
   std::vector<caf::actor> quota;
   std::vector<caf::actor> health;    ///< provider_health, by endpoint
   std::vector<caf::actor> batchers;  ///< one per model
+  caf::actor embedder;               ///< cache.embedder = "openai" only
   admin_api_deps admin_deps;
   loop_context ctx;
   std::vector<std::unique_ptr<io_loop>> loops;
@@ -313,6 +321,8 @@ struct gateway::impl {
     batchers.clear();
     for (auto& h : health) caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
     health.clear();
+    if (embedder) caf::anon_send_exit(embedder, caf::exit_reason::user_shutdown);
+    embedder = caf::actor{};
     for (auto& q : quota) caf::anon_send_exit(q, caf::exit_reason::user_shutdown);
     quota.clear();
     if (moderator) caf::anon_send_exit(moderator, caf::exit_reason::user_shutdown);
@@ -346,6 +356,7 @@ struct gateway::impl {
   void start_compliance();
   void start_routing();
   void start_batchers();
+  void start_embedder();
   ~impl() { stop_actors(); }
 };
 
@@ -532,6 +543,33 @@ void gateway::impl::start_batchers() {
   }
 }
 
+/// The openai embedder of the semantic tier (issue 3): one actor, calling through the loops.
+void gateway::impl::start_embedder() {
+  auto& d = *this;
+  const auto& c = d.settings.cache;
+  if (!c.enabled || !c.semantic_tier || c.embedder != "openai") return;
+  auto prov = std::find_if(d.settings.providers.begin(), d.settings.providers.end(),
+                           [&](const auto& p) { return p.name == c.embedder_provider; });
+  if (prov == d.settings.providers.end())  // the loader checked it
+    throw std::runtime_error("cache.embedder_provider: no provider " + c.embedder_provider);
+  auto cfg = std::make_shared<actors::embedder_config>();
+  cfg->provider = prov->name;
+  cfg->url = base_url_of(*prov) + "/embeddings";
+  cfg->model = c.embedder_model;
+  cfg->dimension = c.embedding_dim;
+  cfg->send_dimensions = c.embedder_send_dimensions;
+  cfg->batch_max = c.embedder_batch_max;
+  cfg->batch_wait_ms = c.embedder_batch_wait_ms;
+  cfg->timeout_ms = c.embedder_timeout_ms;
+  cfg->max_calls = c.embedder_max_calls;
+  cfg->max_pending = c.embedder_max_pending;
+  cfg->max_text_bytes = c.embedder_max_text_bytes;
+  cfg->ports = d.pipeline->ports;
+  cfg->metrics = node::embedder_series(d.metrics);
+  d.embedder = d.system.spawn(actors::embedder, std::move(cfg));
+  d.pipeline->cache.embedder = d.embedder;
+}
+
 /// Moderation (the published rules and the moderator that reloads them) and the audit writer
 /// (issue 5). Throws on rules that cannot be compiled or an audit key that is not usable.
 void gateway::impl::start_compliance() {
@@ -691,6 +729,7 @@ void gateway::start() {
   const uint32_t n = std::max(1u, s.server.io_threads);
   for (uint32_t i = 0; i < n; ++i) d.loops.push_back(std::make_unique<io_loop>(i, d.ctx));
   for (auto& l : d.loops) d.pipeline->ports.push_back(l.get());
+  d.start_embedder();
   d.start_routing();
   d.ctx.pipeline = d.pipeline;
   int bound = d.loops[0]->listen(host, port, n > 1);
