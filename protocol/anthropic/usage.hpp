@@ -1,5 +1,5 @@
 // Anthropic token usage and its OpenAI form, shared by the response and stream translators.
-// Internal to protocol/anthropic. Pure; any thread.
+// Pure; any thread.
 #pragma once
 
 #include <cstdint>
