@@ -329,7 +329,7 @@ TEST_CASE("embedder: a call the port never answers fails by the actor's own watc
   REQUIRE(poll_until([&] { return f.port.size() == 2; }));
 }
 
-TEST_CASE("embedder: waiting asks are bounded; empty and overlong texts are refused at once") {
+TEST_CASE("embedder: waiting asks are bounded, and empty and overlong texts are refused at once") {
   fixture f([](embedder_config& c) {
     c.max_pending = 2;
     c.max_text_bytes = 8;

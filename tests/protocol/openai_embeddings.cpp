@@ -89,7 +89,7 @@ TEST_CASE("parse_embeddings: what does not fit is refused with a reason") {
   CHECK(reason(std::string(100000, '[') + std::string(100000, ']')) == "bad_json");
 }
 
-TEST_CASE("l2_normalize: unit length; a zero vector stays zero; non-finite is refused") {
+TEST_CASE("l2_normalize: unit length, a zero vector stays zero, non-finite is refused") {
   std::vector<float> v{3, 0, 4};
   REQUIRE(l2_normalize(v));
   CHECK(v[0] == doctest::Approx(0.6));
