@@ -70,7 +70,15 @@ constexpr uint64_t horizon_ns = ms_ns;  // events due within this are served ear
 constexpr std::size_t max_models_listed = 256;
 constexpr uint32_t max_steps_per_flush = 256;  // steps of one call per on_data
 
-enum class endpoint : uint8_t { chat, completions, embeddings, models, moderations, unknown };
+enum class endpoint : uint8_t {
+  chat,
+  completions,
+  embeddings,
+  models,
+  moderations,
+  messages,  ///< Anthropic Messages API
+  unknown
+};
 enum class phase : uint8_t { canned, waiting, prefill, decoding, generated };
 
 /// One choice of a generated answer.
@@ -108,8 +116,9 @@ struct call {
   uint64_t seed = 0;
   uint64_t created = 0;
   uint32_t prompt_tokens = 0;
-  uint32_t cached_tokens = 0;  ///< of prompt_tokens, from the simulated prefix cache
-  bool report_cached = false;  ///< the prefix cache is on: usage has prompt_tokens_details
+  uint32_t cached_tokens = 0;         ///< of prompt_tokens, from the simulated prefix cache
+  uint32_t cache_created_tokens = 0;  ///< of prompt_tokens, written to the cache (/messages)
+  bool report_cached = false;         ///< the prefix cache is on: usage has prompt_tokens_details
   std::vector<choice_plan> choices;
   std::vector<tool_answer> tools;
   uint32_t total_steps = 0;  ///< longest choice; choices decode in parallel
@@ -180,6 +189,41 @@ std::string error_envelope(std::string_view message, std::string_view type, std:
   return out;
 }
 
+/// The Anthropic error type of an HTTP status (the one Anthropic's API documents for it).
+std::string_view anthropic_error_type(int status) {
+  switch (status) {
+    case 400:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+    case 529:
+      return "overloaded_error";
+    case 504:
+      return "timeout_error";
+    default:
+      return status < 500 ? "invalid_request_error" : "api_error";
+  }
+}
+
+/// {"type":"error","error":{"type":...,"message":...}}, Anthropic's error answer.
+std::string anthropic_error_body(std::string_view type, std::string_view message) {
+  std::string out = "{\"type\":\"error\",\"error\":{\"type\":";
+  append_json_string(out, type);
+  out += ",\"message\":";
+  append_json_string(out, message);
+  out += "}}";
+  return out;
+}
+
 std::string_view url_path(std::string_view url) {
   if (auto scheme = url.find("://"); scheme != std::string_view::npos) {
     auto slash = url.find('/', scheme + 3);
@@ -196,6 +240,7 @@ endpoint endpoint_of(std::string_view path) {
   if (path.ends_with("/embeddings")) return endpoint::embeddings;
   if (path.ends_with("/models")) return endpoint::models;
   if (path.ends_with("/moderations")) return endpoint::moderations;
+  if (path.ends_with("/messages")) return endpoint::messages;
   return endpoint::unknown;
 }
 
@@ -419,6 +464,107 @@ std::string build_body(const call& c) {
   return out;
 }
 
+/// A hash of a JSON value's structure and contents (iterative: any depth). Object members are
+/// taken in their order.
+uint64_t hash_json(const rapidjson::Value& root, uint64_t h) {
+  std::vector<const rapidjson::Value*> stack{&root};
+  while (!stack.empty()) {
+    const rapidjson::Value& v = *stack.back();
+    stack.pop_back();
+    h = mix64(h ^ (static_cast<uint64_t>(v.GetType()) + 1));
+    if (v.IsString()) {
+      h = fnv1a64(sv(v), h);
+    } else if (v.IsUint64()) {
+      h = mix64(h ^ v.GetUint64());
+    } else if (v.IsInt64()) {
+      h = mix64(h ^ static_cast<uint64_t>(v.GetInt64()));
+    } else if (v.IsNumber()) {
+      double d = v.GetDouble();
+      uint64_t bits;
+      std::memcpy(&bits, &d, sizeof bits);
+      h = mix64(h ^ bits);
+    } else if (v.IsArray()) {
+      h = mix64(h ^ v.Size());
+      for (auto it = v.End(); it != v.Begin();) stack.push_back(&*--it);
+    } else if (v.IsObject()) {
+      h = mix64(h ^ v.MemberCount());
+      for (auto it = v.MemberEnd(); it != v.MemberBegin();) {
+        --it;
+        h = fnv1a64(sv(it->name), h);
+        stack.push_back(&it->value);
+      }
+    }
+  }
+  return h;
+}
+
+/// Anthropic's stop_reason for a choice.
+const char* stop_reason(const choice_plan& ch) {
+  if (ch.tool >= 0) return "tool_use";
+  return ch.capped ? "max_tokens" : "end_turn";
+}
+
+/// The id of a /messages answer: the "msg_tcsim_" prefix marks the test double.
+void append_message_id(std::string& out, const call& c) {
+  out += "\"msg_tcsim_";
+  append_hex64(out, mix64(c.seed ^ mix64(c.id)));
+  out += '"';
+}
+
+/// Anthropic's usage object: input_tokens excludes the prefix-cache tokens, reported apart.
+void append_message_usage(std::string& out, const call& c, uint32_t output_tokens) {
+  out += "{\"input_tokens\":";
+  append_uint(out, c.prompt_tokens - c.cached_tokens - c.cache_created_tokens);
+  out += ",\"cache_creation_input_tokens\":";
+  append_uint(out, c.cache_created_tokens);
+  out += ",\"cache_read_input_tokens\":";
+  append_uint(out, c.cached_tokens);
+  out += ",\"output_tokens\":";
+  append_uint(out, output_tokens);
+  out += '}';
+}
+
+/// The opening of a /messages answer, up to and including "content":[.
+void append_message_open(std::string& out, const call& c) {
+  out += "{\"id\":";
+  append_message_id(out, c);
+  out += ",\"type\":\"message\",\"role\":\"assistant\",\"model\":";
+  append_json_string(out, c.model);
+  out += ",\"content\":[";
+}
+
+/// The non-stream JSON answer of a /messages call (Anthropic's message object).
+std::string build_message_body(const call& c) {
+  std::string out;
+  out.reserve(384 + (c.choices.empty() ? 0 : c.choices[0].length * 8));
+  append_message_open(out, c);
+  const char* reason = "end_turn";
+  if (!c.choices.empty()) {
+    const choice_plan& ch = c.choices[0];
+    reason = stop_reason(ch);
+    if (ch.tool >= 0) {
+      const tool_answer& t = c.tools[ch.tool];
+      out += "{\"type\":\"tool_use\",\"id\":\"toolu_tcsim_";
+      append_hex64(out, t.id);
+      out += "\",\"name\":";
+      append_json_string(out, t.name);
+      out += ",\"input\":";
+      out += t.arguments;  // a JSON object text (tool_arguments)
+      out += '}';
+    } else {
+      out += "{\"type\":\"text\",\"text\":\"";
+      append_text(out, ch);
+      out += "\"}";
+    }
+  }
+  out += "],\"stop_reason\":\"";
+  out += reason;
+  out += "\",\"stop_sequence\":null,\"usage\":";
+  append_message_usage(out, c, completion_tokens(c, c.total_steps));
+  out += '}';
+  return out;
+}
+
 }  // namespace
 
 struct provider::impl {
@@ -552,13 +698,25 @@ struct provider::impl {
     c.body = std::move(body);
   }
 
+  /// An error answer in the shape of the call's API: /messages gets Anthropic's (its type from
+  /// `status`; `type`, `param` and `code` are OpenAI's), every other endpoint OpenAI's.
   void set_error(call& c, int status, std::string_view message, std::string_view type,
                  std::string_view param, std::string_view code) {
+    if (c.ep == endpoint::messages) {
+      set_canned(c, status, anthropic_error_body(anthropic_error_type(status), message), false, 0);
+      return;
+    }
     set_canned(c, status, error_envelope(message, type, param, code), false, 0);
   }
 
   void set_fault(call& c, int status, std::string_view message) {
     if (status < 400 || status > 599) status = 503;
+    if (c.ep == endpoint::messages) {
+      bool retry = status == 429 || status == 503 || status == 529;
+      set_canned(c, status, anthropic_error_body(anthropic_error_type(status), message), true,
+                 retry ? 1 : 0);
+      return;
+    }
     std::string_view type = "server_error";
     std::string_view code;
     if (status == 429) {
@@ -646,6 +804,22 @@ struct provider::impl {
       ch.length = cap;
       ch.capped = true;
     }
+    c.choices.push_back(ch);
+  }
+
+  /// A choice that calls tool `name` with arguments generated from the JSON schema `parameters`.
+  void add_tool_choice(call& c, std::string_view name, const rapidjson::Value* parameters,
+                       uint64_t seed) {
+    tool_answer t;
+    t.name = std::string(name);
+    t.arguments = tool_arguments(parameters, seed);
+    t.ends = fragment_ends(t.arguments);
+    t.id = mix64(seed ^ mix64(c.id));
+    choice_plan ch;
+    ch.seed = seed;
+    ch.length = static_cast<uint32_t>(t.ends.size());
+    ch.tool = static_cast<int32_t>(c.tools.size());
+    c.tools.push_back(std::move(t));
     c.choices.push_back(ch);
   }
 
@@ -782,17 +956,242 @@ struct provider::impl {
         add_text_choice(c, seed, cap);
         continue;
       }
-      tool_answer t;
-      t.name = std::string(sv((*chosen)["name"]));
-      t.arguments = tool_arguments(member(*chosen, "parameters"), seed);
-      t.ends = fragment_ends(t.arguments);
-      t.id = mix64(seed ^ mix64(c.id));
-      choice_plan ch;
-      ch.seed = seed;
-      ch.length = static_cast<uint32_t>(t.ends.size());
-      ch.tool = static_cast<int32_t>(c.tools.size());
-      c.tools.push_back(std::move(t));
-      c.choices.push_back(ch);
+      add_tool_choice(c, sv((*chosen)["name"]), member(*chosen, "parameters"), seed);
+    }
+    return true;
+  }
+
+  /// POST .../messages, Anthropic's Messages API: model and max_tokens are required; system,
+  /// messages, tools, tool_choice and stream are read; sampling parameters are ignored.
+  /// input_tokens follow the chat rule (4 per message + the estimate of each text), the system
+  /// counting as one message. With the prefix cache on, the tools and the system blocks up to the
+  /// last one marked with cache_control form the cached prefix (its tokens: those of the system
+  /// blocks, with the system's 4); without a marker there, nothing is cached.
+  bool plan_messages(const rapidjson::Document& doc, call& c, bad_request& err) {
+    const rapidjson::Value* model = member(doc, "model");
+    if (!model) {
+      err = {"model: Field required", "model"};
+      return false;
+    }
+    if (!model->IsString()) {
+      err = {"model: Input should be a valid string", "model"};
+      return false;
+    }
+    c.model.assign(model->GetString(), model->GetStringLength());
+    const rapidjson::Value* max_tokens = member(doc, "max_tokens");
+    if (!max_tokens) {
+      err = {"max_tokens: Field required", "max_tokens"};
+      return false;
+    }
+    if (!max_tokens->IsUint64() || max_tokens->GetUint64() < 1 ||
+        max_tokens->GetUint64() > (1u << 30)) {
+      err = {"max_tokens: Input should be an integer between 1 and 1073741824", "max_tokens"};
+      return false;
+    }
+    const auto cap = static_cast<uint32_t>(max_tokens->GetUint64());
+    if (const rapidjson::Value* s = member(doc, "stream")) {
+      if (!s->IsBool()) {
+        err = {"stream: Input should be a valid boolean", "stream"};
+        return false;
+      }
+      c.stream = s->GetBool();
+      if (c.stream) {  // TODO(simanth): the Anthropic event stream
+        err = {"stream: not supported by the simulator yet", "stream"};
+        return false;
+      }
+    }
+
+    // Tools come first in Anthropic's cache order: tools, system, messages.
+    std::vector<const rapidjson::Value*> tools;
+    uint64_t prefix_id = 0x616e7468726f7069ULL;  // its own domain in the shared prefix LRU
+    if (const rapidjson::Value* ts = member(doc, "tools")) {
+      if (!ts->IsArray()) {
+        err = {"tools: Input should be a valid list", "tools"};
+        return false;
+      }
+      for (const auto& t : ts->GetArray()) {
+        const rapidjson::Value* name = t.IsObject() ? member(t, "name") : nullptr;
+        const rapidjson::Value* schema = name ? member(t, "input_schema") : nullptr;
+        if (!name || !name->IsString() || (schema && !schema->IsObject())) {
+          err = {
+              "tools: each tool must be an object with a string 'name' (and an object "
+              "'input_schema')",
+              "tools"};
+          return false;
+        }
+        tools.push_back(&t);
+      }
+      prefix_id = hash_json(*ts, prefix_id);
+    }
+
+    uint32_t prompt = 0;
+    uint32_t prefix = 0;  // tokens of the cached prefix (0: none)
+    uint64_t marked_id = 0;
+    if (const rapidjson::Value* sys = member(doc, "system")) {
+      prompt += 4;
+      if (sys->IsString()) {
+        prompt += estimate(sv(*sys));
+      } else if (sys->IsArray()) {
+        for (const auto& b : sys->GetArray()) {
+          const rapidjson::Value* type = b.IsObject() ? member(b, "type") : nullptr;
+          const rapidjson::Value* text = type ? member(b, "text") : nullptr;
+          if (!type || !type->IsString() || sv(*type) != "text" || !text || !text->IsString()) {
+            err = {"system: each block must be {\"type\":\"text\",\"text\":...}", "system"};
+            return false;
+          }
+          prompt += estimate(sv(*text));
+          prefix_id = mix64(prefix_id ^ fnv1a64(sv(*text)));
+          if (member(b, "cache_control")) {
+            prefix = prompt;
+            marked_id = prefix_id;
+          }
+        }
+      } else {
+        err = {"system: Input should be a string or a list of text blocks", "system"};
+        return false;
+      }
+    }
+
+    const rapidjson::Value* msgs = member(doc, "messages");
+    if (!msgs) {
+      err = {"messages: Field required", "messages"};
+      return false;
+    }
+    if (!msgs->IsArray() || msgs->Empty()) {
+      err = {"messages: Input should be a non-empty list", "messages"};
+      return false;
+    }
+    bool after_tool_result = false;  // the last message carries a tool_result
+    for (const auto& m : msgs->GetArray()) {
+      const rapidjson::Value* role = m.IsObject() ? member(m, "role") : nullptr;
+      if (!role || !role->IsString() || (sv(*role) != "user" && sv(*role) != "assistant")) {
+        err = {"messages: each message must have role \"user\" or \"assistant\"", "messages"};
+        return false;
+      }
+      after_tool_result = false;
+      prompt += 4;
+      const rapidjson::Value* content = member(m, "content");
+      if (!content) {
+        err = {"messages: each message must have 'content'", "messages"};
+        return false;
+      }
+      if (content->IsString()) {
+        prompt += estimate(sv(*content));
+        continue;
+      }
+      if (!content->IsArray()) {
+        err = {"messages: 'content' must be a string or a list of content blocks", "messages"};
+        return false;
+      }
+      for (const auto& b : content->GetArray()) {
+        if (!read_message_block(b, prompt, err)) return false;
+        if (sv(b["type"]) == "tool_result") after_tool_result = true;
+      }
+    }
+    c.prompt_tokens = prompt;
+    if (settings.prefix_cache_entries > 0 && prefix > 0) {
+      if (prefix_seen(marked_id)) {
+        c.cached_tokens = prefix;
+      } else {
+        c.cache_created_tokens = prefix;
+      }
+    }
+
+    // Tools: answer with a tool_use unless tool_choice is none or a tool result came last.
+    const rapidjson::Value* chosen = nullptr;  // the chosen tool object
+    bool use_tools = !tools.empty() && !after_tool_result;
+    if (const rapidjson::Value* tc = member(doc, "tool_choice")) {
+      const rapidjson::Value* type = tc->IsObject() ? member(*tc, "type") : nullptr;
+      std::string_view kind = type && type->IsString() ? sv(*type) : std::string_view();
+      if (kind != "auto" && kind != "any" && kind != "tool" && kind != "none") {
+        err = {"tool_choice: 'type' must be \"auto\", \"any\", \"tool\" or \"none\"",
+               "tool_choice"};
+        return false;
+      }
+      if (kind == "none") use_tools = false;
+      if (kind == "tool") {
+        const rapidjson::Value* name = member(*tc, "name");
+        if (!name || !name->IsString()) {
+          err = {"tool_choice: type \"tool\" needs a string 'name'", "tool_choice"};
+          return false;
+        }
+        for (const rapidjson::Value* t : tools) {
+          if (sv((*t)["name"]) == sv(*name)) chosen = t;
+        }
+        if (!chosen) {
+          err = {"tool_choice: the named tool is not in 'tools'", "tool_choice"};
+          return false;
+        }
+      }
+    }
+    if (use_tools && !chosen) chosen = tools.front();
+    if (!use_tools) chosen = nullptr;
+
+    const uint64_t seed = mix64(c.seed + 1);
+    if (chosen) {
+      add_tool_choice(c, sv((*chosen)["name"]), member(*chosen, "input_schema"), seed);
+    } else {
+      add_text_choice(c, seed, cap);
+    }
+    return true;
+  }
+
+  /// One content block of a /messages message: text, image, tool_use, tool_result (document,
+  /// thinking and redacted_thinking are accepted and not counted). Adds its text tokens.
+  static bool read_message_block(const rapidjson::Value& b, uint32_t& prompt, bad_request& err) {
+    const rapidjson::Value* type = b.IsObject() ? member(b, "type") : nullptr;
+    if (!type || !type->IsString()) {
+      err = {"messages: each content block must be an object with a string 'type'", "messages"};
+      return false;
+    }
+    const std::string_view kind = sv(*type);
+    auto is = [&](const char* name, bool (rapidjson::Value::*test)() const) {
+      const rapidjson::Value* v = member(b, name);
+      return v && (v->*test)();
+    };
+    if (kind == "text") {
+      if (!is("text", &rapidjson::Value::IsString)) {
+        err = {"messages: a text block needs a string 'text'", "messages"};
+        return false;
+      }
+      prompt += estimate(sv(b["text"]));
+    } else if (kind == "image") {
+      if (!is("source", &rapidjson::Value::IsObject)) {
+        err = {"messages: an image block needs an object 'source'", "messages"};
+        return false;
+      }
+    } else if (kind == "tool_use") {
+      if (!is("id", &rapidjson::Value::IsString) || !is("name", &rapidjson::Value::IsString) ||
+          !is("input", &rapidjson::Value::IsObject)) {
+        err = {"messages: a tool_use block needs a string 'id' and 'name' and an object 'input'",
+               "messages"};
+        return false;
+      }
+    } else if (kind == "tool_result") {
+      if (!is("tool_use_id", &rapidjson::Value::IsString)) {
+        err = {"messages: a tool_result block needs a string 'tool_use_id'", "messages"};
+        return false;
+      }
+      const rapidjson::Value* content = member(b, "content");
+      if (content && content->IsString()) {
+        prompt += estimate(sv(*content));
+      } else if (content && content->IsArray()) {
+        for (const auto& part : content->GetArray()) {
+          const rapidjson::Value* pt = part.IsObject() ? member(part, "type") : nullptr;
+          if (!pt || !pt->IsString()) {
+            err = {"messages: tool_result content blocks must have a string 'type'", "messages"};
+            return false;
+          }
+          const rapidjson::Value* text = member(part, "text");
+          if (sv(*pt) == "text" && text && text->IsString()) prompt += estimate(sv(*text));
+        }
+      } else if (content) {
+        err = {"messages: tool_result 'content' must be a string or a list of blocks", "messages"};
+        return false;
+      }
+    } else if (kind != "document" && kind != "thinking" && kind != "redacted_thinking") {
+      err = {"messages: unknown content block type '" + std::string(kind) + "'", "messages"};
+      return false;
     }
     return true;
   }
@@ -1138,7 +1537,9 @@ struct provider::impl {
     const bool done = c.ph == phase::generated;
     if (!c.stream) {
       if (!done) return;
-      std::string body = c.precomputed ? std::move(c.body) : build_body(c);
+      std::string body = c.precomputed                ? std::move(c.body)
+                         : c.ep == endpoint::messages ? build_message_body(c)
+                                                      : build_body(c);
       deliver_whole(c, {{"content-type", "application/json"}}, std::move(body));
       return;
     }
@@ -1209,7 +1610,9 @@ struct provider::impl {
     c.seed = mix64(fnv1a64(req.body) ^ mix64(settings.seed));
     const bool is_get = req.method == "GET";
     if (in_outage()) {
-      set_fault(c, 503, "the simulated provider is in an outage window (tcsim test double)");
+      // Anthropic answers an overloaded API with 529 overloaded_error.
+      set_fault(c, c.ep == endpoint::messages ? 529 : 503,
+                "the simulated provider is in an outage window (tcsim test double)");
     } else if (c.ep == endpoint::unknown) {
       set_error(c, 404, "unknown endpoint " + std::string(path), "invalid_request_error", {},
                 "unknown_url");
@@ -1322,6 +1725,9 @@ struct provider::impl {
         break;
       case endpoint::embeddings:
         ok = plan_embeddings(doc, c, err);
+        break;
+      case endpoint::messages:
+        ok = plan_messages(doc, c, err);
         break;
       default:
         break;
