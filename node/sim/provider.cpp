@@ -35,6 +35,20 @@
 // "tcsim-moderation (simulated, test double)". It needs no GPU: answered at once, though
 // outages and error_rate apply as to any call.
 //
+// Messages (POST .../messages, Anthropic's shape): model and max_tokens required (else a 400
+// {"type":"error","error":{"type":"invalid_request_error",...}}); one choice, text or, with
+// tools (unless tool_choice none or a tool_result came last), one tool_use block. The seed
+// leaves out the stream flag, so a stream and a non-stream call of a request say the same.
+// input_tokens: the chat rule, the system counting as one message (4 + its text blocks).
+// Anthropic caches only marked prefixes: with prefix_cache_entries > 0 the tools and the
+// system blocks up to the last one carrying cache_control are the prefix; its tokens (the
+// system's) are cache_creation_input_tokens the first time, cache_read_input_tokens after,
+// and left out of input_tokens. Stream: message_start, ping, content_block_start, one
+// content_block_delta per token (text_delta, or input_json_delta pieces of the arguments),
+// content_block_stop, message_delta, message_stop, each an `event:` and a `data:` line.
+// Faults: error_rate answers error_status with the Anthropic type of that status
+// (429 rate_limit_error, 5xx api_error, 503/529 overloaded_error); an outage is 529.
+//
 // Everything that answers without the GPU model (instant mode, validation errors, injected
 // faults, outages, /models, moderations) is queued and delivered by one shared uv_idle handle
 // on the next loop iteration: callbacks never run inside start().
@@ -565,6 +579,74 @@ std::string build_message_body(const call& c) {
   return out;
 }
 
+/// Opens one SSE event of a /messages stream: its event line and the start of its data line.
+void open_event(std::string& out, std::string_view name) {
+  out += "event: ";
+  out += name;
+  out += "\ndata: {\"type\":\"";
+  out += name;
+  out += '"';
+}
+
+/// message_start (empty content, the input usage), one ping, then content_block_start.
+void append_stream_start(std::string& out, const call& c) {
+  open_event(out, "message_start");
+  out += ",\"message\":";
+  append_message_open(out, c);
+  out += "],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":";
+  append_message_usage(out, c, 0);
+  out += "}}\n\n";
+  open_event(out, "ping");
+  out += "}\n\n";
+  open_event(out, "content_block_start");
+  out += ",\"index\":0,\"content_block\":";
+  const choice_plan& ch = c.choices[0];
+  if (ch.tool >= 0) {
+    const tool_answer& t = c.tools[ch.tool];
+    out += "{\"type\":\"tool_use\",\"id\":\"toolu_tcsim_";
+    append_hex64(out, t.id);
+    out += "\",\"name\":";
+    append_json_string(out, t.name);
+    out += ",\"input\":{}}";
+  } else {
+    out += "{\"type\":\"text\",\"text\":\"\"}";
+  }
+  out += "}\n\n";
+}
+
+/// content_block_delta of token k: a text_delta, or an input_json_delta piece of the arguments.
+void append_stream_delta(std::string& out, const call& c, uint32_t k) {
+  const choice_plan& ch = c.choices[0];
+  open_event(out, "content_block_delta");
+  out += ",\"index\":0,\"delta\":";
+  if (ch.tool >= 0) {
+    const tool_answer& t = c.tools[ch.tool];
+    uint32_t from = k == 0 ? 0 : t.ends[k - 1];
+    out += "{\"type\":\"input_json_delta\",\"partial_json\":";
+    append_json_string(out, std::string_view(t.arguments).substr(from, t.ends[k] - from));
+    out += '}';
+  } else {
+    out += "{\"type\":\"text_delta\",\"text\":\"";
+    append_token(out, ch.seed, k, ch.length, !ch.capped);
+    out += "\"}";
+  }
+  out += "}\n\n";
+}
+
+/// content_block_stop, message_delta (stop_reason, output_tokens) and message_stop.
+void append_stream_end(std::string& out, const call& c) {
+  open_event(out, "content_block_stop");
+  out += ",\"index\":0}\n\n";
+  open_event(out, "message_delta");
+  out += ",\"delta\":{\"stop_reason\":\"";
+  out += stop_reason(c.choices[0]);
+  out += "\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":";
+  append_uint(out, completion_tokens(c, c.total_steps));
+  out += "}}\n\n";
+  open_event(out, "message_stop");
+  out += "}\n\n";
+}
+
 }  // namespace
 
 struct provider::impl {
@@ -995,11 +1077,15 @@ struct provider::impl {
         return false;
       }
       c.stream = s->GetBool();
-      if (c.stream) {  // TODO(simanth): the Anthropic event stream
-        err = {"stream: not supported by the simulator yet", "stream"};
-        return false;
-      }
     }
+    // The text depends on the request without its stream flag: a stream and a non-stream call
+    // of the same request say the same.
+    uint64_t h = 0x6d65737361676573ULL;
+    for (const auto& m : doc.GetObject()) {
+      if (sv(m.name) == "stream") continue;
+      h = hash_json(m.value, fnv1a64(sv(m.name), h));
+    }
+    c.seed = mix64(h ^ mix64(settings.seed));
 
     // Tools come first in Anthropic's cache order: tools, system, messages.
     std::vector<const rapidjson::Value*> tools;
@@ -1553,15 +1639,24 @@ struct provider::impl {
                              {"cache-control", "no-cache"}});
         if (c.dead) return;
       }
-      build_head(c);
-      out.reserve(c.head.size() *
-                  (c.choices.size() * (std::min(c.generated, max_steps_per_flush) + 3) + 2));
-      if (c.ep == endpoint::chat) append_role_chunks(out, c);
+      if (c.ep == endpoint::messages) {
+        out.reserve(640 + std::min(c.generated, max_steps_per_flush) * 96);
+        append_stream_start(out, c);
+      } else {
+        build_head(c);
+        out.reserve(c.head.size() *
+                    (c.choices.size() * (std::min(c.generated, max_steps_per_flush) + 3) + 2));
+        if (c.ep == endpoint::chat) append_role_chunks(out, c);
+      }
     }
     // Bounded per call: a long backlog (after resume(), or a fast rate) goes out in pieces,
     // one per loop iteration, so that the consumer's back-pressure can act between them.
     const uint32_t limit = std::min(c.generated, c.emitted + max_steps_per_flush);
     for (uint32_t k = c.emitted; k < limit; ++k) {
+      if (c.ep == endpoint::messages) {  // one choice, its end comes with message_stop
+        append_stream_delta(out, c, k);
+        continue;
+      }
       for (std::size_t i = 0; i < c.choices.size(); ++i) {
         if (k >= c.choices[i].length) continue;
         append_token_chunk(out, c, i, k);
@@ -1570,7 +1665,9 @@ struct provider::impl {
     }
     c.emitted = limit;
     const bool finishing = done && c.emitted == c.generated;
-    if (finishing) {
+    if (finishing && c.ep == endpoint::messages) {
+      append_stream_end(out, c);
+    } else if (finishing) {
       if (c.include_usage) {
         append_chunk_open(out, c);
         out += "],";

@@ -10,6 +10,10 @@
 // POST .../moderations answers in the shape of OpenAI's /v1/moderations, at once: a text is
 // flagged exactly when it contains `sim-flag:<category>` (category = [a-z/_-]+), with that
 // category true; its model is "tcsim-moderation (simulated, test double)".
+//
+// POST .../messages answers in the shape of Anthropic's Messages API (the test double of the
+// anthropic provider type): the same generation and faults, Anthropic's message, events and
+// error shape; ids start "msg_tcsim_" / "toolu_tcsim_" and the model is the one sent.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +49,7 @@ class provider final : public upstream::transport {
   /// .../embeddings, .../moderations or .../models (GET). The body is an OpenAI request; the
   /// answer is what an OpenAI-compatible server would send (JSON, or SSE when "stream": true).
   /// Moderations flag a text containing `sim-flag:<category>` with that category (see the .cpp).
+  /// .../messages takes and answers Anthropic's Messages API instead (errors in its shape).
   upstream::call_id start(upstream::call_request&& req, upstream::call_handlers&& h) override;
   void cancel(upstream::call_id id) override;
   void pause(upstream::call_id id) override;

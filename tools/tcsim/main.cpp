@@ -2,6 +2,7 @@
 //
 //   POST/GET /v1/...   the OpenAI endpoints (chat/completions, completions, embeddings,
 //                      moderations, models), answered by tc::sim::provider
+//   POST /v1/messages  Anthropic's Messages API, answered by the same provider
 //   GET  /metrics      Prometheus text of the provider's counters
 //   GET  /healthz      200
 //   GET  /sim/settings the current sim_settings as JSON

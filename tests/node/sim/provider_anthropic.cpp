@@ -5,9 +5,11 @@
 #include <array>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "protocol/anthropic/error.hpp"
 #include "protocol/anthropic/response.hpp"
+#include "protocol/anthropic/stream.hpp"
 #include "protocol/tokens.hpp"
 #include "sim_support.hpp"
 
@@ -374,4 +376,272 @@ TEST_CASE("messages: non-stream answers follow the TTFT and token rate") {
   CHECK(a->status == 200);
   CHECK((a->done_ns - a->start_ns) >= 40'000'000ull);
   CHECK(p.stats().tokens_generated == parse(a->body)["usage"]["output_tokens"].GetUint());
+}
+
+namespace {
+
+struct sse_event {
+  std::string name;          ///< the event: line
+  std::string data;          ///< the data: line
+  bool well_formed = false;  ///< exactly an event: line and a data: line
+};
+
+std::vector<sse_event> sse_events(std::string_view body, bool* clean_end = nullptr) {
+  std::vector<sse_event> out;
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    std::size_t end = body.find("\n\n", pos);
+    if (end == std::string_view::npos) {
+      if (clean_end) *clean_end = false;
+      return out;
+    }
+    std::string_view ev = body.substr(pos, end - pos);
+    pos = end + 2;
+    sse_event e;
+    std::size_t nl = ev.find('\n');
+    if (nl != std::string_view::npos && ev.starts_with("event: ") &&
+        ev.substr(nl + 1).starts_with("data: ") &&
+        ev.find('\n', nl + 1) == std::string_view::npos) {
+      e.name = std::string(ev.substr(7, nl - 7));
+      e.data = std::string(ev.substr(nl + 7));
+      e.well_formed = true;
+    }
+    out.push_back(std::move(e));
+  }
+  if (clean_end) *clean_end = true;
+  return out;
+}
+
+/// What the gateway's translator makes of a stream: the content, tool arguments, finish.
+struct translated {
+  std::string text;
+  std::string tool_name;
+  std::string arguments;
+  std::string finish_reason;
+  tc::anthropic::stream_translator::status state = tc::anthropic::stream_translator::status::more;
+  tc::openai::usage usage;
+};
+
+translated translate(std::string_view body) {
+  translated t;
+  tc::anthropic::stream_translator tr("m", 1, true);
+  std::vector<std::string> chunks;
+  for (const auto& e : sse_events(body)) t.state = tr.feed(e.name, e.data, chunks);
+  for (const auto& c : chunks) {
+    auto d = parse(c);
+    if (d.HasParseError() || !d["choices"].IsArray() || d["choices"].Empty()) continue;
+    const auto& ch = d["choices"][0];
+    if (ch["finish_reason"].IsString()) t.finish_reason = str(ch["finish_reason"]);
+    const auto& delta = ch["delta"];
+    if (delta.HasMember("content")) t.text += str(delta["content"]);
+    if (delta.HasMember("tool_calls")) {
+      const auto& fn = delta["tool_calls"][0]["function"];
+      if (fn.HasMember("name")) t.tool_name = str(fn["name"]);
+      t.arguments += str(fn["arguments"]);
+    }
+  }
+  t.usage = tr.usage();
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("messages stream: Anthropic's events in order, each with event and data lines") {
+  loop_fixture f;
+  provider p(&f.loop, fast_settings());
+  auto a = post(p, messages_path, message_body("stream me", R"("stream":true)"));
+  REQUIRE(f.run_until([&] { return a->done; }));
+  CHECK(a->status == 200);
+  CHECK(a->header("content-type").rfind("text/event-stream", 0) == 0);
+  bool clean = false;
+  auto events = sse_events(a->body, &clean);
+  CHECK(clean);
+  REQUIRE(events.size() >= 7);
+  std::size_t deltas = 0;
+  std::string text;
+  for (const auto& e : events) {
+    CAPTURE(e.data);
+    REQUIRE(e.well_formed);
+    auto d = parse(e.data);
+    REQUIRE_FALSE(d.HasParseError());
+    CHECK(str(d["type"]) == e.name);
+    if (e.name == "content_block_delta") {
+      ++deltas;
+      CHECK(d["index"].GetUint() == 0);
+      CHECK(str(d["delta"]["type"]) == "text_delta");
+      text += str(d["delta"]["text"]);
+    }
+  }
+  CHECK(events[0].name == "message_start");
+  CHECK(events[1].name == "ping");
+  CHECK(events[2].name == "content_block_start");
+  CHECK(events[events.size() - 3].name == "content_block_stop");
+  CHECK(events[events.size() - 2].name == "message_delta");
+  CHECK(events.back().name == "message_stop");
+  CHECK(deltas == events.size() - 6);  // one delta per token, nothing else between
+  CHECK(a->body.find("[DONE]") == std::string::npos);
+
+  auto start = parse(events[0].data);
+  const auto& msg = start["message"];
+  CHECK(str(msg["id"]).rfind("msg_tcsim_", 0) == 0);
+  CHECK(str(msg["model"]) == "claude-sim");
+  CHECK(msg["content"].IsArray());
+  CHECK(msg["content"].Empty());
+  CHECK(msg["stop_reason"].IsNull());
+  CHECK(msg["usage"]["input_tokens"].GetUint() == 4 + tc::estimate_tokens("stream me"));
+  auto block = parse(events[2].data);
+  CHECK(str(block["content_block"]["type"]) == "text");
+  auto end = parse(events[events.size() - 2].data);
+  CHECK(str(end["delta"]["stop_reason"]) == "end_turn");
+  CHECK(end["usage"]["output_tokens"].GetUint() == deltas);
+  CHECK(word_count(text) == deltas);
+  CHECK(p.stats().tokens_generated == deltas);
+  CHECK(a->result.first_byte_ns > 0);
+}
+
+TEST_CASE("messages stream: translated, it says what the non-stream answer says") {
+  loop_fixture f;
+  provider p(&f.loop, fast_settings());
+  const std::string tools =
+      R"("tools":[{"name":"lookup","input_schema":{"type":"object","properties":)"
+      R"({"query":{"type":"string"},"limit":{"type":"integer"},"exact":{"type":"boolean"}}}}])";
+  const std::string system = R"("system":"Answer in English.")";
+  auto plain = post(p, messages_path, message_body("same question", system));
+  auto plain_s =
+      post(p, messages_path, message_body("same question", system + R"(,"stream":true)"));
+  auto capped = post(p, messages_path, message_body("capped", {}, 4));
+  auto capped_s = post(p, messages_path, message_body("capped", R"("stream":true)", 4));
+  auto tool = post(p, messages_path, message_body("use a tool", tools));
+  auto tool_s = post(p, messages_path, message_body("use a tool", tools + R"(,"stream":true)"));
+  REQUIRE(f.run_until([&] { return all_done(plain, plain_s, capped, capped_s, tool, tool_s); }));
+
+  using status = tc::anthropic::stream_translator::status;
+  auto d = parse(plain->body);
+  auto t = translate(plain_s->body);
+  CHECK(t.state == status::done);
+  CHECK_FALSE(t.text.empty());
+  CHECK(t.text == text_of(d));
+  CHECK(t.finish_reason == "stop");
+  CHECK(t.usage.prompt_tokens == d["usage"]["input_tokens"].GetUint());
+  CHECK(t.usage.completion_tokens == d["usage"]["output_tokens"].GetUint());
+
+  auto dc = parse(capped->body);
+  auto tc_ = translate(capped_s->body);
+  CHECK(tc_.state == status::done);
+  CHECK(tc_.text == text_of(dc));
+  CHECK(word_count(tc_.text) == 4);
+  CHECK(tc_.finish_reason == "length");
+  CHECK(tc_.usage.completion_tokens == 4);
+
+  auto dt = parse(tool->body);
+  auto tt = translate(tool_s->body);
+  CHECK(tt.state == status::done);
+  CHECK(tt.finish_reason == "tool_calls");
+  CHECK(tt.tool_name == "lookup");
+  CHECK(tt.text.empty());
+  auto args = parse(tt.arguments);
+  REQUIRE_FALSE(args.HasParseError());
+  CHECK(args == dt["content"][0]["input"]);
+  CHECK(args["query"].IsString());
+  CHECK(args["exact"].IsTrue());
+  // The arguments came in several input_json_delta pieces.
+  std::size_t pieces = 0;
+  for (const auto& e : sse_events(tool_s->body)) {
+    if (e.name != "content_block_delta") continue;
+    ++pieces;
+    CHECK(str(parse(e.data)["delta"]["type"]) == "input_json_delta");
+  }
+  CHECK(pieces > 1);
+  CHECK(pieces == dt["usage"]["output_tokens"].GetUint());
+  auto start = parse(sse_events(tool_s->body)[2].data);
+  CHECK(str(start["content_block"]["type"]) == "tool_use");
+  CHECK(str(start["content_block"]["id"]).rfind("toolu_tcsim_", 0) == 0);
+  CHECK(start["content_block"]["input"].IsObject());
+}
+
+TEST_CASE("messages stream: cache tokens in message_start") {
+  loop_fixture f;
+  auto s = instant_settings();
+  s.prefix_cache_entries = 2;
+  provider p(&f.loop, s);
+  const std::string body =
+      R"({"model":"m","max_tokens":8,"stream":true,"system":[{"type":"text","text":"Sys.",)"
+      R"("cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"x"}]})";
+  auto a = post(p, messages_path, body);
+  REQUIRE(f.run_until([&] { return a->done; }));
+  auto b = post(p, messages_path, body);
+  REQUIRE(f.run_until([&] { return b->done; }));
+  const uint32_t sys = 4 + tc::estimate_tokens("Sys.");
+  auto ua = parse(sse_events(a->body)[0].data)["message"]["usage"].GetObject();
+  CHECK(ua["cache_creation_input_tokens"].GetUint() == sys);
+  CHECK(ua["cache_read_input_tokens"].GetUint() == 0);
+  auto ub = parse(sse_events(b->body)[0].data);
+  CHECK(ub["message"]["usage"]["cache_read_input_tokens"].GetUint() == sys);
+  CHECK(ub["message"]["usage"]["input_tokens"].GetUint() == 4 + tc::estimate_tokens("x"));
+  auto t = translate(b->body);
+  CHECK(t.usage.cached_tokens == sys);
+  CHECK(t.usage.prompt_tokens == sys + 4 + tc::estimate_tokens("x"));
+}
+
+TEST_CASE("messages stream: cancel mid-stream stops callbacks and frees the slot") {
+  loop_fixture f;
+  auto s = fast_settings();
+  s.tokens_per_sec = 200;
+  s.default_max_tokens = 64;
+  provider p(&f.loop, s);
+  auto r = std::make_shared<record>();
+  tc::upstream::call_id id = 0;
+  auto h = recorder(r);
+  auto inner = h.on_data;
+  h.on_data = [&, inner](std::string_view d) {
+    inner(d);
+    if (r->data_calls == 3) p.cancel(id);
+  };
+  tc::upstream::call_request req;
+  req.url = "http://sim/v1/messages";
+  req.body = message_body("long", R"("stream":true)");
+  id = p.start(std::move(req), std::move(h));
+  REQUIRE(f.run_until([&] { return r->data_calls >= 3; }));
+  f.run_for(50);
+  CHECK(r->data_calls == 3);
+  CHECK_FALSE(r->done);
+  CHECK(r->body.find("message_stop") == std::string::npos);
+  CHECK(p.in_flight() == 0);
+  CHECK(p.stats().cancelled == 1);
+  CHECK(p.stats().active_sequences == 0);
+}
+
+TEST_CASE("messages stream: pause holds delivery - resume sends the rest") {
+  loop_fixture f;
+  auto s = fast_settings();
+  s.tokens_per_sec = 400;
+  provider p(&f.loop, s);
+  auto r = std::make_shared<record>();
+  tc::upstream::call_id id = 0;
+  auto h = recorder(r);
+  auto inner = h.on_data;
+  h.on_data = [&, inner](std::string_view d) {
+    inner(d);
+    if (r->data_calls == 1) p.pause(id);
+  };
+  tc::upstream::call_request req;
+  req.url = "http://sim/v1/messages";
+  req.body = message_body("pause", R"("stream":true)", 20);
+  id = p.start(std::move(req), std::move(h));
+  REQUIRE(f.run_until([&] { return r->data_calls > 0; }));
+  f.run_for(100);  // at most 20 tokens at 400/s: generation ends while paused
+  CHECK(r->data_calls == 1);
+  CHECK_FALSE(r->done);
+  CHECK(p.stats().active_sequences == 0);
+  p.resume(id);
+  REQUIRE(f.run_until([&] { return r->done; }));
+  CHECK(r->data_calls == 2);
+  bool clean = false;
+  auto events = sse_events(r->body, &clean);
+  CHECK(clean);
+  REQUIRE_FALSE(events.empty());
+  CHECK(events.back().name == "message_stop");
+  auto t = translate(r->body);
+  CHECK(t.state == tc::anthropic::stream_translator::status::done);
+  CHECK(word_count(t.text) == t.usage.completion_tokens);
 }
