@@ -97,7 +97,11 @@ const model_entry* validate(const pipeline& ctx, openai::request& req, openai::a
     return nullptr;
   }
   const bool wants_embedding = req.kind == openai::endpoint::embeddings;
-  if (it->second.endpoints.front().embedding != wants_embedding) {
+  const auto& eps = it->second.endpoints;
+  const bool anthropic_only =
+      std::all_of(eps.begin(), eps.end(), [](const model_route& r) { return r.anthropic; });
+  if (eps.front().embedding != wants_embedding ||
+      (anthropic_only && req.kind != openai::endpoint::chat_completions)) {
     error = openai::invalid_request("The model '" + req.model + "' does not support " +
                                         std::string(openai::path_of(req.kind)) + ".",
                                     "model");
@@ -282,11 +286,17 @@ bool resident(const routing::residency& rule, const model_route& r) {
   return routing::resident(c, rule);
 }
 
-/// Step 3: refused (403) when no endpoint of the model satisfies the tenant's residency rule.
+/// Whether `r` can answer a request of `kind`: an anthropic endpoint only chat.
+bool serves(const model_route& r, openai::endpoint kind) {
+  return !r.anthropic || kind == openai::endpoint::chat_completions;
+}
+
+/// Step 3: refused (403) when no endpoint of the model that serves the request satisfies the
+/// tenant's residency rule.
 bool check_residency(const connection_state& st, openai::api_error& error) {
   const routing::residency rule = residency_of(st);
   for (const model_route& r : st.model->endpoints)
-    if (resident(rule, r)) return true;
+    if (resident(rule, r) && serves(r, st.req.kind)) return true;
   error = openai::permission_denied("No endpoint of the model '" + st.req.model +
                                         "' satisfies your tenant's data-residency rule (its "
                                         "regions and tags).",
@@ -307,7 +317,7 @@ std::vector<const model_route*> rank_endpoints(connection_state& st) {
   // The tenant's data-residency rule, whatever the policy: a non-resident endpoint is never
   // tried (compliance_first also ranks by it, with its own weights).
   const routing::residency rule = residency_of(st);
-  auto allowed = [&](const model_route& r) { return resident(rule, r); };
+  auto allowed = [&](const model_route& r) { return resident(rule, r) && serves(r, st.req.kind); };
   if (eps.size() == 1 || !rp.board) {
     for (const model_route& r : eps)
       if (allowed(r)) out.push_back(&r);
@@ -361,6 +371,7 @@ std::vector<const model_route*> rank_endpoints(connection_state& st) {
 
 /// Where `r` is called for a request of `kind`.
 std::string url_of(const model_route& r, openai::endpoint kind) {
+  if (r.anthropic) return r.base_url + "/messages";                  // chat only (see serves())
   return r.base_url + std::string(openai::path_of(kind)).substr(3);  // drop "/v1"
 }
 
@@ -376,6 +387,7 @@ upstream_plan route(const std::vector<const model_route*>& order, openai::reques
   plan.endpoint_index = static_cast<uint16_t>(r.index);
   plan.model = req.model;
   plan.url = url_of(r, req.kind);
+  plan.upstream_model = r.upstream_model;
   plan.body = r.upstream_model == req.model ? std::move(req.body)
                                             : openai::with_model(req.body, r.upstream_model);
   plan.stream = req.stream;

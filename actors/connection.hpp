@@ -89,6 +89,7 @@ struct model_route {
   uint32_t first_byte_timeout_ms = 0;
   uint32_t total_timeout_ms = 0;
   bool prompt_array = false;  ///< takes a list of prompts in one /completions call (step 8)
+  bool anthropic = false;     ///< speaks the Messages API (chat only; the loop translates)
   // Cache policy of the model (issue 3).
   std::string version = "1";  ///< part of every cache key
   bool cache = true;

@@ -413,15 +413,22 @@ class reader {
         error(*url, "base_url is not allowed for a provider of type \"sim\" (it runs in-process)");
       }
     }
-    if (type_known && p.type == "openai") {
+    if (type_known && (p.type == "openai" || p.type == "anthropic")) {
       if (t.get("base_url") == nullptr) {
-        error(at,
-              "missing required key 'base_url' in [[providers]] (required for type "
-              "\"openai\")");
+        error(at, "missing required key 'base_url' in [[providers]] (required for type \"" +
+                      p.type + "\")");
       }
       if (sim_table != nullptr) {
         error(position_of(sim_table->source(), at),
               "[providers.sim] is only allowed for a provider of type \"sim\"");
+      }
+    }
+    if (type_known && p.type == "anthropic") {
+      for (const auto& m : p.models) {
+        if (m.kind != "chat")
+          error(at, "model \"" + m.name +
+                        "\": a provider of type \"anthropic\" serves chat "
+                        "models only (the Messages API has no embeddings)");
       }
     }
     s.providers.push_back(std::move(p));

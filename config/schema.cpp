@@ -1050,16 +1050,18 @@ field_set build() {
           {.name = "providers[].type",
            .type = vt::string,
            .default_text = R"("openai")",
-           .help = "openai: any OpenAI-compatible HTTP endpoint; sim: the simulated GPU "
-                   "endpoint, in-process",
-           .choices = {"openai", "sim"}},
+           .help = "openai: any OpenAI-compatible HTTP endpoint; anthropic: the Anthropic "
+                   "Messages API (chat requests translated both ways, streams too); sim: the "
+                   "simulated GPU endpoint, in-process",
+           .choices = {"openai", "anthropic", "sim"}},
           [](auto& p) -> auto& { return p.type; }),
       bind<P>(
           {.name = "providers[].base_url",
            .type = vt::string,
            .default_text = R"("")",
-           .help = "Required for type openai, not allowed for sim; `http://` or `https://`, "
-                   "e.g. `\"https://api.deepseek.com/v1\"`"},
+           .help = "Required for types openai and anthropic, not allowed for sim; `http://` or "
+                   "`https://`, e.g. `\"https://api.deepseek.com/v1\"`, "
+                   "`\"https://api.anthropic.com/v1\"`"},
           [](auto& p) -> auto& { return p.base_url; }, check_url),
       bind<P>(
           {.name = "providers[].api_key_env",
@@ -1146,6 +1148,30 @@ field_set build() {
                    "back; needs scheduling.enabled and a batch window to gather them)",
            .choices = {"concurrent", "prompt_array"}},
           [](auto& p) -> auto& { return p.batch_dispatch; }),
+      bind<P>(
+          {.name = "providers[].anthropic_version",
+           .type = vt::string,
+           .default_text = R"("2023-06-01")",
+           .help = "Type anthropic: the anthropic-version header sent with every call"},
+          [](auto& p) -> auto& { return p.anthropic_version; }),
+      bind<P>(
+          {.name = "providers[].cache_control",
+           .type = vt::string,
+           .default_text = R"("system_and_tools")",
+           .help = "Type anthropic: system_and_tools marks the last system block and the last "
+                   "tool with cache_control ephemeral, so Anthropic caches that prefix and bills "
+                   "its repeats as cache reads (the prefix tier); none sends no marks",
+           .choices = {"none", "system_and_tools"}},
+          [](auto& p) -> auto& { return p.cache_control; }),
+      bind<P>(
+          {.name = "providers[].anthropic_max_tokens",
+           .type = vt::integer,
+           .default_text = "4096",
+           .min = 1,
+           .max = 1000000,
+           .help = "Type anthropic: max_tokens sent when the request sets none (the Messages "
+                   "API requires it)"},
+          [](auto& p) -> auto& { return p.anthropic_max_tokens; }),
       nested<P>({.name = "providers[].models",
                  .type = vt::table_array,
                  .default_text = "",

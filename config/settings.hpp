@@ -62,7 +62,7 @@ struct model_settings {
 
 struct provider_settings {
   std::string name;
-  std::string type = "openai";  ///< openai | sim
+  std::string type = "openai";  ///< openai | anthropic | sim
   std::string base_url;         ///< e.g. https://api.deepseek.com/v1 (openai type)
   std::string api_key_env;      ///< environment variable holding the key; never the key itself
   std::string region;
@@ -74,6 +74,10 @@ struct provider_settings {
   double capacity_tokens_per_sec = 0;  ///< 0 = unknown
   uint32_t weight = 100;               ///< static routing weight; 0 = only when nothing else can
   std::string batch_dispatch = "concurrent";  ///< concurrent | prompt_array
+  // type = "anthropic" only (the Messages API).
+  std::string anthropic_version = "2023-06-01";    ///< the anthropic-version header
+  std::string cache_control = "system_and_tools";  ///< none | system_and_tools
+  uint32_t anthropic_max_tokens = 4096;            ///< max_tokens sent when the client set none
   std::vector<model_settings> models;
   sim_settings sim;  ///< type = "sim" only
 };

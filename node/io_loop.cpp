@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <optional>
 #include <random>
 #include <tuple>
@@ -15,6 +16,10 @@
 #include "node/log.hpp"
 #include "node/sim/provider.hpp"
 #include "node/upstream/curl_client.hpp"
+#include "protocol/anthropic/error.hpp"
+#include "protocol/anthropic/request.hpp"
+#include "protocol/anthropic/response.hpp"
+#include "protocol/anthropic/stream.hpp"
 #include "protocol/openai/answer.hpp"
 #include "protocol/openai/models.hpp"
 #include "protocol/openai/request.hpp"
@@ -191,6 +196,10 @@ struct pending {
   uint8_t attempts = 0;
   bool in_flight_taken = false;  ///< plan.in_flight_taken
   uint32_t merged = 0;           ///< answered by a merged prompt_array call of this many
+  std::string upstream_model;    ///< the model name the endpoint called now expects
+  /// The endpoint called now speaks the Messages API: the body was translated, the answer is.
+  bool anthropic = false;
+  std::optional<anthropic::stream_translator> translator;  ///< its stream, into OpenAI chunks
   std::vector<upstream_attempt> fallbacks;
   size_t next_fallback = 0;
   std::string request_body;          ///< kept for the fallbacks (each renames the model)
@@ -227,6 +236,15 @@ struct io_loop::impl {
         sims.push_back(std::move(sim));
       } else {
         transports[p.name] = curl.get();
+      }
+      if (p.type == "anthropic") {
+        anthropic_wire w;
+        w.version_header = "anthropic-version: " + p.anthropic_version;
+        w.options.max_tokens_default = p.anthropic_max_tokens;
+        w.options.cache_control = p.cache_control == "system_and_tools"
+                                      ? anthropic::cache_control::system_and_tools
+                                      : anthropic::cache_control::none;
+        anthropic_wires.emplace(p.name, std::move(w));
       }
     }
     uv_async_init(&loop, &wake, [](uv_async_t* h) { static_cast<impl*>(h->data)->drain(); });
@@ -583,6 +601,7 @@ struct io_loop::impl {
     p.endpoint = plan.endpoint;
     p.endpoint_index = plan.endpoint_index;
     p.url = std::move(plan.url);
+    p.upstream_model = std::move(plan.upstream_model);
     p.timeouts[0] = plan.connect_timeout_ms;
     p.timeouts[1] = plan.first_byte_timeout_ms;
     p.timeouts[2] = plan.total_timeout_ms;
@@ -627,6 +646,22 @@ struct io_loop::impl {
     p.transport = tr->second;
     upstream::call_request call;
     call.url = p.url;
+    auto wire = anthropic_wires.find(p.provider);
+    p.anthropic = wire != anthropic_wires.end();
+    p.translator.reset();
+    if (p.anthropic) {
+      // The Messages API: the chat body translated for this endpoint (its own model name).
+      auto translated =
+          anthropic::to_messages_request(body, p.upstream_model, wire->second.options);
+      if (auto* error = std::get_if<openai::api_error>(&translated)) {
+        if (counted) routing_board()->live[p.endpoint].in_flight.fetch_sub(1);
+        return finish_with_error(slot, std::move(*error));
+      }
+      auto& req = std::get<anthropic::messages_request>(translated);
+      body = std::move(req.body);
+      // Usage is always asked for (billing); strip_usage drops it if the client did not ask.
+      if (req.stream) p.translator.emplace(p.model, static_cast<int64_t>(std::time(nullptr)), true);
+    }
     call.body = std::move(body);
     call.connect_timeout_ms = p.timeouts[0];
     call.first_byte_timeout_ms = p.timeouts[1];
@@ -640,6 +675,7 @@ struct io_loop::impl {
     call.headers.emplace_back("traceparent: " + p.traceparent);
     if (auto auth = ctx.provider_auth.find(p.provider); auth != ctx.provider_auth.end())
       call.headers.emplace_back(auth->second);
+    if (p.anthropic) call.headers.emplace_back(wire->second.version_header);
 
     upstream::call_handlers h;
     h.on_headers = [this, slot](int status, std::vector<std::pair<std::string, std::string>>&& hs) {
@@ -706,6 +742,7 @@ struct io_loop::impl {
     p.endpoint = a.endpoint;
     p.endpoint_index = a.index;
     p.url = a.url;
+    p.upstream_model = a.upstream_model;
     p.timeouts[0] = a.connect_timeout_ms;
     p.timeouts[1] = a.first_byte_timeout_ms;
     p.timeouts[2] = a.total_timeout_ms;
@@ -783,18 +820,29 @@ struct io_loop::impl {
     std::string out;
     std::vector<std::string> shared;  // this read's events, for dedup followers
     bool complete = false;
-    bool ok = p.splitter.feed(data, [&](const openai::sse_splitter::event& ev) {
+    auto on_event = [&](std::string_view name, std::string_view payload) {
       if (p.saw_done) return;  // nothing after [DONE]
-      const bool done = ev.data == "[DONE]";
+      const bool done = payload == "[DONE]";
       if (done) {
         p.saw_done = true;
         complete = true;
       } else {
-        if (auto u = openai::find_usage(ev.data)) p.usage = u;
-        if (ev.name.empty() && !openai::is_usage_chunk(ev.data)) ++p.chunks;
+        if (auto u = openai::find_usage(payload)) p.usage = u;
+        if (name.empty() && !openai::is_usage_chunk(payload)) ++p.chunks;
       }
-      if (p.guard) return p.guard->push(std::string(ev.name), std::string(ev.data));
-      relay_event(p, ev.name, std::string(ev.data), out, shared);
+      if (p.guard) return p.guard->push(std::string(name), std::string(payload));
+      relay_event(p, name, std::string(payload), out, shared);
+    };
+    bool failed = false;  // an Anthropic stream reported an error
+    std::vector<std::string> translated;
+    bool ok = p.splitter.feed(data, [&](const openai::sse_splitter::event& ev) {
+      if (!p.translator) return on_event(ev.name, ev.data);
+      // The Messages API's events, as the chat.completion.chunk events they mean.
+      translated.clear();
+      const auto st = p.translator->feed(ev.name, ev.data, translated);
+      for (const std::string& chunk : translated) on_event({}, chunk);
+      if (st == anthropic::stream_translator::status::done) on_event({}, "[DONE]");
+      if (st == anthropic::stream_translator::status::failed) failed = true;
     });
     bool blocked = false;
     if (p.guard) {
@@ -819,6 +867,10 @@ struct io_loop::impl {
     if (!ok) {
       cancel_call(p);
       return end_cut_stream(slot, "upstream sent an oversized event", "io");
+    }
+    if (failed) {
+      cancel_call(p);
+      return end_cut_stream(slot, p.translator->error().message, "upstream_error");
     }
     if (!p.client_gone && p.client.congested()) {
       p.transport->pause(p.call);
@@ -1018,6 +1070,21 @@ struct io_loop::impl {
       return finish_with_error(slot,
                                openai::upstream_error("upstream '" + p.provider + "' answered " +
                                                       std::to_string(p.upstream_status)));
+    }
+    if (p.anthropic) {
+      // The Messages API's answer or error, as the chat.completion or error envelope it means.
+      if (p.upstream_status != 200) {
+        return finish_with_error(slot,
+                                 anthropic::to_openai_error(p.upstream_status, p.body,
+                                                            retry_after_ms(p.retry_after) / 1000));
+      }
+      auto answer =
+          anthropic::to_chat_completion(p.body, p.model, static_cast<int64_t>(std::time(nullptr)));
+      if (auto* error = std::get_if<openai::api_error>(&answer)) {
+        return finish_with_error(slot, std::move(*error));
+      }
+      p.body = std::move(std::get<std::string>(answer));
+      p.upstream_content_type = "application/json";
     }
     // 2xx, and 4xx from an OpenAI-compatible upstream (its own error envelope): relay as is.
     p.usage = openai::find_usage(p.body);
@@ -1310,6 +1377,8 @@ struct io_loop::impl {
       via = tr->second;
       if (auto auth = ctx.provider_auth.find(provider); auth != ctx.provider_auth.end())
         headers.push_back(auth->second);
+      if (auto wire = anthropic_wires.find(provider); wire != anthropic_wires.end())
+        headers.push_back(wire->second.version_header);
     }
     upstream::call_request call;
     call.method = std::move(method);
@@ -1535,6 +1604,12 @@ struct io_loop::impl {
   /// Per in-process sim: the utilisation it reports (last 10 s) and its active sequences.
   std::vector<std::pair<prometheus::Gauge*, prometheus::Gauge*>> sim_gauges;
   std::unordered_map<std::string, upstream::transport*> transports;
+  /// Providers of type anthropic: how their requests are written.
+  struct anthropic_wire {
+    std::string version_header;  ///< "anthropic-version: ..."
+    anthropic::request_options options;
+  };
+  std::unordered_map<std::string, anthropic_wire> anthropic_wires;
   mpsc_queue<command> queue;
   std::unordered_map<uint64_t, pending> requests;
   uint64_t next_slot = 0;

@@ -86,6 +86,7 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
       r.first_byte_timeout_ms = prov.first_byte_timeout_ms;
       r.total_timeout_ms = prov.total_timeout_ms;
       r.prompt_array = prov.batch_dispatch == "prompt_array";
+      r.anthropic = prov.type == "anthropic";
       r.version = m.version;
       r.filing_id = m.filing_id;
       r.cache = m.cache;
@@ -688,7 +689,9 @@ void gateway::start() {
     if (!prov.api_key_env.empty()) {
       const char* key = std::getenv(prov.api_key_env.c_str());
       if (key != nullptr && *key != '\0') {
-        d.ctx.provider_auth.emplace(prov.name, std::string("Authorization: Bearer ") + key);
+        d.ctx.provider_auth.emplace(prov.name, prov.type == "anthropic"
+                                                   ? std::string("x-api-key: ") + key
+                                                   : std::string("Authorization: Bearer ") + key);
       } else {
         log::warn("provider_key_missing", {{"provider", prov.name}, {"env", prov.api_key_env}});
       }

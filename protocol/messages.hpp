@@ -122,9 +122,10 @@ struct upstream_plan {
   /// The router counted this call in its endpoint's in-flight load already (so concurrent
   /// decisions see it); the loop then does not count the first attempt again.
   bool in_flight_taken = false;
-  std::string model;  ///< the model id the client asked for (metrics labels)
-  std::string url;    ///< absolute upstream URL (sim://<provider>/... for sim)
-  std::string body;   ///< the request body to send (model renamed if needed)
+  std::string model;           ///< the model id the client asked for (metrics labels)
+  std::string url;             ///< absolute upstream URL (sim://<provider>/... for sim)
+  std::string upstream_model;  ///< the model name the first endpoint expects
+  std::string body;            ///< the request body to send (model renamed if needed)
   bool stream = false;
   uint32_t connect_timeout_ms = 0;
   uint32_t first_byte_timeout_ms = 0;
@@ -153,11 +154,11 @@ struct upstream_plan {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, upstream_plan& x) {
   return f(caf::meta::type_name("tc::upstream_plan"), x.to, x.provider, x.endpoint,
-           x.endpoint_index, x.fallbacks, x.in_flight_taken, x.model, x.url, x.body, x.stream,
-           x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms, x.capture,
-           x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate, x.write_ahead, x.acks,
-           x.moderate_output, x.keep_output, x.filing_id, x.tenant, x.queue_ms, x.prefetched,
-           x.prefetched_ns, x.merged);
+           x.endpoint_index, x.fallbacks, x.in_flight_taken, x.model, x.url, x.upstream_model,
+           x.body, x.stream, x.connect_timeout_ms, x.first_byte_timeout_ms, x.total_timeout_ms,
+           x.capture, x.dedup_leader, x.strip_usage, x.cache_lookup_ns, x.rate, x.write_ahead,
+           x.acks, x.moderate_output, x.keep_output, x.filing_id, x.tenant, x.queue_ms,
+           x.prefetched, x.prefetched_ns, x.merged);
 }
 
 /// connection -> I/O loop: answer the client from the cache (DESIGN §2 step 6). The port sends

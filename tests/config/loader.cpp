@@ -218,7 +218,8 @@ TEST_CASE("out-of-bounds values name the bounds") {
 
 TEST_CASE("restricted strings name their choices") {
   CHECK(errors_of("[[providers]]\nname = \"p\"\ntype = \"vllm\"\n[[providers.models]]\n"
-                  "name = \"m\"\n") == "t.toml:3:8: expected one of: openai, sim; got \"vllm\"");
+                  "name = \"m\"\n") ==
+        "t.toml:3:8: expected one of: openai, anthropic, sim; got \"vllm\"");
   CHECK(errors_of(sim_provider + "kind = \"image\"\n") ==
         "t.toml:6:8: expected one of: chat, embedding; got \"image\"");
   CHECK(errors_of(sim_provider + "[log]\nlevel = \"verbose\"\n") ==
@@ -505,4 +506,25 @@ TEST_CASE("the openai embedder names a configured provider and a model") {
         std::string::npos);
   // The builtin embedder ignores the openai settings.
   CHECK(errors_of(sim_provider + "[cache]\nembedder_provider = \"nope\"\n").empty());
+}
+
+TEST_CASE("an anthropic provider needs a base_url and serves chat models only") {
+  const std::string head = "[[providers]]\nname = \"claude\"\ntype = \"anthropic\"\n";  // lines 1-3
+  auto s = load_string(head +
+                           "base_url = \"https://api.anthropic.com/v1\"\n"
+                           "cache_control = \"none\"\nanthropic_max_tokens = 1024\n"
+                           "[[providers.models]]\nname = \"c\"\n",
+                       "t.toml");
+  CHECK(s.providers[0].type == "anthropic");
+  CHECK(s.providers[0].cache_control == "none");
+  CHECK(s.providers[0].anthropic_max_tokens == 1024);
+  CHECK(s.providers[0].anthropic_version == "2023-06-01");
+  CHECK(errors_of(head + "[[providers.models]]\nname = \"c\"\n").find("'base_url'") !=
+        std::string::npos);
+  CHECK(errors_of(head + "base_url = \"https://api.anthropic.com/v1\"\n"
+                         "[[providers.models]]\nname = \"e\"\nkind = \"embedding\"\n")
+            .find("chat models only") != std::string::npos);
+  CHECK(errors_of(head + "base_url = \"https://x/v1\"\ncache_control = \"all\"\n"
+                         "[[providers.models]]\nname = \"c\"\n") ==
+        "t.toml:5:17: expected one of: none, system_and_tools; got \"all\"");
 }

@@ -209,7 +209,8 @@ TEST_CASE("the reference lists every setting with its table, default and bounds"
     CHECK(md.find(heading) != std::string::npos);
   }
   CHECK(md.find("| `io_threads` | integer | `1` | `1..64` |") != std::string::npos);
-  CHECK(md.find("| `type` | string | `\"openai\"` | `openai`, `sim` |") != std::string::npos);
+  CHECK(md.find("| `type` | string | `\"openai\"` | `openai`, `anthropic`, `sim` |") !=
+        std::string::npos);
   CHECK(md.find("| `name` | string | required |") != std::string::npos);
   CHECK(md.find("tcnode --check-config FILE") != std::string::npos);
 }

@@ -113,7 +113,8 @@ TEST_CASE(
                                   {"type":"text","text":"Q2"}]}]})");
 }
 
-TEST_CASE("anthropic request: consecutive same-role messages merge, an empty assistant is dropped") {
+TEST_CASE(
+    "anthropic request: consecutive same-role messages merge, an empty assistant is dropped") {
   const auto r = ok(R"({"model":"m","messages":[
       {"role":"user","content":"one"},
       {"role":"user","content":[{"type":"text","text":"two"}]},
