@@ -93,7 +93,7 @@ TEST_CASE("anthropic request: max_tokens default, stop as a string, temperature 
 }
 
 TEST_CASE(
-    "anthropic request: developer and array system content; a late system message folds "
+    "anthropic request: developer and array system content, and a late system message folds "
     "into the user turn") {
   const auto r = ok(R"({"model":"m","messages":[
       {"role":"developer","content":[{"type":"text","text":"Rule one."},
