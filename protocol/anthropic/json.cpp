@@ -129,55 +129,7 @@ void append_double(std::string& out, double v) {
 }
 
 void append_value(std::string& out, const value& v) {
-  switch (v.GetType()) {
-    case rapidjson::kNullType:
-      out += "null";
-      break;
-    case rapidjson::kFalseType:
-      out += "false";
-      break;
-    case rapidjson::kTrueType:
-      out += "true";
-      break;
-    case rapidjson::kStringType:
-      append_string(out, str(v));
-      break;
-    case rapidjson::kNumberType:
-      if (v.IsUint64()) {
-        append_number(out, v.GetUint64());
-      } else if (v.IsInt64()) {
-        append_number(out, v.GetInt64());
-      } else if (std::isfinite(v.GetDouble())) {
-        append_number(out, v.GetDouble());  // shortest form that reads back the same
-      } else {
-        out += "null";
-      }
-      break;
-    case rapidjson::kObjectType: {
-      out += '{';
-      bool first = true;
-      for (const auto& m : v.GetObject()) {
-        if (!first) out += ',';
-        first = false;
-        append_string(out, str(m.name));
-        out += ':';
-        append_value(out, m.value);
-      }
-      out += '}';
-      break;
-    }
-    case rapidjson::kArrayType: {
-      out += '[';
-      bool first = true;
-      for (const auto& e : v.GetArray()) {
-        if (!first) out += ',';
-        first = false;
-        append_value(out, e);
-      }
-      out += ']';
-      break;
-    }
-  }
+  openai::json_text::append_value(out, v);
 }
 
 }  // namespace tc::anthropic::json

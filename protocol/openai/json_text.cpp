@@ -1,5 +1,8 @@
 #include "protocol/openai/json_text.hpp"
 
+#include <charconv>
+#include <cmath>
+
 namespace tc::openai::json_text {
 
 std::size_t utf8_sequence(const unsigned char* p, const unsigned char* end) {
@@ -82,6 +85,69 @@ void append_string(std::string& out, std::string_view s) {
   }
   flush();
   out += '"';
+}
+
+namespace {
+
+template <class Number>
+void append_number(std::string& out, Number v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+}  // namespace
+
+void append_value(std::string& out, const rapidjson::Value& v) {
+  switch (v.GetType()) {
+    case rapidjson::kNullType:
+      out += "null";
+      break;
+    case rapidjson::kFalseType:
+      out += "false";
+      break;
+    case rapidjson::kTrueType:
+      out += "true";
+      break;
+    case rapidjson::kStringType:
+      append_string(out, {v.GetString(), v.GetStringLength()});
+      break;
+    case rapidjson::kNumberType:
+      if (v.IsUint64()) {
+        append_number(out, v.GetUint64());
+      } else if (v.IsInt64()) {
+        append_number(out, v.GetInt64());
+      } else if (std::isfinite(v.GetDouble())) {
+        append_number(out, v.GetDouble());  // shortest form that reads back the same
+      } else {
+        out += "null";
+      }
+      break;
+    case rapidjson::kObjectType: {
+      out += '{';
+      bool first = true;
+      for (const auto& m : v.GetObject()) {
+        if (!first) out += ',';
+        first = false;
+        append_string(out, {m.name.GetString(), m.name.GetStringLength()});
+        out += ':';
+        append_value(out, m.value);
+      }
+      out += '}';
+      break;
+    }
+    case rapidjson::kArrayType: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v.GetArray()) {
+        if (!first) out += ',';
+        first = false;
+        append_value(out, e);
+      }
+      out += ']';
+      break;
+    }
+  }
 }
 
 }  // namespace tc::openai::json_text

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include <rapidjson/document.h>
+
 namespace tc::openai::json_text {
 
 /// Length of the valid UTF-8 sequence starting with the non-ASCII byte at p, 0 if invalid
@@ -14,5 +16,10 @@ std::size_t utf8_sequence(const unsigned char* p, const unsigned char* end);
 
 /// Appends `s` as a JSON string literal; invalid UTF-8 bytes become \ufffd so the output parses.
 void append_string(std::string& out, std::string_view s);
+
+/// Appends `v` as compact JSON: strings through append_string, integers as they are, doubles
+/// in their shortest round-trip form (null if not finite). Recursive: only for values whose
+/// depth the parser bounded.
+void append_value(std::string& out, const rapidjson::Value& v);
 
 }  // namespace tc::openai::json_text
