@@ -17,6 +17,7 @@
 #include "actors/connection.hpp"
 #include "protocol/messages.hpp"
 #include "tests/support/actor_system.hpp"
+#include "tests/support/call_recorder.hpp"
 
 using namespace tc::actors;
 
@@ -327,29 +328,7 @@ TEST_CASE("batcher: a time window holds requests to release them together") {
 
 namespace {
 
-/// An io_port that only takes side calls, for the test to answer.
-struct call_recorder final : io_port {
-  std::mutex mx;
-  std::vector<side_call> calls;
-  void dispatch(tc::upstream_plan&&) override {}
-  void reject(tc::reply_target, tc::openai::api_error&&, const tc::rate_headers&) override {}
-  void serve(tc::cached_reply&&) override {}
-  void attach(tc::reply_target, caf::actor, tc::canonical::digest) override {}
-  void follow(tc::follow_chunk&&) override {}
-  void release(tc::reply_target) override {}
-  void call(side_call&& c) override {
-    std::lock_guard<std::mutex> lock(mx);
-    calls.push_back(std::move(c));
-  }
-  size_t size() {
-    std::lock_guard<std::mutex> lock(mx);
-    return calls.size();
-  }
-  side_call at(size_t i) {
-    std::lock_guard<std::mutex> lock(mx);
-    return calls.at(i);
-  }
-};
+using tc::test::call_recorder;
 
 /// One endpoint that takes prompt arrays; a size window of `batch` requests.
 std::shared_ptr<batcher_config> array_endpoint(call_recorder& port, uint32_t batch) {

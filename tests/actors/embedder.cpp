@@ -19,6 +19,7 @@
 #include "actors/embedder.hpp"
 #include "protocol/messages.hpp"
 #include "tests/support/actor_system.hpp"
+#include "tests/support/call_recorder.hpp"
 
 using namespace tc::actors;
 
@@ -27,29 +28,7 @@ namespace {
 using tc::test::poll_until;
 using tc::test::quiet_config;
 
-/// An io_port that only takes side calls, for the test to answer.
-struct call_recorder final : io_port {
-  std::mutex mx;
-  std::vector<side_call> calls;
-  void dispatch(tc::upstream_plan&&) override {}
-  void reject(tc::reply_target, tc::openai::api_error&&, const tc::rate_headers&) override {}
-  void serve(tc::cached_reply&&) override {}
-  void attach(tc::reply_target, caf::actor, tc::canonical::digest) override {}
-  void follow(tc::follow_chunk&&) override {}
-  void release(tc::reply_target) override {}
-  void call(side_call&& c) override {
-    std::lock_guard<std::mutex> lock(mx);
-    calls.push_back(std::move(c));
-  }
-  size_t size() {
-    std::lock_guard<std::mutex> lock(mx);
-    return calls.size();
-  }
-  side_call at(size_t i) {
-    std::lock_guard<std::mutex> lock(mx);
-    return calls.at(i);
-  }
-};
+using tc::test::call_recorder;
 
 /// What the embedder reported.
 struct metrics_log final : embedder_metrics {
