@@ -1,6 +1,7 @@
 // Bounded parsing and compact writing of JSON for protocol/anthropic.
 #include "protocol/anthropic/json.hpp"
 
+#include "protocol/openai/json_document.hpp"
 #include "protocol/openai/json_text.hpp"
 
 #include <rapidjson/memorystream.h>
@@ -15,41 +16,6 @@
 namespace tc::anthropic::json {
 
 namespace {
-
-/// Forwards SAX events into a Document, refusing nesting deeper than max_depth.
-struct depth_limited_handler {
-  rapidjson::Document& doc;
-  unsigned depth = 0;
-  bool too_deep = false;
-
-  bool enter() {
-    if (++depth <= max_depth) return true;
-    too_deep = true;
-    return false;
-  }
-  bool Null() { return doc.Null(); }
-  bool Bool(bool b) { return doc.Bool(b); }
-  bool Int(int i) { return doc.Int(i); }
-  bool Uint(unsigned i) { return doc.Uint(i); }
-  bool Int64(int64_t i) { return doc.Int64(i); }
-  bool Uint64(uint64_t i) { return doc.Uint64(i); }
-  bool Double(double d) { return doc.Double(d); }
-  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
-    return doc.RawNumber(s, n, copy);
-  }
-  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc.String(s, n, copy); }
-  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc.Key(s, n, copy); }
-  bool StartObject() { return enter() && doc.StartObject(); }
-  bool EndObject(rapidjson::SizeType n) {
-    --depth;
-    return doc.EndObject(n);
-  }
-  bool StartArray() { return enter() && doc.StartArray(); }
-  bool EndArray(rapidjson::SizeType n) {
-    --depth;
-    return doc.EndArray(n);
-  }
-};
 
 template <class Number>
 void append_number(std::string& out, Number v) {
@@ -66,7 +32,7 @@ parse_status parse(std::string_view text, rapidjson::Document& doc) {
   // rather than as the end of the input.
   rapidjson::MemoryStream in(text.data(), text.size());
   rapidjson::Reader reader;
-  depth_limited_handler handler{doc};
+  openai::depth_limited_handler handler{doc, max_depth};
   bool ok = false;
   auto generate = [&](rapidjson::Document&) {
     ok = !reader

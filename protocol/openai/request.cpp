@@ -604,44 +604,6 @@ struct parse_scratch {
   rapidjson::Reader reader;  ///< kept: its stack is reused across requests
 };
 
-/// Forwards SAX events into a Document and refuses nesting deeper than max_json_depth, so a
-/// 100,000-deep value is a 400 even in fields the gateway only forwards (upstreams would choke).
-struct depth_limited_handler {
-  rapidjson::Document& doc;
-  unsigned depth = 0;
-  bool too_deep = false;
-
-  bool enter() {
-    if (++depth <= max_json_depth) return true;
-    too_deep = true;
-    return false;
-  }
-  bool Null() { return doc.Null(); }
-  bool Bool(bool b) { return doc.Bool(b); }
-  bool Int(int i) { return doc.Int(i); }
-  bool Uint(unsigned i) { return doc.Uint(i); }
-  bool Int64(int64_t i) { return doc.Int64(i); }
-  bool Uint64(uint64_t i) { return doc.Uint64(i); }
-  bool Double(double d) { return doc.Double(d); }
-  bool RawNumber(const char* str, rapidjson::SizeType len, bool copy) {
-    return doc.RawNumber(str, len, copy);
-  }
-  bool String(const char* str, rapidjson::SizeType len, bool copy) {
-    return doc.String(str, len, copy);
-  }
-  bool Key(const char* str, rapidjson::SizeType len, bool copy) { return doc.Key(str, len, copy); }
-  bool StartObject() { return enter() && doc.StartObject(); }
-  bool EndObject(rapidjson::SizeType n) {
-    --depth;
-    return doc.EndObject(n);
-  }
-  bool StartArray() { return enter() && doc.StartArray(); }
-  bool EndArray(rapidjson::SizeType n) {
-    --depth;
-    return doc.EndArray(n);
-  }
-};
-
 parse_scratch& scratch() {
   thread_local parse_scratch s;
   return s;
@@ -773,7 +735,7 @@ std::variant<request, api_error> parse_request(endpoint kind, std::string body) 
   {
     stack_document parsed;
     rapidjson::Document& doc = parsed.doc;
-    depth_limited_handler handler{doc};
+    depth_limited_handler handler{doc, max_json_depth};
     rapidjson::ParseResult result;
     auto generate = [&](rapidjson::Document&) {
       rapidjson::InsituStringStream in(s.text.data());

@@ -59,35 +59,6 @@ std::string_view str(const json& v) {
 
 // --- parsing ---
 
-/// Forwards SAX events into a Document, refusing nesting deeper than max_depth.
-struct depth_limited_handler {
-  rapidjson::Document& doc;
-  unsigned depth = 0;
-
-  bool Null() { return doc.Null(); }
-  bool Bool(bool b) { return doc.Bool(b); }
-  bool Int(int i) { return doc.Int(i); }
-  bool Uint(unsigned i) { return doc.Uint(i); }
-  bool Int64(int64_t i) { return doc.Int64(i); }
-  bool Uint64(uint64_t i) { return doc.Uint64(i); }
-  bool Double(double d) { return doc.Double(d); }
-  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
-    return doc.RawNumber(s, n, copy);
-  }
-  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc.String(s, n, copy); }
-  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc.Key(s, n, copy); }
-  bool StartObject() { return ++depth <= max_depth && doc.StartObject(); }
-  bool EndObject(rapidjson::SizeType n) {
-    --depth;
-    return doc.EndObject(n);
-  }
-  bool StartArray() { return ++depth <= max_depth && doc.StartArray(); }
-  bool EndArray(rapidjson::SizeType n) {
-    --depth;
-    return doc.EndArray(n);
-  }
-};
-
 struct parse_scratch {
   std::string text;
   rapidjson::Reader reader;  ///< kept: its stack is reused
@@ -113,7 +84,7 @@ bool parse_json(std::string_view text, rapidjson::Document& doc) {
   if (text.empty() || std::memchr(text.data(), '\0', text.size()) != nullptr) return false;
   parse_scratch& s = scratch();
   s.text.assign(text);
-  depth_limited_handler handler{doc};
+  depth_limited_handler handler{doc, max_depth};
   bool ok = false;
   auto generate = [&](rapidjson::Document&) {
     rapidjson::InsituStringStream in(s.text.data());
