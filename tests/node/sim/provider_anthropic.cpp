@@ -572,7 +572,8 @@ TEST_CASE("messages stream: cache tokens in message_start") {
   auto b = post(p, messages_path, body);
   REQUIRE(f.run_until([&] { return b->done; }));
   const uint32_t sys = 4 + tc::estimate_tokens("Sys.");
-  auto ua = parse(sse_events(a->body)[0].data)["message"]["usage"].GetObject();
+  auto da = parse(sse_events(a->body)[0].data);  // kept: the usage object lives in it
+  const auto& ua = da["message"]["usage"];
   CHECK(ua["cache_creation_input_tokens"].GetUint() == sys);
   CHECK(ua["cache_read_input_tokens"].GetUint() == 0);
   auto ub = parse(sse_events(b->body)[0].data);
