@@ -47,20 +47,6 @@ std::string text_of(const rapidjson::Document& d) {
   return out;
 }
 
-std::size_t word_count(std::string_view s) {
-  std::size_t n = 0;
-  bool in = false;
-  for (char c : s) {
-    if (c == ' ') {
-      in = false;
-    } else if (!in) {
-      in = true;
-      ++n;
-    }
-  }
-  return n;
-}
-
 template <class... R>
 bool all_done(const R&... rs) {
   return (rs->done && ...);

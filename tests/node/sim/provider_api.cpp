@@ -34,20 +34,6 @@ std::string content_of(const rapidjson::Document& d, unsigned choice = 0) {
   return c.IsString() ? std::string(c.GetString()) : std::string();
 }
 
-std::size_t word_count(std::string_view s) {
-  std::size_t n = 0;
-  bool in = false;
-  for (char c : s) {
-    if (c == ' ') {
-      in = false;
-    } else if (!in) {
-      in = true;
-      ++n;
-    }
-  }
-  return n;
-}
-
 struct stream_summary {
   std::size_t content_events = 0;
   std::size_t content_words = 0;

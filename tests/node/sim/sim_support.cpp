@@ -86,4 +86,18 @@ config::sim_settings instant_settings() {
   return s;
 }
 
+std::size_t word_count(std::string_view s) {
+  std::size_t n = 0;
+  bool in = false;
+  for (char c : s) {
+    if (c == ' ') {
+      in = false;
+    } else if (!in) {
+      in = true;
+      ++n;
+    }
+  }
+  return n;
+}
+
 }  // namespace tc::sim::test

@@ -100,4 +100,7 @@ config::sim_settings fast_settings();
 /// Instant mode settings.
 config::sim_settings instant_settings();
 
+/// Words in `s`: runs of characters other than ' ' (the sim writes one token per word).
+std::size_t word_count(std::string_view s);
+
 }  // namespace tc::sim::test
