@@ -89,6 +89,11 @@ bool pick_model(connection_state& st, openai::api_error& error) {
   return true;
 }
 
+/// Whether `r` can answer a request of `kind`: an anthropic endpoint only chat.
+bool serves(const model_route& r, openai::endpoint kind) {
+  return !r.anthropic || kind == openai::endpoint::chat_completions;
+}
+
 /// Step 3: the model exists and serves this endpoint.
 const model_entry* validate(const pipeline& ctx, openai::request& req, openai::api_error& error) {
   auto it = ctx.models.find(req.model);
@@ -98,10 +103,9 @@ const model_entry* validate(const pipeline& ctx, openai::request& req, openai::a
   }
   const bool wants_embedding = req.kind == openai::endpoint::embeddings;
   const auto& eps = it->second.endpoints;
-  const bool anthropic_only =
-      std::all_of(eps.begin(), eps.end(), [](const model_route& r) { return r.anthropic; });
   if (eps.front().embedding != wants_embedding ||
-      (anthropic_only && req.kind != openai::endpoint::chat_completions)) {
+      std::none_of(eps.begin(), eps.end(),
+                   [&](const model_route& r) { return serves(r, req.kind); })) {
     error = openai::invalid_request("The model '" + req.model + "' does not support " +
                                         std::string(openai::path_of(req.kind)) + ".",
                                     "model");
@@ -284,11 +288,6 @@ bool resident(const routing::residency& rule, const model_route& r) {
   c.region = r.region;
   c.tags = r.tags;
   return routing::resident(c, rule);
-}
-
-/// Whether `r` can answer a request of `kind`: an anthropic endpoint only chat.
-bool serves(const model_route& r, openai::endpoint kind) {
-  return !r.anthropic || kind == openai::endpoint::chat_completions;
 }
 
 /// Step 3: refused (403) when no endpoint of the model that serves the request satisfies the
