@@ -135,6 +135,11 @@ std::unique_ptr<store> store::open(const std::string& path, bool fsync, status& 
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // The same for the memtable: the ledger's idempotency check looks up every new record's key,
+  // which is absent, and without a filter each lookup walks the skip list (measured as a tenth of
+  // the node's CPU under load).
+  options.memtable_whole_key_filtering = true;
+  options.memtable_prefix_bloom_size_ratio = 0.02;
 
   // Our families, plus whatever the DB already has (which must all be named to open it).
   std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};

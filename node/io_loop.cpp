@@ -357,8 +357,16 @@ struct io_loop::impl {
 
   // -- client requests -------------------------------------------------------------------
 
+  /// "req_" + the wall-clock millisecond (12 hex digits) + 64 random bits (16): unique as the
+  /// random part alone was, and ordered by time, so the ledger's keys built from it are written
+  /// near the end of its key range instead of all over it (measured: random ids made the
+  /// ledger's memtable inserts and lookups the node's largest CPU cost under load).
   std::string next_request_id() {
     std::string id = "req_";
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    append_hex(id, static_cast<uint64_t>(ms), 12);
     append_hex(id, next_id_bits(), 16);
     return id;
   }

@@ -154,7 +154,16 @@ TEST_CASE("chat non-stream returns a chat.completion with usage and x-request-id
   INFO(r.error, " ", r.raw.substr(0, 2000));
   REQUIRE(r.status == 200);
   CHECK(r.complete);
-  CHECK(!r.header("x-request-id").empty());
+  // req_ + the millisecond (12 hex digits) + 64 random bits (16): ids sort by time.
+  const std::string id = r.header("x-request-id");
+  CHECK(id.size() == 4 + 12 + 16);
+  CHECK(id.rfind("req_", 0) == 0);
+  CHECK(id.find_first_not_of("0123456789abcdef", 4) == std::string::npos);
+  auto again = post_json(node.data_port(), "/v1/chat/completions",
+                         chat_body("sim-chat", "Say hello to the gateway once more."));
+  const std::string later = again.header("x-request-id");
+  CHECK(later.substr(0, 16) >= id.substr(0, 16));
+  CHECK(later != id);
   CHECK(r.header("content-type").find("application/json") == 0);
   auto d = parse_json(r.body);
   REQUIRE(!d.HasParseError());
