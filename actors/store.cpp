@@ -20,6 +20,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/status.h>
 #include <rocksdb/table.h>
@@ -151,7 +152,16 @@ std::unique_ptr<store> store::open(const std::string& path, bool fsync, status& 
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.reserve(names.size());
-  for (auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions(options));
+  for (auto& n : names) {
+    rocksdb::ColumnFamilyOptions cf(options);
+    // The ledger's keys grow at the end of three ranges at once ("r/" records, "s/" the day
+    // index, "a/" aggregates; request ids are time-ordered): one insert hint per range keeps each
+    // insert near its range's end instead of searching the skip list from the top, as one batch
+    // alternating between the ranges otherwise does.
+    if (n == "ledger")
+      cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(2));
+    descriptors.emplace_back(n, std::move(cf));
+  }
 
   std::unique_ptr<store> s(new store());
   std::string db_path = path;
