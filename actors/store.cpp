@@ -20,8 +20,8 @@
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
-#include <rocksdb/slice_transform.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/status.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -187,7 +187,10 @@ std::unique_ptr<store> store::open(const std::string& path, bool fsync, status& 
   for (size_t i = 0; i < kFamilies; ++i) s->impl_->families[i] = s->impl_->handles[i + 1];
   s->impl_->path = path;
   s->impl_->write_options.sync = fsync;
-  s->impl_->write_options.disableWAL = false;
+  // In memory, a write-ahead log protects nothing (it dies with the process, as the memtable
+  // does) and costs a copy of every write into ever-growing in-memory files. RocksDB refuses
+  // synced writes without one, so fsync keeps it.
+  s->impl_->write_options.disableWAL = path.empty() && !fsync;
   error = {};
   return s;
 }
