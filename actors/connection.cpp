@@ -219,13 +219,12 @@ bool canonicalize(connection_state& st) {
   const cache_plan& cache = st.ctx->cache;
   const model_route& r = *st.route;
   if (!cache.enabled || !r.cache || cache.shards.empty()) return false;
+  // Embeddings are deterministic; chat and completions only at temperature 0 or with a seed,
+  // unless the model says otherwise. Decided before the key is made: most traffic is not.
+  const bool embeddings = st.req.kind == openai::endpoint::embeddings;
+  if (!embeddings && !canonical::deterministic(st.req) && !r.cache_nondeterministic) return false;
   std::string error;
   if (!canonical::make_key(st.req, st.scope, r.version, st.key, error)) return false;
-  // Embeddings are deterministic; chat and completions only at temperature 0 or with a seed,
-  // unless the model says otherwise.
-  const bool embeddings = st.req.kind == openai::endpoint::embeddings;
-  const bool eligible = embeddings || st.key.deterministic || r.cache_nondeterministic;
-  if (!eligible) return false;
   st.exact_key = st.key.full_hash;
   st.store = !st.meta.no_store;
   const bool query_tiers = !embeddings && !st.key.query_text.empty() &&

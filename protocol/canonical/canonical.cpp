@@ -713,10 +713,13 @@ bool make_key(const openai::request& req, std::string_view scope, std::string_vi
 
   out.query_text.assign(w.query_text);
   out.single_turn = w.history.size() == 0;
-  out.deterministic =
-      (req.temperature.has_value() && *req.temperature == 0) || req.seed.has_value();
+  out.deterministic = deterministic(req);
   w.trim();
   return true;
+}
+
+bool deterministic(const openai::request& req) {
+  return (req.temperature.has_value() && *req.temperature == 0) || req.seed.has_value();
 }
 
 }  // namespace tc::canonical

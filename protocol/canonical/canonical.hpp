@@ -57,6 +57,10 @@ struct key {
   bool deterministic = false;  ///< temperature 0, or a seed given
 };
 
+/// Whether the request asks for a repeatable answer: temperature 0, or a seed given (what
+/// key::deterministic says, without making the key).
+bool deterministic(const openai::request& req);
+
 /// Step 5 in full. `scope` is the cache scope (a tenant id, or a declared shared scope name);
 /// `model_version` is the configured version of the model (bumping it changes every key).
 bool make_key(const openai::request& req, std::string_view scope, std::string_view model_version,
