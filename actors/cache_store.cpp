@@ -287,6 +287,14 @@ const cache_record* cache_store::get(const canonical::digest& key, uint64_t now_
   return s.touch(&it->second, now_ms);
 }
 
+const cache_record* cache_store::get_live(const canonical::digest& key, uint64_t now_ms) {
+  auto& s = *impl_;
+  assert(!s.in_callback_ && "on_remove must not re-enter the store");
+  auto it = s.by_key_.find(key);
+  if (it == s.by_key_.end() || impl::is_expired(it->second.rec, now_ms)) return nullptr;
+  return s.touch(&it->second, now_ms);
+}
+
 const cache_record* cache_store::get_by_id(uint64_t id, uint64_t now_ms) {
   auto& s = *impl_;
   assert(!s.in_callback_ && "on_remove must not re-enter the store");

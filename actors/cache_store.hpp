@@ -2,7 +2,8 @@
 // in count and bytes, expiring by TTL, evicted by "LRU weighted by hits and upstream cost"
 // (GreedyDual-Size-Frequency: priority = clock + (1 + hits) * (1 + cost) / bytes; the lowest
 // priority goes first and the clock rises to it, so old entries age out). Owned by one actor:
-// not thread-safe, never blocks, O(log n) per operation.
+// not thread-safe (the cache_shard and the I/O loops' exact-hit lane share it under a lock),
+// never blocks, O(log n) per operation.
 #pragma once
 
 #include <cstddef>
@@ -58,6 +59,9 @@ class cache_store {
   /// The live record under `key`, counting a hit (raising its priority); an expired one is
   /// removed and nullptr returned.
   const cache_record* get(const canonical::digest& key, uint64_t now_ms);
+  /// As get(), but an expired record stays for the owner to remove (get, expire): this never
+  /// calls on_remove, so a reader other than the owner may call it (under the owner's lock).
+  const cache_record* get_live(const canonical::digest& key, uint64_t now_ms);
   /// The same by id (semantic hits come back from the index as ids).
   const cache_record* get_by_id(uint64_t id, uint64_t now_ms);
   /// Removes every record for which `pred` is true (admin invalidation). Returns how many.

@@ -296,6 +296,22 @@ TEST_CASE("a record past its TTL is gone on get and get_by_id, reported as expir
   CHECK(store.expire(1ULL << 60, 100) == 0);
 }
 
+TEST_CASE("get_live counts a hit but leaves an expired record to its owner, with no callback") {
+  recorder rec;
+  cache_store store({.max_entries = 10, .max_bytes = kLots}, rec.callback());
+  store.put(make(1, 100, 0, 1000), 0);
+  const cache_record* live = store.get_live(key_of(1), 999);
+  REQUIRE(live != nullptr);
+  CHECK(live->hits == 1);
+  CHECK(store.get_live(key_of(2), 999) == nullptr);
+  CHECK(store.get_live(key_of(1), 1000) == nullptr);  // expired: not served...
+  CHECK(rec.calls.empty());                           // ...and not removed by the reader
+  CHECK(store.entries() == 1);
+  CHECK(store.expire(1000, 10) == 1);  // the owner's sweep removes it
+  REQUIRE(rec.calls.size() == 1);
+  CHECK(rec.calls[0].why == removal::expired);
+}
+
 TEST_CASE("expire removes the earliest expired records, at most budget at a time") {
   recorder rec;
   cache_store store({.max_entries = 100, .max_bytes = kLots}, rec.callback());
