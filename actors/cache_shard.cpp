@@ -52,10 +52,12 @@ constexpr uint32_t semantic_candidates = 4;
 
 cache_shard_actor::behavior_type cache_shard(
     cache_shard_actor::stateful_pointer<cache_shard_state> self,
-    std::shared_ptr<const cache_shard_config> cfg) {
+    std::shared_ptr<const cache_shard_config> cfg, std::shared_ptr<shared_cache_store> shared) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
-  st.store =
+  st.shared = std::move(shared);
+  // Runs inside a store call, so under the lock; only this actor's calls remove records.
+  auto owned =
       std::make_unique<cache_store>(st.cfg->limits, [self](const cache_record& r, removal why) {
         auto& s = self->state;
         if (why == removal::expired) ++s.expirations;
@@ -65,10 +67,16 @@ cache_shard_actor::behavior_type cache_shard(
         it->second->index.remove(r.id);
         if (it->second->index.size() == 0) s.namespaces.erase(it);  // no empty index kept
       });
+  {
+    std::lock_guard<std::mutex> lock(st.shared->mu);
+    st.shared->store = std::move(owned);
+    st.store = st.shared->store.get();
+  }
   self->delayed_send(self, std::chrono::seconds(1), cache_sweep_atom::value);
   return {
       [self](cache_get_atom, const canonical::digest& key) {
         cache_hit hit;
+        std::lock_guard<std::mutex> lock(self->state.shared->mu);
         const cache_record* r = self->state.store->get(key, now_ms());
         if (r == nullptr || r->tier != cache_tier::exact) return hit;
         hit.found = true;
@@ -85,6 +93,7 @@ cache_shard_actor::behavior_type cache_shard(
         cache_hit hit;
         const uint64_t now = now_ms();
         if (!probe.template_key.empty()) {
+          std::lock_guard<std::mutex> lock(s.shared->mu);
           const cache_record* r = s.store->get(probe.template_key, now);
           if (r != nullptr && r->tier == cache_tier::template_) {
             hit.found = true;
@@ -99,6 +108,7 @@ cache_shard_actor::behavior_type cache_shard(
         auto near = it->second->index.search(probe.embedding.data(), semantic_candidates);
         for (const auto& n : near) {
           if (n.similarity < probe.threshold) break;  // sorted: the rest are farther
+          std::lock_guard<std::mutex> lock(s.shared->mu);
           const cache_record* r = s.store->get_by_id(n.id, now);
           if (r == nullptr || guard_of(*r) != probe.guard) continue;
           hit.found = true;
@@ -123,6 +133,7 @@ cache_shard_actor::behavior_type cache_shard(
         r.cost_micros = e.cost_micros;
         r.upstream_ms = e.upstream_ms;
         r.expires_ms = expiry(now, e.ttl_s);
+        std::lock_guard<std::mutex> lock(self->state.shared->mu);
         self->state.store->put(std::move(r), now);
       },
       [self](cache_link_atom, cache_link& l) {
@@ -142,6 +153,7 @@ cache_shard_actor::behavior_type cache_shard(
         if (!l.template_key.empty()) {
           cache_record r = base(cache_tier::template_);
           r.key = l.template_key;
+          std::lock_guard<std::mutex> lock(s.shared->mu);
           s.store->put(std::move(r), now);
         }
         if (l.embedding.size() == s.cfg->semantic.dimension) {
@@ -150,7 +162,11 @@ cache_shard_actor::behavior_type cache_shard(
           // (whose index entry leaves with it through the removal callback).
           r.key = canonical::hasher{}.add("semantic").add(l.ns).add(l.exact_key).finish();
           r.extra += l.guard;
-          const uint64_t id = s.store->put(std::move(r), now);
+          uint64_t id = 0;
+          {
+            std::lock_guard<std::mutex> lock(s.shared->mu);
+            id = s.store->put(std::move(r), now);
+          }
           if (id != 0) {
             auto& ns = s.namespaces[l.ns];
             if (!ns) ns = std::make_unique<semantic_namespace>(s.cfg->semantic);
@@ -159,11 +175,13 @@ cache_shard_actor::behavior_type cache_shard(
         }
       },
       [self](cache_drop_atom, const cache_filter& f) -> uint64_t {
+        std::lock_guard<std::mutex> lock(self->state.shared->mu);
         return self->state.store->remove_if([&f](const cache_record& r) { return matches(r, f); });
       },
       [self](cache_stats_atom) {
         auto& s = self->state;
         cache_stats out;
+        std::lock_guard<std::mutex> lock(s.shared->mu);
         out.entries = s.store->entries();
         out.bytes = s.store->bytes();
         out.evictions = s.store->evictions();
@@ -176,7 +194,10 @@ cache_shard_actor::behavior_type cache_shard(
         return out;
       },
       [self](cache_sweep_atom) {
-        self->state.store->expire(now_ms(), 10'000);
+        {
+          std::lock_guard<std::mutex> lock(self->state.shared->mu);
+          self->state.store->expire(now_ms(), 10'000);
+        }
         self->delayed_send(self, std::chrono::seconds(1), cache_sweep_atom::value);
       },
   };

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -52,9 +53,19 @@ struct semantic_namespace {
   explicit semantic_namespace(const semantic_options& opt) : index(opt) {}
 };
 
+/// A shard's entry table, shared by the shard (which owns it: every change, every removal) and
+/// the I/O loops' exact-hit lane, which only reads exact answers with cache_store::get_live under
+/// `mu` (try_lock: a busy shard sends the request the actor way). The shard's semantic indexes
+/// stay its own.
+struct shared_cache_store {
+  std::mutex mu;
+  std::unique_ptr<cache_store> store;  ///< set once by the shard at its start, under mu
+};
+
 struct cache_shard_state {
   std::shared_ptr<const cache_shard_config> cfg;
-  std::unique_ptr<cache_store> store;
+  std::shared_ptr<shared_cache_store> shared;
+  cache_store* store = nullptr;  ///< shared->store: every use holds shared->mu
   std::unordered_map<canonical::digest, std::unique_ptr<semantic_namespace>> namespaces;
   uint64_t expirations = 0;
   static inline const char* name = "cache_shard";
@@ -62,7 +73,7 @@ struct cache_shard_state {
 
 cache_shard_actor::behavior_type cache_shard(
     cache_shard_actor::stateful_pointer<cache_shard_state> self,
-    std::shared_ptr<const cache_shard_config> cfg);
+    std::shared_ptr<const cache_shard_config> cfg, std::shared_ptr<shared_cache_store> shared);
 
 /// The shard index that owns `key` among `shards` (stable: the key's high bits, mod n).
 inline uint32_t shard_of(const canonical::digest& key, uint32_t shards) {

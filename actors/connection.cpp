@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 #include <utility>
 
 #include "actors/dedup_table.hpp"
@@ -114,17 +115,26 @@ const model_entry* validate(const pipeline& ctx, openai::request& req, openai::a
   return &it->second;
 }
 
+/// Whether a request fits its model's context window without counting its tokens: not a chat, no
+/// window, or its bytes (times the counter's max_tokens_per_byte) cannot exceed it.
+bool surely_fits(const model_entry& m, const openai::request& req);
+
 /// Step 3, context-length protection of a chat request: false (with `error`) when it does not
 /// fit under reject, or not even truncated; a truncated body replaces the request's. A body
 /// whose bytes (times the counter's max_tokens_per_byte) cannot exceed the window is not parsed
 /// again. Counts are exact when the model has a tokenizer_file.
+bool surely_fits(const model_entry& m, const openai::request& req) {
+  if (req.kind != openai::endpoint::chat_completions || m.context_window == 0) return true;
+  const scheduling::token_counter& count = m.counter ? *m.counter : scheduling::default_counter();
+  const uint64_t most =
+      req.body.size() * count.max_tokens_per_byte() + req.max_tokens + 64;  // 64: framing, priming
+  return most <= m.context_window;
+}
+
 bool protect_context(connection_state& st, openai::api_error& error) {
   const model_entry& m = *st.model;
-  if (st.req.kind != openai::endpoint::chat_completions || m.context_window == 0) return true;
+  if (surely_fits(m, st.req)) return true;
   const scheduling::token_counter& count = m.counter ? *m.counter : scheduling::default_counter();
-  const uint64_t most = st.req.body.size() * count.max_tokens_per_byte() + st.req.max_tokens +
-                        64;  // 64: framing, priming
-  if (most <= m.context_window) return true;
   scheduling::context_result r = scheduling::protect_context(
       st.req.body, m.context_window, st.req.max_tokens, m.context_mode, count);
   if (!r.fits) {
@@ -1002,8 +1012,10 @@ void call_upstream(self_ptr self, std::vector<const model_route*> order, int64_t
 
 /// Step 13's money: the reservation settled to the actual usage, and one usage record. A held
 /// answer (write-ahead) is released by the ledger once its record is durable.
-void bill(self_ptr self, const request_outcome& outcome) {
-  auto& st = self->state;
+/// Step 13's usage record of a request that was answered (or failed upstream), and in
+/// `spent_tokens` what an upstream generated for it (the tokens that count against tpm).
+billing::usage_record usage_record_of(const connection_state& st, const request_outcome& outcome,
+                                      uint64_t& spent_tokens) {
   const account_plan& plan = st.ctx->accounts;
   const accounts::tenant* t = st.dir->tenant(st.tenant);
   const accounts::price price = price_of(*st.dir, *st.route, st.req.model);
@@ -1025,7 +1037,7 @@ void bill(self_ptr self, const request_outcome& outcome) {
   rec.cost_currency = price.currency;
   rec.charged_currency = t != nullptr ? t->currency : price.currency;
   const int64_t list = cost_of(price, rec.prompt_tokens, rec.cached_tokens, rec.completion_tokens);
-  uint64_t spent_tokens = 0;  // against tpm: only what an upstream generated for this request
+  spent_tokens = 0;
   if (st.from_cache) {
     rec.result = outcome.status != 200 ? billing::outcome::upstream_error
                  : st.deduped          ? billing::outcome::dedup
@@ -1052,6 +1064,14 @@ void bill(self_ptr self, const request_outcome& outcome) {
     rec.charged_micros = charge_of(plan, t, rec.cost_micros, price.currency);
     spent_tokens = uint64_t{rec.prompt_tokens} + rec.completion_tokens;
   }
+  return rec;
+}
+
+void bill(self_ptr self, const request_outcome& outcome) {
+  auto& st = self->state;
+  const account_plan& plan = st.ctx->accounts;
+  uint64_t spent_tokens = 0;
+  billing::usage_record rec = usage_record_of(st, outcome, spent_tokens);
   if (st.ticket != 0) {
     self->send(quota_owner(st), quota_settle_atom::value, st.ticket, spent_tokens,
                rec.charged_micros);
@@ -1065,12 +1085,11 @@ void bill(self_ptr self, const request_outcome& outcome) {
 }
 
 /// Step 13's evidence: the audit record of the request, whatever its outcome. `rec` (its usage)
-/// and `outcome` are null for a request refused before any answer.
-void send_audit(self_ptr self, int status, const billing::usage_record* rec,
-                const request_outcome* outcome) {
-  auto& st = self->state;
-  const caf::actor& writer = st.ctx->compliance.audit;
-  if (!writer) return;
+/// and `outcome` are null for a request refused before any answer. Takes the request's input text
+/// and verdicts out of `st`.
+audit::audit_record audit_record_of(connection_state& st, int status,
+                                    const billing::usage_record* rec,
+                                    const request_outcome* outcome) {
   audit::audit_record r;
   r.request_id = st.meta.request_id;  // the x-request-id the client was given
   r.ts_ms = st.received_ms != 0 ? st.received_ms : unix_ms();
@@ -1098,6 +1117,16 @@ void send_audit(self_ptr self, int status, const billing::usage_record* rec,
   } else {
     r.latency_ms = static_cast<uint32_t>(std::max<int64_t>(0, unix_ms() - st.received_ms));
   }
+  return r;
+}
+
+/// Sends the audit record; a held answer's record acknowledges it to the I/O loop.
+void send_audit(self_ptr self, int status, const billing::usage_record* rec,
+                const request_outcome* outcome) {
+  auto& st = self->state;
+  const caf::actor& writer = st.ctx->compliance.audit;
+  if (!writer) return;
+  audit::audit_record r = audit_record_of(st, status, rec, outcome);
   if (outcome != nullptr && outcome->held && st.ack_audit)
     self->send(writer, std::move(r), st.to);
   else
@@ -1271,6 +1300,116 @@ bool authenticate(const account_plan& plan, const directory& dir, std::string_vi
   key = k;
   tenant = k->tenant;
   return true;
+}
+
+namespace {
+
+uint64_t steady_ms() {  // the clock of the cache shards' expiry times
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+}  // namespace
+
+std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipeline>& ctx,
+                                             openai::request& req, request_meta& meta,
+                                             reply_target to, cached_reply& reply) {
+  const pipeline& c = *ctx;
+  const cache_plan& cache = c.cache;
+  // What needs an actor, or more than this, is checked first, on what the request says.
+  if (!cache.enabled || !cache.loop_hits || cache.stores.empty() ||
+      cache.stores.size() != cache.shards.size() || meta.no_cache)
+    return nullptr;
+  if (c.aliases.count(req.model) != 0 || c.groups.count(req.model) != 0 ||
+      (!c.auto_model.name.empty() && req.model == c.auto_model.name))
+    return nullptr;  // step 3 would pick the model: the actor way
+  if (c.accounts.store_health->load(std::memory_order_relaxed) != store_ok && c.accounts.ledger)
+    return nullptr;  // step 2 refuses or adds fallback limits
+  if (c.compliance.moderation->get()->input) return nullptr;  // step 4
+
+  auto lane = std::make_unique<lane_request>();
+  connection_state& st = lane->st;
+  st.ctx = ctx;
+  st.to = to;
+  st.req = std::move(req);
+  st.meta = std::move(meta);
+  auto decline = [&] {  // untouched: the actor runs every step again
+    req = std::move(st.req);
+    meta = std::move(st.meta);
+    return nullptr;
+  };
+  st.received_ms = unix_ms();
+  // 1 auth: a refusal is the actor's to answer and audit.
+  st.dir = c.accounts.directory->get();
+  openai::api_error error;
+  if (!authenticate(c.accounts, *st.dir, st.meta.api_key, endpoint_name(st.req.kind), st.req.model,
+                    st.received_ms / 1000, st.caller, st.tenant, error))
+    return decline();
+  const accounts::tenant* t = st.dir->tenant(st.tenant);
+  st.scope =
+      t != nullptr && !t->cache_scope.empty() ? "shared:" + t->cache_scope : "tenant:" + st.tenant;
+  st.priority =
+      accounts::request_priority(st.caller, t != nullptr ? t->priority : 2, st.meta.priority);
+  // 3 validate, without changing the request.
+  st.model = validate(c, st.req, error);
+  if (st.model == nullptr) return decline();
+  st.route = &st.model->endpoints.front();
+  if (!check_residency(st, error) || !surely_fits(*st.model, st.req)) return decline();
+  // 2 admission: nothing to reserve.
+  for (const quota_scope& sc : scopes_of(st))
+    if (!sc.limit.empty()) return decline();
+  // 5 canonicalize, 6 the exact tier.
+  if (!canonicalize(st)) return decline();
+  const uint64_t lookup_start = now_ns();
+  cache_hit hit;
+  {
+    shared_cache_store& table =
+        *cache.stores[shard_of(st.exact_key, static_cast<uint32_t>(cache.stores.size()))];
+    std::unique_lock<std::mutex> lock(table.mu, std::try_to_lock);
+    if (!lock.owns_lock() || !table.store) return decline();  // busy: no waiting on a loop
+    const cache_record* r = table.store->get_live(st.exact_key, steady_ms());
+    if (r == nullptr || r->tier != cache_tier::exact) return decline();
+    hit.body = r->body;
+    hit.prompt_tokens = r->prompt_tokens;
+    hit.completion_tokens = r->completion_tokens;
+    hit.cost_micros = r->cost_micros;
+  }
+  if (c.compliance.audit) st.input_text = st.req.body;  // as run() keeps it
+  st.from_cache = true;
+  reply = reply_to_client(st, std::move(hit.body));
+  reply.tier = "exact";
+  reply.cache_header = "hit-exact";
+  reply.prompt_tokens = hit.prompt_tokens;
+  reply.completion_tokens = hit.completion_tokens;
+  reply.saved_cost_micros = hit.cost_micros;
+  reply.cache_lookup_ns = now_ns() - lookup_start;
+  decide_acks(st, c.accounts.cache_hit_charge > 0);
+  reply.write_ahead = st.ack_ledger || st.ack_audit;
+  reply.acks = static_cast<uint8_t>(st.ack_ledger + st.ack_audit);
+  reply.keep_output = static_cast<bool>(c.compliance.audit);
+  reply.filing_id = filing_of(st);
+  return lane;
+}
+
+void settle_exact_lane(lane_request& lane, const request_outcome& outcome) {
+  connection_state& st = lane.st;
+  const account_plan& plan = st.ctx->accounts;
+  uint64_t spent_tokens = 0;  // none: no upstream, no reservation to settle
+  billing::usage_record rec = usage_record_of(st, outcome, spent_tokens);
+  if (const caf::actor& writer = st.ctx->compliance.audit) {
+    audit::audit_record r = audit_record_of(st, outcome.status, &rec, &outcome);
+    if (outcome.held && st.ack_audit)
+      caf::anon_send(writer, std::move(r), st.to);
+    else
+      caf::anon_send(writer, std::move(r));
+  }
+  if (plan.ledger) {
+    if (outcome.held && st.ack_ledger)
+      caf::anon_send(plan.ledger, std::move(rec), st.to);
+    else
+      caf::anon_send(plan.ledger, std::move(rec));
+  }
 }
 
 caf::behavior connection(caf::stateful_actor<connection_state>* self,

@@ -164,6 +164,9 @@ struct cache_plan {
   /// The embedder actor (actors/embedder.hpp) when cache.embedder = "openai"; unset: builtin.
   caf::actor embedder;
   std::vector<cache_shard_actor> shards;  ///< shard_of(key, shards.size()) owns key
+  /// The local shards' tables, by shard (the exact-hit lane reads them); empty: no lane.
+  std::vector<std::shared_ptr<shared_cache_store>> stores;
+  bool loop_hits = true;  ///< cache.loop_hits: the I/O loops answer plain exact hits themselves
   bool dedup = true;
   std::vector<caf::actor> dedup_tables;  ///< dedup_table actors, sharded like the cache
 };
@@ -274,6 +277,26 @@ struct connection_state {
   std::shared_ptr<const pipeline> ctx;
   static inline const char* name = "connection";
 };
+
+/// A request the I/O loop answers from the cache itself, on its own thread (the exact-hit
+/// lane): steps 1, 3, 5 and 6's exact tier, when no other step applies to it. Its state lives
+/// with the loop's request until step 13.
+struct lane_request {
+  connection_state st;
+};
+
+/// The exact-hit lane (any I/O loop thread; never blocks). When the request is a plain exact hit
+/// (auth passes, no quota limit applies, no input engine runs, the model is named as served and
+/// the cache may answer), fills `reply` and returns the lane state; otherwise returns null and
+/// leaves `req` and `meta` as they were, for the connection actor to run every step. A refusal
+/// is never answered here (the actor answers and audits it), nor is a miss.
+std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipeline>& ctx,
+                                             openai::request& req, request_meta& meta,
+                                             reply_target to, cached_reply& reply);
+
+/// Step 13 of a lane request, once the I/O loop has written (or held) its answer: its usage and
+/// audit records, sent from the loop; a held answer is released by them as on the actor way.
+void settle_exact_lane(lane_request& lane, const request_outcome& outcome);
 
 /// Spawned by an I/O loop (kept in its pool). Messages, in the order they arrive:
 ///   (openai::request, reply_target, request_meta)  a parsed request: runs steps 1-10

@@ -527,6 +527,15 @@ field_set build() {
            .help = "A cache shard that has not answered by then counts as a miss"},
           [](auto& s) -> auto& { return s.cache.lookup_timeout_ms; }),
       bind<S>(
+          {.name = "cache.loop_hits",
+           .type = vt::boolean,
+           .default_text = "true",
+           .help = "The I/O loop answers an exact hit itself, without the connection actor, when "
+                   "no step but auth, validation and the cache applies (no quota limits, no "
+                   "input moderation, a model named as served); false: every request goes "
+                   "through the actor"},
+          [](auto& s) -> auto& { return s.cache.loop_hits; }),
+      bind<S>(
           {.name = "cache.dedup",
            .type = vt::boolean,
            .default_text = "true",

@@ -118,6 +118,7 @@ struct cache_settings {
   uint32_t semantic_m = 16;          ///< HNSW links per node
   uint32_t lookup_timeout_ms = 50;   ///< a cache shard slower than this counts as a miss
   bool dedup = true;                 ///< coalesce identical in-flight requests
+  bool loop_hits = true;             ///< the I/O loops answer plain exact hits themselves
 
   // The openai embedder (actors/embedder.hpp).
   std::string embedder_provider;             ///< a [[providers]] name: base_url, key, transport

@@ -133,6 +133,7 @@ struct pending {
   std::string model;
   std::string provider;
   caf::actor actor;  ///< the connection actor serving this request (from the loop's pool)
+  std::unique_ptr<actors::lane_request> lane;  ///< or the loop itself: an exact hit (no actor)
   uint64_t received_ns = 0;
   uint64_t upstream_start_ns = 0;
   upstream::transport* transport = nullptr;
@@ -543,6 +544,12 @@ struct io_loop::impl {
     p.traceparent = make_traceparent(traceparent);
     in_flight_gauge->Increment();
     p.client.on_close([this, slot] { on_client_gone(slot); });
+    cached_reply hit;
+    p.lane = actors::try_exact_lane(ctx.pipeline, req, meta, reply_target{index, slot}, hit);
+    if (p.lane) {
+      ctx.metrics->loop_hits->Increment();
+      return serve_cached(std::move(hit));
+    }
     p.actor = acquire_actor();
     to_start.emplace_back(p.actor, std::move(req), reply_target{index, slot}, std::move(meta));
   }
@@ -1481,7 +1488,10 @@ struct io_loop::impl {
     outcome.held = p.held != held_kind::none;
     p.final_status = status;
     p.final_upstream_ns = outcome.upstream_ns;
-    if (p.dispatched) {
+    if (p.lane) {
+      actors::settle_exact_lane(*p.lane, outcome);
+      p.lane.reset();
+    } else if (p.dispatched) {
       to_settle.emplace_back(std::move(p.actor), std::move(outcome));
     } else {
       release_actor(std::move(p.actor));  // it rejected the request: nothing to settle

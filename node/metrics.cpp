@@ -243,7 +243,14 @@ metrics::metrics()
                            .Name("tc_embedder_pending")
                            .Help("Texts waiting for an embedding (gathering or in a call); "
                                  "bounded by cache.embedder_max_pending")
-                           .Register(*registry_)) {
+                           .Register(*registry_)),
+      cache_loop_hits_total(BuildCounter()
+                                .Name("tc_cache_loop_hits_total")
+                                .Help("Exact hits the I/O loops answered themselves, without the "
+                                      "connection actor (cache.loop_hits); also counted in "
+                                      "tc_cache_hits_total")
+                                .Register(*registry_)) {
+  loop_hits = &cache_loop_hits_total.Add({});
   lookup_hit = &cache_lookup_seconds.Add({{"result", "hit"}}, latency_buckets());
   lookup_miss = &cache_lookup_seconds.Add({{"result", "miss"}}, latency_buckets());
 }

@@ -103,6 +103,7 @@ class metrics {
   prometheus::Family<prometheus::Histogram>& embedder_batch_size;    ///< texts per call
   prometheus::Family<prometheus::Histogram>& embedder_call_seconds;  ///< outcome
   prometheus::Family<prometheus::Gauge>& embedder_pending;
+  prometheus::Family<prometheus::Counter>& cache_loop_hits_total;
 
   /// A model's cache series.
   struct cache_series {
@@ -115,6 +116,7 @@ class metrics {
   };
   prometheus::Histogram* lookup_hit = nullptr;
   prometheus::Histogram* lookup_miss = nullptr;
+  prometheus::Counter* loop_hits = nullptr;  ///< exact hits the I/O loops answered themselves
 };
 
 /// A model's batcher's series (actors/batcher.hpp reports into them, on its own thread).

@@ -158,9 +158,11 @@ std::shared_ptr<actors::pipeline> make_pipeline(const config::settings& s) {
   return p;
 }
 
-/// The cache_shard actors of [cache], spawned in dependency order before the loops.
-std::vector<actors::cache_shard_actor> spawn_cache(caf::actor_system& sys,
-                                                   const config::cache_settings& c) {
+/// The cache_shard actors of [cache], spawned in dependency order before the loops, and the
+/// tables they share with the loops' exact-hit lane.
+std::vector<actors::cache_shard_actor> spawn_cache(
+    caf::actor_system& sys, const config::cache_settings& c,
+    std::vector<std::shared_ptr<actors::shared_cache_store>>& stores) {
   std::vector<actors::cache_shard_actor> shards;
   if (!c.enabled) return shards;
   auto cfg = std::make_shared<actors::cache_shard_config>();
@@ -169,7 +171,10 @@ std::vector<actors::cache_shard_actor> spawn_cache(caf::actor_system& sys,
   cfg->semantic.dimension = c.embedding_dim;
   cfg->semantic.m = c.semantic_m;
   cfg->semantic.ef_search = c.semantic_ef;
-  for (uint32_t i = 0; i < c.shards; ++i) shards.push_back(sys.spawn(actors::cache_shard, cfg));
+  for (uint32_t i = 0; i < c.shards; ++i) {
+    stores.push_back(std::make_shared<actors::shared_cache_store>());
+    shards.push_back(sys.spawn(actors::cache_shard, cfg, stores.back()));
+  }
   return shards;
 }
 
@@ -659,7 +664,8 @@ void gateway::start() {
   log::set_level(s.log.level);
 
   d.pipeline = make_pipeline(s);
-  d.cache_shards = spawn_cache(d.system, s.cache);
+  d.cache_shards = spawn_cache(d.system, s.cache, d.pipeline->cache.stores);
+  d.pipeline->cache.loop_hits = s.cache.loop_hits;
   d.pipeline->cache.enabled = s.cache.enabled;
   d.pipeline->cache.template_tier = s.cache.template_tier;
   d.pipeline->cache.semantic_tier = s.cache.semantic_tier;

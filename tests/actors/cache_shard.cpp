@@ -58,7 +58,7 @@ struct shard_fixture {
     c->limits.max_entries = 1000;
     c->limits.max_bytes = max_bytes;
     c->semantic.dimension = 64;
-    shard = sys.spawn(cache_shard, c);
+    shard = sys.spawn(cache_shard, c, std::make_shared<shared_cache_store>());
   }
   ~shard_fixture() { caf::anon_send_exit(shard, caf::exit_reason::user_shutdown); }
 

@@ -402,3 +402,96 @@ TEST_CASE("an upstream failure reaches every follower") {
   // One upstream call failed, not five.
   CHECK(node_metric(node, "tc_upstream_failures_total").value_or(0) == 1);
 }
+
+TEST_CASE("the I/O loop answers a plain exact hit itself, billed and audited like any hit") {
+  node_process node;
+  REQUIRE_MESSAGE(node.start(server_toml() + sim_provider_toml(1, 20000)), node.error());
+  create_tenant(node, R"({"id":"acme"})");
+  const std::string key = create_key(node, "acme");
+  const std::string det = "\"temperature\":0";
+  REQUIRE(chat(node, key, "Answer me from the loop.", det).status == 200);  // the miss
+  response hit = chat(node, key, "Answer me from the loop.", det);
+  REQUIRE(hit.status == 200);
+  CHECK(hit.header("x-tc-cache") == "hit-exact");
+  response streamed = chat(node, key, "Answer me from the loop.", det + ",\"stream\":true");
+  REQUIRE(streamed.status == 200);
+  CHECK(streamed.header("x-tc-cache") == "hit-exact");
+  CHECK(parse_sse(streamed.body).back().data == "[DONE]");
+  CHECK(node_metric(node, "tc_cache_loop_hits_total").value_or(-1) == 2);
+  CHECK(node_metric(node, "tc_cache_hits_total").value_or(-1) == 2);
+
+  // Step 13 as on the actor way: a usage record per hit (tenant, key, result) and an audit
+  // record naming the cache.
+  rapidjson::Document report;
+  REQUIRE(eventually(
+      [&] {
+        response r = admin_call(node, "GET", "/v1/usage?tenant=acme&group_by=tenant");
+        if (r.status != 200) return false;
+        report = parse_json(r.body);
+        return !report.HasParseError() && report["totals"]["requests"].GetUint64() == 3;
+      },
+      10000ms));
+  CHECK(report["totals"]["cache_hits"].GetUint64() == 2);
+  tcctl_result found = run_tcctl(
+      node, {"--json", "audit", "search", "--request-id", std::string(hit.header("x-request-id"))});
+  REQUIRE_MESSAGE(found.code == 0, found.out);
+  auto rec = parse_json(found.out.substr(0, found.out.find('\n')));
+  REQUIRE(rec.IsObject());
+  CHECK(rec["status"].GetInt() == 200);
+  CHECK(str_of(rec, "tenant") == "acme");
+  CHECK(str_of(rec, "provider") == "cache");
+  CHECK(rec["completion_tokens"].GetUint() > 0);
+}
+
+TEST_CASE("what the loop cannot decide alone goes the actor way, with the same answers") {
+  node_process node;
+  REQUIRE_MESSAGE(node.start(server_toml() + sim_provider_toml(1, 20000)), node.error());
+  create_tenant(node, R"({"id":"acme"})");
+  const std::string plain = create_key(node, "acme");
+  const std::string limited = create_key(node, "acme", R"("limits":{"rpm":1000})");
+  const std::string det = "\"temperature\":0";
+  REQUIRE(chat(node, plain, "Shared question.", det).status == 200);  // cached for acme
+  // A key with limits: step 2 reserves at its owner, so the actor answers the hit.
+  response r = chat(node, limited, "Shared question.", det);
+  REQUIRE(r.status == 200);
+  CHECK(r.header("x-tc-cache") == "hit-exact");
+  CHECK(!r.header("x-ratelimit-limit-requests").empty());
+  CHECK(node_metric(node, "tc_cache_loop_hits_total").value_or(-1) == 0);
+  // Cache-Control: no-cache is a miss whoever answers.
+  response fresh = post_json(node.data_port(), "/v1/chat/completions",
+                             chat_body("sim-chat", "Shared question.", det),
+                             {{"Authorization", "Bearer " + plain}, {"Cache-Control", "no-cache"}});
+  REQUIRE(fresh.status == 200);
+  CHECK(fresh.header("x-tc-cache") == "miss");
+  // A revoked key is refused even for a stored answer, by the actor (which audits the refusal).
+  const std::string gone = create_key(node, "acme");
+  REQUIRE(chat(node, gone, "Shared question.", det).header("x-tc-cache") == "hit-exact");
+  CHECK(node_metric(node, "tc_cache_loop_hits_total").value_or(-1) == 1);
+  response keys = admin_call(node, "GET", "/v1/keys?tenant=acme");
+  REQUIRE(keys.status == 200);
+  auto listed = parse_json(keys.body);
+  std::string gone_id;
+  for (const auto& k : listed["data"].GetArray())
+    if (gone.rfind(str_of(k, "prefix"), 0) == 0) gone_id = str_of(k, "id");
+  REQUIRE(!gone_id.empty());
+  REQUIRE(admin_call(node, "POST", "/v1/keys/" + gone_id + "/revoke").status == 200);
+  CHECK(chat(node, gone, "Shared question.", det).status == 401);
+  // An unknown model is the actor's 404, never a hit.
+  CHECK(post_json(node.data_port(), "/v1/chat/completions",
+                  chat_body("no-such-model", "Shared question.", det))
+            .status == 404);
+  CHECK(node_metric(node, "tc_cache_loop_hits_total").value_or(-1) == 1);
+}
+
+TEST_CASE("cache.loop_hits = false sends every hit through the connection actor") {
+  node_process node;
+  REQUIRE_MESSAGE(
+      node.start(server_toml() + "[cache]\nloop_hits = false\n" + sim_provider_toml(1, 20000)),
+      node.error());
+  REQUIRE(chat(node, "", "Through the actor.", "\"temperature\":0").status == 200);
+  response hit = chat(node, "", "Through the actor.", "\"temperature\":0");
+  REQUIRE(hit.status == 200);
+  CHECK(hit.header("x-tc-cache") == "hit-exact");
+  CHECK(node_metric(node, "tc_cache_hits_total").value_or(-1) == 1);
+  CHECK(node_metric(node, "tc_cache_loop_hits_total").value_or(-1) == 0);
+}
