@@ -1392,23 +1392,21 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
   return lane;
 }
 
-void settle_exact_lane(lane_request& lane, const request_outcome& outcome) {
+void settle_exact_lane(lane_request& lane, const request_outcome& outcome,
+                       std::vector<std::pair<caf::actor, caf::message>>& out) {
   connection_state& st = lane.st;
   const account_plan& plan = st.ctx->accounts;
   uint64_t spent_tokens = 0;  // none: no upstream, no reservation to settle
   billing::usage_record rec = usage_record_of(st, outcome, spent_tokens);
   if (const caf::actor& writer = st.ctx->compliance.audit) {
     audit::audit_record r = audit_record_of(st, outcome.status, &rec, &outcome);
-    if (outcome.held && st.ack_audit)
-      caf::anon_send(writer, std::move(r), st.to);
-    else
-      caf::anon_send(writer, std::move(r));
+    out.emplace_back(writer, outcome.held && st.ack_audit ? caf::make_message(std::move(r), st.to)
+                                                          : caf::make_message(std::move(r)));
   }
   if (plan.ledger) {
-    if (outcome.held && st.ack_ledger)
-      caf::anon_send(plan.ledger, std::move(rec), st.to);
-    else
-      caf::anon_send(plan.ledger, std::move(rec));
+    out.emplace_back(plan.ledger, outcome.held && st.ack_ledger
+                                      ? caf::make_message(std::move(rec), st.to)
+                                      : caf::make_message(std::move(rec)));
   }
 }
 

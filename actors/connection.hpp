@@ -295,8 +295,10 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
                                              reply_target to, cached_reply& reply);
 
 /// Step 13 of a lane request, once the I/O loop has written (or held) its answer: its usage and
-/// audit records, sent from the loop; a held answer is released by them as on the actor way.
-void settle_exact_lane(lane_request& lane, const request_outcome& outcome);
+/// audit records, appended to `out` with the actor each goes to (the loop sends them in its next
+/// burst); a held answer is released by them as on the actor way.
+void settle_exact_lane(lane_request& lane, const request_outcome& outcome,
+                       std::vector<std::pair<caf::actor, caf::message>>& out);
 
 /// Spawned by an I/O loop (kept in its pool). Messages, in the order they arrive:
 ///   (openai::request, reply_target, request_meta)  a parsed request: runs steps 1-10

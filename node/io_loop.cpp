@@ -336,6 +336,8 @@ struct io_loop::impl {
     for (auto& [actor, req, to, meta] : to_start)
       caf::anon_send(actor, std::move(req), to, std::move(meta));
     to_start.clear();
+    for (auto& [actor, msg] : to_record) caf::anon_send(actor, std::move(msg));
+    to_record.clear();
   }
 
   /// An idle connection actor from the pool, or a new one.
@@ -1489,7 +1491,7 @@ struct io_loop::impl {
     p.final_status = status;
     p.final_upstream_ns = outcome.upstream_ns;
     if (p.lane) {
-      actors::settle_exact_lane(*p.lane, outcome);
+      actors::settle_exact_lane(*p.lane, outcome, to_record);
       p.lane.reset();
     } else if (p.dispatched) {
       to_settle.emplace_back(std::move(p.actor), std::move(outcome));
@@ -1615,6 +1617,7 @@ struct io_loop::impl {
   /// Work for the actor world, handed over in one burst before the loop polls (flush()).
   std::vector<std::tuple<caf::actor, openai::request, reply_target, request_meta>> to_start;
   std::vector<std::pair<caf::actor, request_outcome>> to_settle;
+  std::vector<std::pair<caf::actor, caf::message>> to_record;  ///< exact-hit lane: step 13
   std::vector<caf::actor> idle_actors;  ///< connection actors with no request
   std::unique_ptr<http::server> server;
   std::unique_ptr<upstream::curl_client> curl;
