@@ -630,6 +630,12 @@ class reader {
       if (provider != nullptr)
         error(*provider, "embedder_provider \"" + s.cache.embedder_provider +
                              "\" names no [[providers]] entry");
+    } else if (provider != nullptr) {
+      for (const auto& p : s.providers) {
+        if (p.name == s.cache.embedder_provider && p.type == "anthropic")
+          error(*provider, "embedder_provider \"" + p.name +
+                               "\" is an anthropic provider, which has no /v1/embeddings");
+      }
     }
     if (s.cache.embedder_model.empty() && kind != nullptr)
       error(*kind, "embedder \"openai\" needs cache.embedder_model (the model name to send)");

@@ -433,7 +433,8 @@ field_set build() {
            .type = vt::string,
            .default_text = R"("")",
            .help = "openai embedder: the [[providers]] name whose base_url, key and transport "
-                   "are used (a sim provider too); required with embedder = \"openai\""},
+                   "are used (a sim provider too, not an anthropic one); required with embedder = "
+                   "\"openai\""},
           [](auto& s) -> auto& { return s.cache.embedder_provider; }),
       bind<S>(
           {.name = "cache.embedder_model",

@@ -506,6 +506,15 @@ TEST_CASE("the openai embedder names a configured provider and a model") {
         std::string::npos);
   // The builtin embedder ignores the openai settings.
   CHECK(errors_of(sim_provider + "[cache]\nembedder_provider = \"nope\"\n").empty());
+  // Anthropic's API has no embeddings: every call would fail.
+  const std::string claude =
+      "[[providers]]\nname = \"claude\"\ntype = \"anthropic\"\n"
+      "base_url = \"https://api.anthropic.com/v1\"\n[[providers.models]]\nname = \"c\"\n";
+  CHECK(errors_of(sim_provider + claude +
+                  "[cache]\nembedder = \"openai\"\nembedder_provider = \"claude\"\n"
+                  "embedder_model = \"e\"\n") ==
+        "t.toml:14:21: embedder_provider \"claude\" is an anthropic provider, which has no "
+        "/v1/embeddings");
 }
 
 TEST_CASE("an anthropic provider needs a base_url and serves chat models only") {
