@@ -65,7 +65,9 @@ routing::outcome_kind outcome_of(int status, std::string_view failure) {
     return k::timeout;
   if (!failure.empty()) return k::server_error;  // broke mid-answer ("io")
   if (status == 429) return k::rate_limited;
-  if (status >= 500 || status == 0) return k::server_error;
+  // 401/403: the endpoint refuses the gateway's own credentials, not the client's request; it
+  // cannot serve anyone until an operator fixes the key.
+  if (status >= 500 || status == 0 || status == 401 || status == 403) return k::server_error;
   if (status >= 400) return k::client_error;
   return k::ok;
 }

@@ -728,6 +728,9 @@ struct io_loop::impl {
     caf::anon_send(board->health[p.endpoint], std::move(r));
   }
 
+  /// An upstream status that refuses the gateway's own key (api_key_env), not the client.
+  static bool refused_key(int status) { return status == 401 || status == 403; }
+
   /// Retry-After as delay-seconds ("1.5" is read as 1); an HTTP date or nonsense: 0 (unknown).
   static uint32_t retry_after_ms(std::string_view v) {
     uint64_t s = 0;
@@ -737,15 +740,16 @@ struct io_loop::impl {
   }
 
   /// The attempt failed before the client got a byte and another endpoint is left: try it.
-  /// A connect error, a timeout before the answer began, 5xx or 429 move on; so does a
-  /// non-stream answer that broke before it was complete (the client has nothing yet).
+  /// A connect error, a timeout before the answer began, 5xx, 429, 401 or 403 (the gateway's
+  /// key refused) move on; so does a non-stream answer that broke before it was complete (the
+  /// client has nothing yet).
   bool fail_over(uint64_t slot, pending& p, const upstream::call_result& r) {
     if (p.started || p.client_gone || p.next_fallback >= p.fallbacks.size()) return false;
     const bool moves =
         r.why == upstream::failure::connect || r.why == upstream::failure::connect_timeout ||
         r.why == upstream::failure::first_byte_timeout || r.why == upstream::failure::io ||
         (r.why == upstream::failure::none &&
-         (p.upstream_status >= 500 || p.upstream_status == 429));
+         (p.upstream_status >= 500 || p.upstream_status == 429 || refused_key(p.upstream_status)));
     if (!moves) return false;
     const upstream_attempt& a = p.fallbacks[p.next_fallback++];
     ctx.metrics->failovers_total.Add({{"from", p.provider}, {"to", a.provider}}).Increment();
@@ -1088,6 +1092,17 @@ struct io_loop::impl {
                                openai::upstream_error("upstream '" + p.provider + "' answered " +
                                                       std::to_string(p.upstream_status)));
     }
+    if (refused_key(p.upstream_status)) {
+      // The provider refused the gateway's credentials: the client's key is not at fault, and
+      // the provider's message (about a key the client never sent) is not passed on.
+      log::warn("upstream_refused_key", {{"request_id", p.request_id},
+                                         {"provider", p.provider},
+                                         {"status", std::to_string(p.upstream_status)}});
+      return finish_with_error(slot,
+                               openai::upstream_error("upstream '" + p.provider +
+                                                      "' refused the gateway's credentials (" +
+                                                      std::to_string(p.upstream_status) + ")"));
+    }
     if (p.anthropic) {
       // The Messages API's answer or error, as the chat.completion or error envelope it means.
       if (p.upstream_status != 200) {
@@ -1103,7 +1118,8 @@ struct io_loop::impl {
       p.body = std::move(std::get<std::string>(answer));
       p.upstream_content_type = "application/json";
     }
-    // 2xx, and 4xx from an OpenAI-compatible upstream (its own error envelope): relay as is.
+    // 2xx, and other 4xx from an OpenAI-compatible upstream (its own error envelope): relay as
+    // is.
     p.usage = openai::find_usage(p.body);
     if (p.upstream_status == 200 && p.moderate_output) return moderate_answer(slot);
     send_answer(slot);

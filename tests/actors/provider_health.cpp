@@ -35,6 +35,8 @@ TEST_CASE("outcome_of maps statuses and transport failures to health outcomes") 
   CHECK(outcome_of(404, "") == outcome_kind::client_error);
   CHECK(outcome_of(429, "") == outcome_kind::rate_limited);
   CHECK(outcome_of(503, "") == outcome_kind::server_error);
+  CHECK(outcome_of(401, "") == outcome_kind::server_error);  // the gateway's key refused
+  CHECK(outcome_of(403, "") == outcome_kind::server_error);
   CHECK(outcome_of(0, "connect") == outcome_kind::connect_error);
   CHECK(outcome_of(0, "first_byte_timeout") == outcome_kind::timeout);
   CHECK(outcome_of(0, "connect_timeout") == outcome_kind::timeout);

@@ -333,3 +333,38 @@ TEST_CASE("routing: the auto model picks the cheapest model that fits the reques
   CHECK(rec.body.find("\"model\":\"auto\"") == std::string::npos);
   CHECK(get(node.data_port(), "/v1/models/auto").status == 200);
 }
+
+TEST_CASE(
+    "routing: an endpoint that refuses the gateway's key is failed over, never blamed on "
+    "the client") {
+  sim_process refusing;
+  REQUIRE_MESSAGE(refusing.start({"--ttft-ms", "1", "--tokens-per-sec", "5000", "--error-rate", "1",
+                                  "--error-status", "401"}),
+                  refusing.error());
+  sim_process dear;
+  REQUIRE_MESSAGE(dear.start({"--ttft-ms", "1", "--tokens-per-sec", "5000"}), dear.error());
+  {
+    // Alone, its 401 is the gateway's problem: 502 upstream_error, not the provider's message.
+    node_process node;
+    REQUIRE_MESSAGE(node.start(server_toml() + openai_provider_toml(refusing.port())),
+                    node.error());
+    response r = ask(node, 0, false);
+    INFO(r.body);
+    CHECK(r.status == 502);
+    CHECK(error_of(r.body).code == "upstream_error");
+    CHECK(r.body.find("refused the gateway's credentials (401)") != std::string::npos);
+    response s = ask(node, 1, true);
+    CHECK(s.status == 502);
+    CHECK(node.log().find("\"upstream_refused_key\"") != std::string::npos);
+  }
+  // With another endpoint, the request moves on to it before the client sees anything.
+  node_process node;
+  REQUIRE_MESSAGE(node.start(two_endpoints(refusing.port(), dear.port(), "")), node.error());
+  for (int i = 0; i < 4; ++i) {
+    response r = ask(node, i, i % 2 == 1);
+    INFO("request ", i, ": ", r.body);
+    REQUIRE(r.status == 200);
+    CHECK(r.header("x-tc-provider") == "dear");
+  }
+  CHECK(failovers(node) >= 1);
+}
