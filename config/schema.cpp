@@ -332,6 +332,27 @@ field_set build() {
            .help = "Client connections open at once, shared evenly by the I/O loops; a "
                    "connection beyond it is closed at accept"},
           [](auto& s) -> auto& { return s.server.max_connections; }),
+      bind<S>(
+          {.name = "server.poll_spin_us",
+           .type = vt::integer,
+           .default_text = "100",
+           .min = 0,
+           .max = 10000,
+           .help = "At low load, an I/O loop that handed work on (to an actor, or an upstream "
+                   "call) polls this long for the answer instead of sleeping: on VMs a sleeping "
+                   "thread's wake-up was measured at tens of microseconds per hop; 0 = always "
+                   "sleep"},
+          [](auto& s) -> auto& { return s.server.poll_spin_us; }),
+      bind<S>(
+          {.name = "server.poll_spin_max_in_flight",
+           .type = vt::integer,
+           .default_text = "2",
+           .min = 1,
+           .max = 1024,
+           .help = "Low load for server.poll_spin_us: at most this many requests in flight in "
+                   "the whole node (busier loops rarely sleep, and a spinning loop would take "
+                   "the CPU the answer needs)"},
+          [](auto& s) -> auto& { return s.server.poll_spin_max_in_flight; }),
 
       bind<S>(
           {.name = "actors.scheduler_threads",

@@ -95,6 +95,8 @@ struct server_settings {
   uint32_t write_high_watermark = 256 * 1024;
   uint32_t shutdown_grace_ms = 10'000;
   uint32_t max_connections = 50'000;
+  uint32_t poll_spin_us = 100;           ///< low load: a loop polls this long before sleeping
+  uint32_t poll_spin_max_in_flight = 2;  ///< "low load": the node's requests in flight, at most
 };
 
 struct actors_settings {

@@ -5,6 +5,7 @@
 // actor. Actors reach it through the io_port interface: a lock-free queue plus one uv_async.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,6 +33,8 @@ struct loop_context {
   std::string models_body;                                     ///< GET /v1/models
   std::unordered_map<std::string, std::string> model_bodies;   ///< GET /v1/models/{id}
   std::unordered_map<std::string, std::string> provider_auth;  ///< name -> "Authorization: ..."
+  /// Requests in flight in the whole node (every loop counts its own in and out).
+  std::shared_ptr<std::atomic<int64_t>> in_flight = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 class io_loop final : public actors::io_port {
