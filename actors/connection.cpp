@@ -117,12 +117,6 @@ const model_entry* validate(const pipeline& ctx, openai::request& req, openai::a
 
 /// Whether a request fits its model's context window without counting its tokens: not a chat, no
 /// window, or its bytes (times the counter's max_tokens_per_byte) cannot exceed it.
-bool surely_fits(const model_entry& m, const openai::request& req);
-
-/// Step 3, context-length protection of a chat request: false (with `error`) when it does not
-/// fit under reject, or not even truncated; a truncated body replaces the request's. A body
-/// whose bytes (times the counter's max_tokens_per_byte) cannot exceed the window is not parsed
-/// again. Counts are exact when the model has a tokenizer_file.
 bool surely_fits(const model_entry& m, const openai::request& req) {
   if (req.kind != openai::endpoint::chat_completions || m.context_window == 0) return true;
   const scheduling::token_counter& count = m.counter ? *m.counter : scheduling::default_counter();
@@ -131,6 +125,9 @@ bool surely_fits(const model_entry& m, const openai::request& req) {
   return most <= m.context_window;
 }
 
+/// Step 3, context-length protection of a chat request: false (with `error`) when it does not
+/// fit under reject, or not even truncated; a truncated body replaces the request's. A body
+/// that surely_fits is not parsed again. Counts are exact when the model has a tokenizer_file.
 bool protect_context(connection_state& st, openai::api_error& error) {
   const model_entry& m = *st.model;
   if (surely_fits(m, st.req)) return true;
@@ -530,6 +527,16 @@ const caf::actor& quota_owner(const connection_state& st) {
 void admit(self_ptr self);
 void after_admission(self_ptr self);
 
+/// What step 1's caller decides for the rest: the cache scope (its tenant, or the tenant's
+/// declared shared scope) and the priority (the key's, or what x-tc-priority may make of it).
+void take_caller(connection_state& st) {
+  const accounts::tenant* t = st.dir->tenant(st.tenant);
+  st.scope =
+      t != nullptr && !t->cache_scope.empty() ? "shared:" + t->cache_scope : "tenant:" + st.tenant;
+  st.priority =
+      accounts::request_priority(st.caller, t != nullptr ? t->priority : 2, st.meta.priority);
+}
+
 /// Steps 1-6 for one request; steps 2 and 6 continue asynchronously when an actor is asked.
 void run(self_ptr self) {
   auto& st = self->state;
@@ -541,11 +548,7 @@ void run(self_ptr self) {
   if (!authenticate(st.ctx->accounts, *st.dir, st.meta.api_key, endpoint_name(st.req.kind),
                     st.req.model, st.received_ms / 1000, st.caller, st.tenant, error))
     return refuse(self, std::move(error));
-  const accounts::tenant* t = st.dir->tenant(st.tenant);
-  st.scope =
-      t != nullptr && !t->cache_scope.empty() ? "shared:" + t->cache_scope : "tenant:" + st.tenant;
-  st.priority =
-      accounts::request_priority(st.caller, t != nullptr ? t->priority : 2, st.meta.priority);
+  take_caller(st);
   // 3 validate      which model (alias, group member, auto pick), known and serving this
   //                 endpoint, with an endpoint the tenant's residency rule allows; context
   //                 length (before 2: the reservation is priced by the model)
@@ -1010,8 +1013,6 @@ void call_upstream(self_ptr self, std::vector<const model_route*> order, int64_t
   st.ctx->ports.at(st.to.loop)->dispatch(std::move(plan));
 }
 
-/// Step 13's money: the reservation settled to the actual usage, and one usage record. A held
-/// answer (write-ahead) is released by the ledger once its record is durable.
 /// Step 13's usage record of a request that was answered (or failed upstream), and in
 /// `spent_tokens` what an upstream generated for it (the tokens that count against tpm).
 billing::usage_record usage_record_of(const connection_state& st, const request_outcome& outcome,
@@ -1067,6 +1068,8 @@ billing::usage_record usage_record_of(const connection_state& st, const request_
   return rec;
 }
 
+/// Step 13's money: the reservation settled to the actual usage, and one usage record. A held
+/// answer (write-ahead) is released by the ledger once its record is durable.
 void bill(self_ptr self, const request_outcome& outcome) {
   auto& st = self->state;
   const account_plan& plan = st.ctx->accounts;
@@ -1346,11 +1349,7 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
   if (!authenticate(c.accounts, *st.dir, st.meta.api_key, endpoint_name(st.req.kind), st.req.model,
                     st.received_ms / 1000, st.caller, st.tenant, error))
     return decline();
-  const accounts::tenant* t = st.dir->tenant(st.tenant);
-  st.scope =
-      t != nullptr && !t->cache_scope.empty() ? "shared:" + t->cache_scope : "tenant:" + st.tenant;
-  st.priority =
-      accounts::request_priority(st.caller, t != nullptr ? t->priority : 2, st.meta.priority);
+  take_caller(st);
   // 3 validate, without changing the request.
   st.model = validate(c, st.req, error);
   if (st.model == nullptr) return decline();

@@ -303,8 +303,9 @@ struct io_loop::impl {
 
   void drain() {
     command cmd;
+    bool any = false;
     while (queue.try_pop(cmd)) {
-      arm_spin();
+      any = true;
       if (auto* d = std::get_if<dispatch_cmd>(&cmd)) {
         start_upstream(std::move(d->plan));
       } else if (auto* r = std::get_if<reject_cmd>(&cmd)) {
@@ -327,6 +328,7 @@ struct io_loop::impl {
       }
       cmd = std::monostate{};
     }
+    if (any) arm_spin();
   }
 
   /// Hands this iteration's work to the actor world in one burst, right before the loop
@@ -1199,7 +1201,7 @@ struct io_loop::impl {
     auto it = requests.find(r.to.slot);
     if (it == requests.end()) return;
     pending& p = it->second;
-    p.dispatched = true;  // the actor awaits an outcome
+    p.dispatched = true;  // the actor (or the lane's step 13) awaits an outcome
     p.provider = r.tier == "dedup" ? "dedup" : "cache";
     auto& cs = cache.cache(r.model);
     if (r.tier == "dedup") {
