@@ -338,10 +338,10 @@ field_set build() {
            .default_text = "100",
            .min = 0,
            .max = 10000,
-           .help = "At low load, an I/O loop that handed work on (to an actor, or an upstream "
-                   "call) polls this long for the answer instead of sleeping: on VMs a sleeping "
-                   "thread's wake-up was measured at tens of microseconds per hop; 0 = always "
-                   "sleep"},
+           .help = "At low load, an I/O loop polls this long after its last work (a request, an "
+                   "upstream's or an actor's answer, work handed on) instead of sleeping, so the "
+                   "next event costs no wake-up (measured on VMs: tens of microseconds a hop); "
+                   "0 = always sleep"},
           [](auto& s) -> auto& { return s.server.poll_spin_us; }),
       bind<S>(
           {.name = "server.poll_spin_max_in_flight",
