@@ -8,23 +8,10 @@
 #include <rapidjson/reader.h>
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <cstring>
 #include <limits>
 
 namespace tc::anthropic::json {
-
-namespace {
-
-template <class Number>
-void append_number(std::string& out, Number v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
-}  // namespace
 
 parse_status parse(std::string_view text, rapidjson::Document& doc) {
   if (text.empty()) return parse_status::not_json;
@@ -79,19 +66,15 @@ void append_string(std::string& out, std::string_view s) {
 }
 
 void append_uint(std::string& out, uint64_t v) {
-  append_number(out, v);
+  openai::json_text::append_uint(out, v);
 }
 
 void append_int(std::string& out, int64_t v) {
-  append_number(out, v);
+  openai::json_text::append_int(out, v);
 }
 
 void append_double(std::string& out, double v) {
-  if (std::isfinite(v)) {
-    append_number(out, v);
-  } else {
-    out += "null";
-  }
+  openai::json_text::append_double(out, v);
 }
 
 void append_value(std::string& out, const value& v) {

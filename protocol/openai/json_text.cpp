@@ -98,6 +98,22 @@ void append_number(std::string& out, Number v) {
 
 }  // namespace
 
+void append_uint(std::string& out, uint64_t v) {
+  append_number(out, v);
+}
+
+void append_int(std::string& out, int64_t v) {
+  append_number(out, v);
+}
+
+void append_double(std::string& out, double v) {
+  if (std::isfinite(v)) {
+    append_number(out, v);  // shortest form that reads back the same
+  } else {
+    out += "null";
+  }
+}
+
 void append_value(std::string& out, const rapidjson::Value& v) {
   switch (v.GetType()) {
     case rapidjson::kNullType:
@@ -114,13 +130,11 @@ void append_value(std::string& out, const rapidjson::Value& v) {
       break;
     case rapidjson::kNumberType:
       if (v.IsUint64()) {
-        append_number(out, v.GetUint64());
+        append_uint(out, v.GetUint64());
       } else if (v.IsInt64()) {
-        append_number(out, v.GetInt64());
-      } else if (std::isfinite(v.GetDouble())) {
-        append_number(out, v.GetDouble());  // shortest form that reads back the same
+        append_int(out, v.GetInt64());
       } else {
-        out += "null";
+        append_double(out, v.GetDouble());
       }
       break;
     case rapidjson::kObjectType: {
