@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <string_view>
 #include <utility>
 
 namespace tc::actors {
@@ -39,9 +40,15 @@ std::string_view guard_of(const cache_record& r) {
   return r.extra.size() < 16 ? std::string_view{} : std::string_view(r.extra).substr(16);
 }
 
+/// A record's scope is the filter's, or the filter's followed by a residency rule ("|...").
+bool in_scope(std::string_view scope, std::string_view filter) {
+  return scope.substr(0, filter.size()) == filter &&
+         (scope.size() == filter.size() || scope[filter.size()] == '|');
+}
+
 bool matches(const cache_record& r, const cache_filter& f) {
-  return (f.scope.empty() || r.scope == f.scope) && (f.model.empty() || r.model == f.model) &&
-         (f.ns.empty() || r.ns == f.ns);
+  return (f.scope.empty() || in_scope(r.scope, f.scope)) &&
+         (f.model.empty() || r.model == f.model) && (f.ns.empty() || r.ns == f.ns);
 }
 
 /// How many neighbours a semantic lookup inspects: the nearest may fail its guard while a

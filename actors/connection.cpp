@@ -1,5 +1,6 @@
 #include "actors/connection.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -527,12 +528,36 @@ const caf::actor& quota_owner(const connection_state& st) {
 void admit(self_ptr self);
 void after_admission(self_ptr self);
 
-/// What step 1's caller decides for the rest: the cache scope (its tenant, or the tenant's
-/// declared shared scope) and the priority (the key's, or what x-tc-priority may make of it).
+/// The cache scope of tenant `t` (null: a tenant with no record): its own, or its declared
+/// shared scope, followed by its data-residency rule if it has one. A tenant's answers come from
+/// endpoints its rule allows, so an answer stored under a rule is served only under that rule:
+/// a shared scope is shared only between tenants with the same rule, and a tenant whose rule
+/// changes does not get the answers made under the old one. The rule's regions and tags are
+/// written sorted and length-prefixed after a '|' (which no tenant id or scope name contains).
+std::string cache_scope_of(const accounts::tenant* t, const std::string& tenant) {
+  if (t == nullptr) return "tenant:" + tenant;
+  std::string scope = t->cache_scope.empty() ? "tenant:" + tenant : "shared:" + t->cache_scope;
+  auto append = [&scope](const char* name, std::vector<std::string> items) {
+    if (items.empty()) return;
+    std::sort(items.begin(), items.end());
+    items.erase(std::unique(items.begin(), items.end()), items.end());
+    scope += name;
+    for (const std::string& item : items) {
+      scope += std::to_string(item.size());
+      scope += ':';
+      scope += item;
+    }
+  };
+  append("|regions=", t->residency_regions);
+  append("|tags=", t->residency_tags);
+  return scope;
+}
+
+/// What step 1's caller decides for the rest: the cache scope (cache_scope_of) and the priority
+/// (the key's, or what x-tc-priority may make of it).
 void take_caller(connection_state& st) {
   const accounts::tenant* t = st.dir->tenant(st.tenant);
-  st.scope =
-      t != nullptr && !t->cache_scope.empty() ? "shared:" + t->cache_scope : "tenant:" + st.tenant;
+  st.scope = cache_scope_of(t, st.tenant);
   st.priority =
       accounts::request_priority(st.caller, t != nullptr ? t->priority : 2, st.meta.priority);
 }

@@ -252,11 +252,12 @@ struct connection_state {
   std::shared_ptr<const directory> dir;       ///< the account tables this request was checked by
   const accounts::api_key* caller = nullptr;  ///< the caller's key; null: anonymous (in `dir`)
   std::string tenant;
-  std::string scope;          ///< the cache scope: "tenant:<id>" or "shared:<name>"
-  uint64_t ticket = 0;        ///< tenant_quota reservation (0: none)
-  uint8_t priority = 2;       ///< step 8: P0..P4, from the key (x-tc-priority may change it)
-  bool scheduled = false;     ///< step 8 granted a slot: sched_done is owed to the batcher
-  bool queued = false;        ///< step 8 asked and has no answer yet
+  std::string scope;       ///< the cache scope: "tenant:<id>" or "shared:<name>", then "|" and the
+                           ///< tenant's residency rule if it has one
+  uint64_t ticket = 0;     ///< tenant_quota reservation (0: none)
+  uint8_t priority = 2;    ///< step 8: P0..P4, from the key (x-tc-priority may change it)
+  bool scheduled = false;  ///< step 8 granted a slot: sched_done is owed to the batcher
+  bool queued = false;     ///< step 8 asked and has no answer yet
   bool client_gone = false;   ///< the loop said the client left before the upstream call
   uint32_t sched_tokens = 0;  ///< the estimate the slot reserved
   rate_headers rate;

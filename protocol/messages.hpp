@@ -303,7 +303,7 @@ typename Inspector::result_type inspect(Inspector& f, cache_link& x) {
 
 /// Which entries an invalidation removes: all given fields must match; none given = all.
 struct cache_filter {
-  std::string scope;
+  std::string scope;  ///< empty: any; else the scope, whatever residency rule follows it
   std::string model;
   canonical::digest ns;
 };

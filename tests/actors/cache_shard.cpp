@@ -117,6 +117,22 @@ TEST_CASE_FIXTURE(shard_fixture, "bumping the model version changes the key, inv
   CHECK_FALSE(get(v1.full_hash).found);
 }
 
+TEST_CASE_FIXTURE(shard_fixture,
+                  "invalidation by tenant takes its answers under any residency rule, no others") {
+  const std::string ruled = "tenant:a|regions=7:cn-east";
+  const auto plain = key_for("Explain UDP.", "tenant:a");
+  const auto under_rule = key_for("Explain UDP.", ruled);
+  const auto other = key_for("Explain UDP.", "tenant:ab");
+  REQUIRE(plain.full_hash != under_rule.full_hash);
+  self->send(shard, cache_put_atom::value, entry_for(plain, "tenant:a", "a"));
+  self->send(shard, cache_put_atom::value, entry_for(under_rule, ruled, "a under its rule"));
+  self->send(shard, cache_put_atom::value, entry_for(other, "tenant:ab", "ab"));
+  CHECK(drop(cache_filter{"tenant:a", "", {}}) == 2);
+  CHECK_FALSE(get(plain.full_hash).found);
+  CHECK_FALSE(get(under_rule.full_hash).found);
+  CHECK(get(other.full_hash).found);  // "tenant:ab" only begins like "tenant:a"
+}
+
 TEST_CASE("eviction keeps the shard under its byte bound") {
   shard_fixture f(64 * 1024);
   for (int i = 0; i < 200; ++i) {

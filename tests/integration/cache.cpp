@@ -139,6 +139,71 @@ TEST_CASE("only deterministic requests are cached by default") {
   CHECK(n.chat("Seeded.", "\"temperature\":0.7,\"seed\":43").header("x-tc-cache") == "miss");
 }
 
+TEST_CASE("a shared cache scope serves across tenants only under the same data-residency rule") {
+  // Two regions serve sim-chat; "us" is cheaper, so a tenant without a rule is answered there.
+  std::string toml = server_toml() + "[routing]\npolicy = \"cost_first\"\n";
+  toml += "[[providers]]\nname = \"cn\"\ntype = \"sim\"\nregion = \"cn-east\"\n";
+  toml += "[providers.sim]\nttft_ms = 0\ntokens_per_sec = 0\n";
+  toml += "[[providers.models]]\nname = \"sim-chat\"\nprice_input_per_m = 9.0\n";
+  toml += "[[providers]]\nname = \"us\"\ntype = \"sim\"\nregion = \"us-west\"\n";
+  toml += "[providers.sim]\nttft_ms = 0\ntokens_per_sec = 0\n";
+  toml += "[[providers.models]]\nname = \"sim-chat\"\nprice_input_per_m = 1.0\n";
+  node_process node;
+  REQUIRE_MESSAGE(node.start(toml), node.error());
+  create_tenant(node, R"({"id":"open-a","cache_scope":"team"})");
+  create_tenant(node, R"({"id":"open-b","cache_scope":"team"})");
+  // The same rule written in another order is the same rule.
+  create_tenant(node,
+                R"({"id":"cn-c","cache_scope":"team","residency_regions":["cn-east","cn-north"]})");
+  create_tenant(node,
+                R"({"id":"cn-d","cache_scope":"team","residency_regions":["cn-north","cn-east"]})");
+  const std::string a = create_key(node, "open-a");
+  const std::string b = create_key(node, "open-b");
+  const std::string c = create_key(node, "cn-c");
+  const std::string d = create_key(node, "cn-d");
+  const std::string q = "Which river is the longest?";
+  const std::string extra = R"("temperature":0)";  // no max_tokens: a truncated answer is not kept
+
+  response r = chat(node, a, q, extra);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(r.header("x-tc-provider") == "us");
+  // Shared: another tenant of the scope gets that answer (once it is stored).
+  CHECK(
+      eventually([&] { return chat(node, b, q, extra).header("x-tc-cache") == "hit-exact"; }, 5s));
+  // A tenant bound to cn-east never gets the answer made in us-west: it asks its own endpoint.
+  r = chat(node, c, q, extra);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(r.header("x-tc-cache") == "miss");
+  CHECK(r.header("x-tc-provider") == "cn");
+  // Its answer is shared with the scope's tenants under the same rule.
+  CHECK(
+      eventually([&] { return chat(node, d, q, extra).header("x-tc-cache") == "hit-exact"; }, 5s));
+  r = chat(node, d, q, extra);
+  CHECK(r.header("x-tc-cache") == "hit-exact");
+  CHECK(content_of(r) == content_of(chat(node, c, q, extra)));
+
+  // A tenant's own scope follows its rule too: once the rule is lifted, what was made under it
+  // is not what the tenant gets (the cheaper endpoint answers), and invalidation by tenant
+  // finds its answers under any rule.
+  create_tenant(node, R"({"id":"cn-e","residency_regions":["cn-east"]})");
+  const std::string e = create_key(node, "cn-e");
+  r = chat(node, e, q, extra);
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  CHECK(r.header("x-tc-provider") == "cn");
+  CHECK(
+      eventually([&] { return chat(node, e, q, extra).header("x-tc-cache") == "hit-exact"; }, 5s));
+  response patched = admin_call(node, "PATCH", "/v1/tenants/cn-e", R"({"residency_regions":[]})");
+  REQUIRE_MESSAGE(patched.status == 200, patched.body);
+  CHECK(eventually([&] { return chat(node, e, q, extra).header("x-tc-provider") == "us"; }, 5s));
+  CHECK(
+      eventually([&] { return chat(node, e, q, extra).header("x-tc-cache") == "hit-exact"; }, 5s));
+  response dropped = post_json(node.admin_port(), "/v1/cache/invalidate", R"({"tenant":"cn-e"})");
+  REQUIRE_MESSAGE(dropped.status == 200, dropped.body);
+  // At least the answer made in cn-east and the one made in us-west (and their pointers).
+  CHECK(parse_json(dropped.body)["removed"].GetUint64() >= 2);
+  CHECK(chat(node, e, q, extra).header("x-tc-cache") == "miss");
+}
+
 TEST_CASE("a model may opt in to caching non-deterministic requests") {
   cached_node n("cache_nondeterministic = true");
   REQUIRE(n.chat("Sampled.", "\"temperature\":0.7").status == 200);
