@@ -141,15 +141,11 @@ TEST_CASE("only deterministic requests are cached by default") {
 
 TEST_CASE("a shared cache scope serves across tenants only under the same data-residency rule") {
   // Two regions serve sim-chat; "us" is cheaper, so a tenant without a rule is answered there.
-  std::string toml = server_toml() + "[routing]\npolicy = \"cost_first\"\n";
-  toml += "[[providers]]\nname = \"cn\"\ntype = \"sim\"\nregion = \"cn-east\"\n";
-  toml += "[providers.sim]\nttft_ms = 0\ntokens_per_sec = 0\n";
-  toml += "[[providers.models]]\nname = \"sim-chat\"\nprice_input_per_m = 9.0\n";
-  toml += "[[providers]]\nname = \"us\"\ntype = \"sim\"\nregion = \"us-west\"\n";
-  toml += "[providers.sim]\nttft_ms = 0\ntokens_per_sec = 0\n";
-  toml += "[[providers.models]]\nname = \"sim-chat\"\nprice_input_per_m = 1.0\n";
   node_process node;
-  REQUIRE_MESSAGE(node.start(toml), node.error());
+  REQUIRE_MESSAGE(
+      node.start(server_toml() + "[routing]\npolicy = \"cost_first\"\n" +
+                 regional_sim_toml("cn", "cn-east", 9.0) + regional_sim_toml("us", "us-west", 1.0)),
+      node.error());
   create_tenant(node, R"({"id":"open-a","cache_scope":"team"})");
   create_tenant(node, R"({"id":"open-b","cache_scope":"team"})");
   // The same rule written in another order is the same rule.

@@ -54,6 +54,19 @@ std::string sim_provider_toml(double ttft_ms, double tokens_per_sec, std::string
   return s;
 }
 
+std::string regional_sim_toml(std::string_view name, std::string_view region, double price,
+                              std::string_view extra_provider) {
+  std::string s = "[[providers]]\nname = \"" + std::string(name) + "\"\ntype = \"sim\"\n";
+  s += "region = \"" + std::string(region) + "\"\n";
+  s += extra_provider;
+  if (!s.empty() && s.back() != '\n') s += '\n';
+  s += "[providers.sim]\nttft_ms = 1\ntokens_per_sec = 5000\n";
+  s += "[[providers.models]]\nname = \"sim-chat\"\n";
+  s += "price_input_per_m = " + std::to_string(price) + "\n";
+  s += "price_output_per_m = " + std::to_string(price) + "\n";
+  return s;
+}
+
 std::string openai_provider_toml(uint16_t port, std::string_view extra_provider) {
   std::string s = "[[providers]]\nname = \"up\"\ntype = \"openai\"\n";
   s += "base_url = \"http://127.0.0.1:" + std::to_string(port) + "/v1\"\n";

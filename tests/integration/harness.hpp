@@ -30,6 +30,11 @@ std::string server_toml(std::string_view extra = {});
 std::string sim_provider_toml(double ttft_ms = 5, double tokens_per_sec = 2000,
                               std::string_view extra_sim = {});
 
+/// An in-process sim provider `name` in `region` (ttft 1 ms, 5000 tokens/s) serving sim-chat at
+/// `price` per 1M input and output tokens; `extra_provider` lines go in its [[providers]] table.
+std::string regional_sim_toml(std::string_view name, std::string_view region, double price,
+                              std::string_view extra_provider = {});
+
 /// An openai-type provider "up" at http://127.0.0.1:port/v1 with models sim-chat, sim-embed.
 std::string openai_provider_toml(uint16_t port, std::string_view extra_provider = {});
 

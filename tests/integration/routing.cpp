@@ -193,16 +193,10 @@ TEST_CASE("routing: an alias is served, billed and listed as the model it names"
 }
 
 TEST_CASE("routing: a tenant's data-residency rule keeps its requests on resident endpoints") {
-  std::string toml = server_toml() + "[routing]\npolicy = \"cost_first\"\n";
   // "us" is cheaper, so cost_first would pick it for a tenant without a rule.
-  toml += "[[providers]]\nname = \"cn\"\ntype = \"sim\"\nregion = \"cn-east\"\n";
-  toml += "tags = [\"pipl\"]\n[providers.sim]\nttft_ms = 1\ntokens_per_sec = 5000\n";
-  toml += "[[providers.models]]\nname = \"sim-chat\"\nprice_input_per_m = 9.0\n";
-  toml += "price_output_per_m = 9.0\n";
-  toml += "[[providers]]\nname = \"us\"\ntype = \"sim\"\nregion = \"us-west\"\n";
-  toml += "[providers.sim]\nttft_ms = 1\ntokens_per_sec = 5000\n";
-  toml += "[[providers.models]]\nname = \"sim-chat\"\nprice_input_per_m = 1.0\n";
-  toml += "price_output_per_m = 1.0\n";
+  const std::string toml = server_toml() + "[routing]\npolicy = \"cost_first\"\n" +
+                           regional_sim_toml("cn", "cn-east", 9.0, "tags = [\"pipl\"]") +
+                           regional_sim_toml("us", "us-west", 1.0);
   node_process node;
   REQUIRE_MESSAGE(node.start(toml), node.error());
   create_tenant(node, R"({"id":"free"})");
