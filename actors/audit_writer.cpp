@@ -185,6 +185,8 @@ void write_failed(self_ptr self, const std::string& error) {
   auto& st = self->state;
   st.failing = true;
   if (st.hooks && st.hooks->on_write_failed) st.hooks->on_write_failed(error, st.pending.size());
+  if (!st.usage.empty() && st.ledger && st.ledger->hooks && st.ledger->hooks->on_write_failed)
+    st.ledger->hooks->on_write_failed(error, st.usage.size());
   if (st.hooks && st.hooks->release_on_failure) release_held(st);
   st.flush_queued = true;
   self->delayed_send(self, retry_after, audit_flush_atom::value);
@@ -206,13 +208,29 @@ void flush(self_ptr self) {
           self, std::string("cannot compute ") + std::string(audit::hash_algo_name(cfg.algo)));
     b.put(store::family::audit, audit::record_key(cfg.node, r.seq), audit::encode(r));
   }
-  store::status s = st.db->write(b);
-  if (!s.ok()) return write_failed(self, s.message);
+  store::status s;
+  size_t usage_added = 0;
+  if (st.usage.empty()) {
+    s = st.db->write(b);
+  } else if (!st.ledger || !st.ledger->book) {
+    return write_failed(self, "usage records sent to an audit writer without the ledger's book");
+  } else {
+    s = st.ledger->book->append(st.usage, &usage_added, &b);
+  }
+  // invalid: the batch was written except usage records that never can be (the ledger's rule).
+  const bool refused = s.value == store::status::code::invalid;
+  if (!s.ok() && !refused) return write_failed(self, s.message);
   st.head_seq = next.last_seq();
   st.head_hash = next.last_hash();
   st.failing = false;
   if (st.hooks && st.hooks->on_written) st.hooks->on_written(st.pending.size());
   st.pending.clear();
+  if (!st.usage.empty() && st.ledger->hooks) {
+    const ledger_hooks& h = *st.ledger->hooks;
+    if (refused && h.on_write_failed) h.on_write_failed(s.message, 0);
+    if (h.on_written) h.on_written(refused ? usage_added : st.usage.size());  // as the ledger
+  }
+  st.usage.clear();
   release_held(st);
 }
 
@@ -566,11 +584,13 @@ std::string audit_anchor_key(std::string_view node) {
 
 caf::behavior audit_writer(caf::stateful_actor<audit_writer_state>* self, std::shared_ptr<store> db,
                            std::shared_ptr<const audit_settings> settings,
-                           std::shared_ptr<const audit_hooks> hooks) {
+                           std::shared_ptr<const audit_hooks> hooks,
+                           std::shared_ptr<const audit_ledger> ledger) {
   auto& st = self->state;
   st.db = std::move(db);
   st.settings = settings ? std::move(settings) : std::make_shared<const audit_settings>();
   st.hooks = std::move(hooks);
+  st.ledger = std::move(ledger);
   (void)resume(st);  // on failure the first flush tries again
   // CAF 0.17 does not join a detached actor's thread: the process may end before that thread's
   // destructors free OpenSSL's per-thread state (LeakSanitizer saw it once), so free it here,
@@ -587,6 +607,22 @@ caf::behavior audit_writer(caf::stateful_actor<audit_writer_state>* self, std::s
         auto& st = self->state;
         prepare(st, r);
         st.pending.push_back(std::move(r));
+        st.held.push_back(held);
+        if (st.failing && st.hooks && st.hooks->release_on_failure) return release_held(st);
+        queue_flush(self);
+      },
+      [self](audit::audit_record& r, billing::usage_record& u) {
+        auto& st = self->state;
+        prepare(st, r);
+        st.pending.push_back(std::move(r));
+        st.usage.push_back(std::move(u));
+        queue_flush(self);
+      },
+      [self](audit::audit_record& r, billing::usage_record& u, reply_target held) {
+        auto& st = self->state;
+        prepare(st, r);
+        st.pending.push_back(std::move(r));
+        st.usage.push_back(std::move(u));
         st.held.push_back(held);
         if (st.failing && st.hooks && st.hooks->release_on_failure) return release_held(st);
         queue_flush(self);

@@ -3,7 +3,9 @@
 // blocks on RocksDB). Records that arrive while a write is in progress are chained and written
 // together in the next batch (group commit). A failed write is retried with identical hashes,
 // never dropped: nothing an auditor must see is lost. Answers held for their record
-// (write-ahead) are released once it is durable.
+// (write-ahead) are released once it is durable. With the ledger's book it also writes the
+// usage records sent along with audit records, in the same batch as them: a request's two
+// records then cost one hand-off and one write, and its held answer waits for one release.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/ledger.hpp"
 #include "actors/store.hpp"
 #include "protocol/audit/record.hpp"
 #include "protocol/messages.hpp"
@@ -56,6 +59,14 @@ struct audit_hooks {
   bool release_on_failure = false;
 };
 
+/// The ledger's book and hooks, for the usage records that travel with audit records. The book
+/// is shared with the ledger actor (it serializes its callers); the hooks are the ledger's:
+/// these writes count as the ledger's in metrics and in the store's health.
+struct audit_ledger {
+  std::shared_ptr<ledger_book> book;
+  std::shared_ptr<const ledger_hooks> hooks;
+};
+
 struct audit_writer_state {
   std::shared_ptr<store> db;
   std::shared_ptr<const audit_settings> settings;
@@ -66,8 +77,10 @@ struct audit_writer_state {
   std::string anchor_hash;  ///< the prev_hash that record must have (empty: zeros)
   bool resumed = false;     ///< head and anchor were read from the store (else nothing is written)
   std::string start_error;  ///< why the chain could not be resumed cleanly; empty if it could
-  std::vector<audit::audit_record> pending;  ///< digested and sealed, not yet chained
-  std::vector<reply_target> held;            ///< answers waiting for a record in `pending`
+  std::vector<audit::audit_record> pending;    ///< digested and sealed, not yet chained
+  std::vector<reply_target> held;              ///< answers waiting for a record in `pending`
+  std::shared_ptr<const audit_ledger> ledger;  ///< null: no usage record travels with a record
+  std::vector<billing::usage_record> usage;    ///< written in the same batch as `pending`
   bool flush_queued = false;
   bool failing = false;        ///< the last write failed (retrying)
   uint64_t seal_failures = 0;  ///< records whose text could not be sealed (kept as digests)
@@ -79,6 +92,9 @@ struct audit_writer_state {
 ///        request fields and puts the plain texts in input_text/output_text; the writer sets
 ///        node, digests, text mode, seq, prev_hash and hash
 ///   (audit_record, reply_target)                   append it, then on_durable(target)
+///   (audit_record, usage_record)                   append it, and the usage record to the
+///        ledger's book in the same batch (needs `ledger`; else the write fails and is retried)
+///   (audit_record, usage_record, reply_target)     both, then on_durable(target) once
 ///   (audit_sync_atom) -> bool                      write what is pending now; true if all was
 ///   (audit_verify_atom) -> string                  walk the node's chain from the retention
 ///        anchor and compare its end with the writer's head; JSON
@@ -96,6 +112,7 @@ struct audit_writer_state {
 /// what is pending).
 caf::behavior audit_writer(caf::stateful_actor<audit_writer_state>* self, std::shared_ptr<store> db,
                            std::shared_ptr<const audit_settings> settings,
-                           std::shared_ptr<const audit_hooks> hooks);
+                           std::shared_ptr<const audit_hooks> hooks,
+                           std::shared_ptr<const audit_ledger> ledger);
 
 }  // namespace tc::actors

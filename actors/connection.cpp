@@ -489,8 +489,10 @@ caf::duration lookup_timeout(self_ptr self, const Handle& target) {
   return caf::duration{std::chrono::milliseconds(self->state.ctx->cache.lookup_timeout_ms)};
 }
 
-void send_audit(self_ptr self, int status, const billing::usage_record* rec,
-                const request_outcome* outcome);
+void audit_refusal(self_ptr self, int status);
+void record_messages(connection_state& st, billing::usage_record&& rec,
+                     const request_outcome& outcome,
+                     std::vector<std::pair<caf::actor, caf::message>>& out);
 
 /// The tenant_quota shard that owns the request's tenant.
 const caf::actor& quota_owner(const connection_state& st);
@@ -508,7 +510,7 @@ void refuse(self_ptr self, openai::api_error&& error) {
     r.body = openai::error_body(error);
     self->send(dedup_owner(st), dedup_done_atom::value, std::move(r));
   }
-  send_audit(self, error.status, nullptr, nullptr);
+  audit_refusal(self, error.status);
   st.ctx->ports.at(st.to.loop)->reject(st.to, std::move(error), st.rate);
   end_request(st);
 }
@@ -823,21 +825,28 @@ std::string filing_of(const connection_state& st) {
   return st.route->filing_id;
 }
 
+/// Whether step 13 sends the usage and audit records as one message to the audit writer.
+bool records_together(const pipeline& ctx) {
+  return ctx.accounts.ledger && ctx.compliance.audit && ctx.compliance.audit_carries_usage;
+}
+
 /// Which durable records a complete answer waits for (write-ahead): its usage record when it
-/// is billed, and its audit record.
-void decide_acks(connection_state& st, bool billed) {
+/// is billed, and its audit record. Returns how many releases the I/O loop waits for (one per
+/// writer that holds one of them).
+uint8_t decide_acks(connection_state& st, bool billed) {
   const account_plan& a = st.ctx->accounts;
   const compliance_plan& c = st.ctx->compliance;
   st.ack_ledger = a.write_ahead && a.ledger && billed;
   st.ack_audit = c.audit_write_ahead && c.audit;
+  if (!st.ack_ledger && !st.ack_audit) return 0;
+  return records_together(*st.ctx) ? 1 : static_cast<uint8_t>(st.ack_ledger + st.ack_audit);
 }
 
 /// Step 6 or 7: an answer the request did not pay an upstream for goes to the client.
 void serve(self_ptr self, cached_reply&& reply) {
   auto& st = self->state;
-  decide_acks(st, st.ctx->accounts.cache_hit_charge > 0);
-  reply.write_ahead = st.ack_ledger || st.ack_audit;
-  reply.acks = static_cast<uint8_t>(st.ack_ledger + st.ack_audit);
+  reply.acks = decide_acks(st, st.ctx->accounts.cache_hit_charge > 0);
+  reply.write_ahead = reply.acks != 0;
   reply.keep_output = static_cast<bool>(st.ctx->compliance.audit);
   reply.filing_id = filing_of(st);
   st.ctx->ports.at(st.to.loop)->serve(std::move(reply));
@@ -1020,9 +1029,8 @@ void call_upstream(self_ptr self, std::vector<const model_route*> order, int64_t
   if (st.lookup_start_ns != 0) plan.cache_lookup_ns = now_ns() - st.lookup_start_ns;
   plan.dedup_leader = st.leading;
   plan.capture = st.store || st.leading;
-  decide_acks(st, true);
-  plan.write_ahead = st.ack_ledger || st.ack_audit;
-  plan.acks = static_cast<uint8_t>(st.ack_ledger + st.ack_audit);
+  plan.acks = decide_acks(st, true);
+  plan.write_ahead = plan.acks != 0;
   plan.moderate_output = st.ctx->compliance.moderation->get()->output;
   plan.keep_output = static_cast<bool>(st.ctx->compliance.audit);
   plan.filing_id = filing_of(st);
@@ -1093,23 +1101,19 @@ billing::usage_record usage_record_of(const connection_state& st, const request_
   return rec;
 }
 
-/// Step 13's money: the reservation settled to the actual usage, and one usage record. A held
-/// answer (write-ahead) is released by the ledger once its record is durable.
+/// Step 13's money and evidence: the reservation settled to the actual usage, then the usage
+/// and audit records. A held answer (write-ahead) is released once its records are durable.
 void bill(self_ptr self, const request_outcome& outcome) {
   auto& st = self->state;
-  const account_plan& plan = st.ctx->accounts;
   uint64_t spent_tokens = 0;
   billing::usage_record rec = usage_record_of(st, outcome, spent_tokens);
   if (st.ticket != 0) {
     self->send(quota_owner(st), quota_settle_atom::value, st.ticket, spent_tokens,
                rec.charged_micros);
   }
-  send_audit(self, outcome.status, &rec, &outcome);
-  if (!plan.ledger) return;
-  if (outcome.held && st.ack_ledger)
-    self->send(plan.ledger, std::move(rec), st.to);
-  else
-    self->send(plan.ledger, std::move(rec));
+  std::vector<std::pair<caf::actor, caf::message>> out;
+  record_messages(st, std::move(rec), outcome, out);
+  for (auto& [writer, msg] : out) self->send(writer, std::move(msg));
 }
 
 /// Step 13's evidence: the audit record of the request, whatever its outcome. `rec` (its usage)
@@ -1148,17 +1152,37 @@ audit::audit_record audit_record_of(connection_state& st, int status,
   return r;
 }
 
-/// Sends the audit record; a held answer's record acknowledges it to the I/O loop.
-void send_audit(self_ptr self, int status, const billing::usage_record* rec,
-                const request_outcome* outcome) {
+/// The audit record of a request refused before any answer (nothing was held for it).
+void audit_refusal(self_ptr self, int status) {
   auto& st = self->state;
-  const caf::actor& writer = st.ctx->compliance.audit;
-  if (!writer) return;
-  audit::audit_record r = audit_record_of(st, status, rec, outcome);
-  if (outcome != nullptr && outcome->held && st.ack_audit)
-    self->send(writer, std::move(r), st.to);
-  else
-    self->send(writer, std::move(r));
+  if (const caf::actor& writer = st.ctx->compliance.audit)
+    self->send(writer, audit_record_of(st, status, nullptr, nullptr));
+}
+
+/// Step 13's records of a request that was answered (or failed upstream), as messages to their
+/// writers: the usage record to the ledger and the audit record to the audit writer, or both
+/// in one message to the audit writer when it carries usage (one batch, one release). A held
+/// answer's target goes with each message whose record it waits for.
+void record_messages(connection_state& st, billing::usage_record&& rec,
+                     const request_outcome& outcome,
+                     std::vector<std::pair<caf::actor, caf::message>>& out) {
+  const caf::actor& ledger = st.ctx->accounts.ledger;
+  if (const caf::actor& writer = st.ctx->compliance.audit) {
+    audit::audit_record r = audit_record_of(st, outcome.status, &rec, &outcome);
+    if (records_together(*st.ctx)) {
+      const bool held = outcome.held && (st.ack_audit || st.ack_ledger);
+      out.emplace_back(writer, held ? caf::make_message(std::move(r), std::move(rec), st.to)
+                                    : caf::make_message(std::move(r), std::move(rec)));
+      return;
+    }
+    out.emplace_back(writer, outcome.held && st.ack_audit ? caf::make_message(std::move(r), st.to)
+                                                          : caf::make_message(std::move(r)));
+  }
+  if (ledger) {
+    out.emplace_back(ledger, outcome.held && st.ack_ledger
+                                 ? caf::make_message(std::move(rec), st.to)
+                                 : caf::make_message(std::move(rec)));
+  }
 }
 
 /// Step 13 for one request.
@@ -1408,9 +1432,8 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
   reply.completion_tokens = hit.completion_tokens;
   reply.saved_cost_micros = hit.cost_micros;
   reply.cache_lookup_ns = now_ns() - lookup_start;
-  decide_acks(st, c.accounts.cache_hit_charge > 0);
-  reply.write_ahead = st.ack_ledger || st.ack_audit;
-  reply.acks = static_cast<uint8_t>(st.ack_ledger + st.ack_audit);
+  reply.acks = decide_acks(st, c.accounts.cache_hit_charge > 0);
+  reply.write_ahead = reply.acks != 0;
   reply.keep_output = static_cast<bool>(c.compliance.audit);
   reply.filing_id = filing_of(st);
   return lane;
@@ -1419,19 +1442,8 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
 void settle_exact_lane(lane_request& lane, const request_outcome& outcome,
                        std::vector<std::pair<caf::actor, caf::message>>& out) {
   connection_state& st = lane.st;
-  const account_plan& plan = st.ctx->accounts;
   uint64_t spent_tokens = 0;  // none: no upstream, no reservation to settle
-  billing::usage_record rec = usage_record_of(st, outcome, spent_tokens);
-  if (const caf::actor& writer = st.ctx->compliance.audit) {
-    audit::audit_record r = audit_record_of(st, outcome.status, &rec, &outcome);
-    out.emplace_back(writer, outcome.held && st.ack_audit ? caf::make_message(std::move(r), st.to)
-                                                          : caf::make_message(std::move(r)));
-  }
-  if (plan.ledger) {
-    out.emplace_back(plan.ledger, outcome.held && st.ack_ledger
-                                      ? caf::make_message(std::move(rec), st.to)
-                                      : caf::make_message(std::move(rec)));
-  }
+  record_messages(st, usage_record_of(st, outcome, spent_tokens), outcome, out);
 }
 
 caf::behavior connection(caf::stateful_actor<connection_state>* self,

@@ -177,6 +177,10 @@ struct compliance_plan {
       std::make_shared<moderation_cell>();  ///< never null
   caf::actor audit;                         ///< the audit writer; unset: no audit trail
   bool audit_write_ahead = false;           ///< held answers also wait for their audit record
+  /// The audit writer also writes the usage records sent along with audit records (in one
+  /// batch): step 13 then sends a request's two records as one message, and a held answer
+  /// waits for one release.
+  bool audit_carries_usage = false;
 };
 
 /// Read-only context shared by every connection actor of a node.

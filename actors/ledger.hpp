@@ -2,7 +2,10 @@
 // (DESIGN §2 step 13, §5). Spawned detached (it blocks on RocksDB). Records that arrive while a
 // write is in progress are written together in the next batch (group commit). A failed write
 // is retried, never dropped: nothing a client was charged for is lost. Answers held for their
-// record (write-ahead) are released once it is durable.
+// record (write-ahead) are released once it is durable. With an audit trail the node sends the
+// usage records of requests to the audit writer instead, which appends them to the same
+// ledger_book in its own batches: this actor then writes only what is sent to it directly, and
+// answers the reports.
 #pragma once
 
 #include <cstdint>

@@ -217,8 +217,12 @@ ledger_book::ledger_book(store& db, store::status& error) : db_(db) {
   if (!error.ok()) aggregates_.clear();
 }
 
-store::status ledger_book::append(const std::vector<usage_record>& records, size_t* added) {
+store::status ledger_book::append(const std::vector<usage_record>& records, size_t* added,
+                                  const store::batch* with) {
   if (added) *added = 0;
+  static const store::batch nothing;
+  const store::batch& also = with != nullptr ? *with : nothing;
+  std::lock_guard lock(mu_);
 
   // One candidate per usable request id, first occurrence wins.
   std::vector<const usage_record*> candidates;
@@ -251,7 +255,10 @@ store::status ledger_book::append(const std::vector<usage_record>& records, size
       refused == 0 ? store::status{}
                    : store::status{code::invalid, "ledger: refused " + std::to_string(refused) +
                                                       " record(s), first: " + first_refused};
-  if (candidates.empty()) return refusal;
+  if (candidates.empty()) {
+    const store::status s = db_.write(also, store::batch{});
+    return s.ok() ? refusal : s;
+  }
 
   std::vector<std::string> values;
   const std::vector<store::status> present = db_.multi_get(family::ledger, keys, values);
@@ -277,10 +284,9 @@ store::status ledger_book::append(const std::vector<usage_record>& records, size
     it->second.add(r);
     ++fresh;
   }
-  if (fresh == 0) return refusal;
   for (const auto& [k, t] : touched) b.put(family::ledger, agg_row_key(k), encode_totals(t));
 
-  store::status st = db_.write(b);
+  store::status st = db_.write(also, b);  // nothing new and nothing with it: a no-op
   if (!st.ok()) return st;
   for (auto& [k, t] : touched) aggregates_.insert_or_assign(k, t);
   appended_ += fresh;
@@ -289,6 +295,7 @@ store::status ledger_book::append(const std::vector<usage_record>& records, size
 }
 
 billing::usage_report ledger_book::report(const billing::usage_query& q) const {
+  std::lock_guard lock(mu_);
   billing::usage_report rep;
   rep.query = q;
   rep.query.group_by.clear();
@@ -400,6 +407,7 @@ store::status ledger_book::records(int64_t from_day, int64_t to_day, const std::
 }
 
 ledger_book::spend ledger_book::spent(const std::string& tenant, int64_t day) const {
+  std::lock_guard lock(mu_);
   spend out;
   if (!valid_day(day)) return out;
   auto it = aggregates_.lower_bound(agg_key{month_start(day), {}, {}, {}, {}, {}});
@@ -412,6 +420,7 @@ ledger_book::spend ledger_book::spent(const std::string& tenant, int64_t day) co
 }
 
 std::map<std::string, ledger_book::spend> ledger_book::spent_all(int64_t day) const {
+  std::lock_guard lock(mu_);
   std::map<std::string, spend> out;
   if (!valid_day(day)) return out;
   auto it = aggregates_.lower_bound(agg_key{month_start(day), {}, {}, {}, {}, {}});
@@ -424,6 +433,7 @@ std::map<std::string, ledger_book::spend> ledger_book::spent_all(int64_t day) co
 }
 
 std::vector<ledger_book::scope_spend> ledger_book::spent_by_scope(int64_t day) const {
+  std::lock_guard lock(mu_);
   std::map<std::string, scope_spend> by_scope;
   if (!valid_day(day)) return {};
   auto add = [&](const std::string& tenant, std::string scope, const agg_key& k,

@@ -1,6 +1,8 @@
-// The ledger's records and aggregates over the node's store (issue 4). Owned by the detached
-// ledger actor; every call may block on disk. Records are idempotent by request id; every
-// append writes records and the aggregates they change in one atomic batch.
+// The ledger's records and aggregates over the node's store (issue 4). Shared by the detached
+// ledger actor and the detached audit writer (which appends the usage records that travel with
+// audit records); every call may block on disk, and calls from several threads are serialized.
+// Records are idempotent by request id; every append writes records and the aggregates they
+// change in one atomic batch.
 //
 // Rows (family ledger):
 //   r/<request_id>                                   -> billing::encode(record)
@@ -8,8 +10,10 @@
 //   s/<day:8 digits>/<request_id>                    -> "" (records by day, for exports)
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,8 +30,12 @@ class ledger_book {
 
   /// Writes the records not already present (by request id), with their aggregate updates, in
   /// one batch. Returns the write's status; `added` (if given) is how many were new. A record
-  /// whose id is present is skipped silently (a retry of a settled request).
-  store::status append(const std::vector<billing::usage_record>& records, size_t* added = nullptr);
+  /// whose id is present is skipped silently (a retry of a settled request). With `with`, its
+  /// operations go in the same atomic batch (the audit writer's chained records); they are
+  /// written even when no record is new. `with` is left as it was (a failed write may be
+  /// retried with it).
+  store::status append(const std::vector<billing::usage_record>& records, size_t* added = nullptr,
+                       const store::batch* with = nullptr);
 
   /// Totals grouped as the query asks, from the aggregates (no record scan).
   billing::usage_report report(const billing::usage_query& q) const;
@@ -57,7 +65,7 @@ class ledger_book {
   std::vector<scope_spend> spent_by_scope(int64_t day) const;
 
   /// Records written since open (for metrics).
-  uint64_t appended() const { return appended_; }
+  uint64_t appended() const { return appended_.load(std::memory_order_relaxed); }
 
  private:
   struct agg_key {
@@ -66,8 +74,9 @@ class ledger_book {
     auto operator<=>(const agg_key&) const = default;
   };
   store& db_;
+  mutable std::mutex mu_;  ///< over aggregates_ and each append's read-modify-write
   std::map<agg_key, billing::usage_totals> aggregates_;
-  uint64_t appended_ = 0;
+  std::atomic<uint64_t> appended_ = 0;
 };
 
 }  // namespace tc::actors

@@ -245,14 +245,22 @@ std::vector<store::status> store::multi_get(family f, const std::vector<std::str
   return out;
 }
 
-store::status store::write(batch& b) {
-  if (b.count() == 0) return {};
+store::status store::write(const batch& b) {
+  static const batch none;
+  return write(b, none);
+}
+
+store::status store::write(const batch& first, const batch& second) {
+  if (first.count() + second.count() == 0) return {};
   if (write_faults()) return injected_fault;
   rocksdb::WriteBatch wb;
-  for (const auto& op : b.impl_->ops) {
-    rocksdb::Status st = op.del ? wb.Delete(impl_->cf(op.f), slice(op.key))
-                                : wb.Put(impl_->cf(op.f), slice(op.key), slice(op.value));
-    if (!st.ok()) return to_status(st);
+  for (const batch* b : {&first, &second}) {
+    if (!b->impl_) continue;  // moved from
+    for (const auto& op : b->impl_->ops) {
+      rocksdb::Status st = op.del ? wb.Delete(impl_->cf(op.f), slice(op.key))
+                                  : wb.Put(impl_->cf(op.f), slice(op.key), slice(op.value));
+      if (!st.ok()) return to_status(st);
+    }
   }
   return to_status(impl_->db->Write(impl_->write_options, &wb));
 }

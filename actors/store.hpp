@@ -57,7 +57,9 @@ class store {
   /// One status per key, in order (ok or not_found or an error).
   std::vector<status> multi_get(family f, const std::vector<std::string>& keys,
                                 std::vector<std::string>& values) const;
-  status write(batch& b);
+  status write(const batch& b);
+  /// Writes `first` then `second` as one atomic batch.
+  status write(const batch& first, const batch& second);
   /// Calls `visit(key, value)` for every key starting with `prefix`, in key order, until it
   /// returns false.
   status scan(family f, std::string_view prefix,

@@ -305,6 +305,9 @@ struct gateway::impl {
   std::shared_ptr<actors::directory_cell> directory;
   caf::actor accounts;
   caf::actor ledger;
+  /// The ledger's book and hooks, lent to the audit writer: a request's usage and audit records
+  /// are written in one batch there.
+  std::shared_ptr<const actors::audit_ledger> audit_ledger;
   caf::actor audit;
   caf::actor audit_pruner;
   caf::actor moderator;
@@ -407,6 +410,8 @@ void gateway::impl::start_accounts() {
     for (const auto& to : held) p->ports.at(to.loop)->release(to);
   };
   ledger_hooks->release_on_failure = s.store.fail_mode == "open";
+  d.audit_ledger =
+      std::make_shared<const actors::audit_ledger>(actors::audit_ledger{book, ledger_hooks});
   d.ledger = d.system.spawn<caf::detached>(actors::ledger, d.db, std::move(book), ledger_hooks);
 
   auto quota_hooks = std::make_shared<actors::quota_hooks>();
@@ -635,8 +640,9 @@ void gateway::impl::start_compliance() {
     for (const auto& to : held) p->ports.at(to.loop)->release(to);
   };
   hooks->release_on_failure = s.store.fail_mode == "open";
-  d.audit = d.system.spawn<caf::detached>(actors::audit_writer, d.db, as, hooks);
+  d.audit = d.system.spawn<caf::detached>(actors::audit_writer, d.db, as, hooks, d.audit_ledger);
   c.audit = d.audit;
+  c.audit_carries_usage = d.audit_ledger != nullptr;
   c.audit_write_ahead = s.audit.write_ahead;
   if (s.audit.retention_days != 0) {
     // Retention runs now and then every prune_interval_s.

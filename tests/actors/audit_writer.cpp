@@ -18,6 +18,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/audit_writer.hpp"
+#include "actors/ledger_book.hpp"
 #include "actors/store.hpp"
 #include "protocol/audit/record.hpp"
 #include "tests/support/actor_system.hpp"
@@ -153,7 +154,7 @@ struct writer_fixture {
     hooks->release_on_failure = release_on_failure_;
     writer =
         sys.spawn<caf::detached>(audit_writer, db, std::shared_ptr<const audit_settings>(settings),
-                                 std::shared_ptr<const audit_hooks>(hooks));
+                                 std::shared_ptr<const audit_hooks>(hooks), ledger_);
   }
 
   void stop() {
@@ -241,6 +242,9 @@ struct writer_fixture {
 
  private:
   bool release_on_failure_;
+
+ public:
+  std::shared_ptr<const audit_ledger> ledger_;  ///< set before start(): usage records travel too
 };
 
 void check_ok(const rapidjson::Document& d, uint64_t checked, uint64_t first_seq = 1) {
@@ -334,6 +338,110 @@ TEST_CASE("audit_writer: write-ahead targets are released once their record is s
   CHECK(f.log->released[1].slot == 4);
   CHECK(f.log->released[0].loop == 1);
   CHECK_FALSE(f.log->released_before_durable);
+}
+
+namespace {
+
+/// A request's usage record, as the connection actor makes it (same request id as make_record).
+billing::usage_record make_usage(uint64_t i) {
+  billing::usage_record u;
+  u.request_id = "req-" + std::to_string(i);
+  u.ts_ms = 1'700'000'000'000;
+  u.tenant = "acme";
+  u.project = "web";
+  u.key = "key_1";
+  u.model = "gpt-4o";
+  u.provider = "sim";
+  u.endpoint = "chat";
+  u.status = 200;
+  u.prompt_tokens = 10 + i;
+  u.completion_tokens = 20;
+  u.charged_micros = 1234;
+  return u;
+}
+
+/// What the ledger's hooks heard from an audit writer carrying usage records.
+struct ledger_log {
+  std::mutex mutex;
+  size_t written = 0;
+  size_t failures = 0;
+  size_t last_pending = 0;
+};
+
+std::shared_ptr<const audit_ledger> carried_ledger(store& db, std::shared_ptr<ledger_log> log) {
+  store::status st;
+  auto book = std::make_shared<ledger_book>(db, st);
+  REQUIRE_MESSAGE(st.ok(), st.message);
+  auto hooks = std::make_shared<ledger_hooks>();
+  hooks->on_written = [log](size_t n) {
+    std::lock_guard<std::mutex> g(log->mutex);
+    log->written += n;
+  };
+  hooks->on_write_failed = [log](const std::string&, size_t pending) {
+    std::lock_guard<std::mutex> g(log->mutex);
+    ++log->failures;
+    log->last_pending = pending;
+  };
+  return std::make_shared<const audit_ledger>(audit_ledger{std::move(book), std::move(hooks)});
+}
+
+size_t ledger_rows(const audit_ledger& l) {
+  std::vector<billing::usage_record> out;
+  REQUIRE(l.book->records(0, 999'999, "", 0, out).ok());
+  return out.size();
+}
+
+}  // namespace
+
+TEST_CASE("audit_writer: usage records sent with audit records are written in the same batch") {
+  writer_fixture f;
+  auto heard = std::make_shared<ledger_log>();
+  f.ledger_ = carried_ledger(*f.db, heard);
+  f.start();
+  f.self->send(f.writer, make_record(1), make_usage(1));
+  f.self->send(f.writer, make_record(2), make_usage(2), reply_target{1, 2});
+  REQUIRE(f.sync());
+  REQUIRE(eventually([&] { return f.released_count() == 1; }));  // one release per answer
+  CHECK(ledger_rows(*f.ledger_) == 2);
+  CHECK(f.ledger_->book->spent("acme", billing::day_of(1'700'000'000'000)).day_micros == 2468);
+
+  // A failed write stores neither record and releases nothing; the retry stores both.
+  f.db->inject_write_faults(true);
+  f.self->send(f.writer, make_record(3), make_usage(3), reply_target{1, 3});
+  CHECK_FALSE(f.sync());
+  CHECK_FALSE(f.has(3));
+  CHECK(ledger_rows(*f.ledger_) == 2);
+  CHECK(f.released_count() == 1);
+  {
+    std::lock_guard<std::mutex> g(heard->mutex);
+    CHECK(heard->failures >= 1);
+    CHECK(heard->last_pending == 1);  // the ledger's health sees its own records pending
+  }
+  f.db->inject_write_faults(false);
+  REQUIRE(eventually([&] { return f.released_count() == 2; }));
+  CHECK(f.has(3));
+  CHECK(ledger_rows(*f.ledger_) == 3);
+  {
+    std::lock_guard<std::mutex> g(heard->mutex);
+    CHECK(heard->written == 3);
+  }
+  {
+    std::lock_guard<std::mutex> g(f.log->mutex);
+    CHECK_FALSE(f.log->released_before_durable);
+    CHECK(f.log->written == 3);
+  }
+  check_ok(f.verify(), 3);
+}
+
+TEST_CASE("audit_writer: a usage record without the ledger's book is kept, never dropped") {
+  writer_fixture f;  // no ledger lent
+  f.start();
+  f.self->send(f.writer, make_record(1), make_usage(1), reply_target{1, 1});
+  CHECK_FALSE(f.sync());  // still pending: retried, not written without its usage record
+  CHECK_FALSE(f.has(1));
+  CHECK(f.released_count() == 0);
+  std::lock_guard<std::mutex> g(f.log->mutex);
+  CHECK(f.log->last_error.find("ledger") != std::string::npos);
 }
 
 TEST_CASE("audit_writer: a restarted writer continues the stored chain") {
@@ -751,9 +859,9 @@ TEST_CASE("audit_writer: audit messages cross a real middleman connection") {
   REQUIRE(db != nullptr);
   auto settings = std::make_shared<audit_settings>();
   settings->text = audit_settings::text_mode::clear;
-  caf::actor writer =
-      server.spawn<caf::detached>(audit_writer, db, std::shared_ptr<const audit_settings>(settings),
-                                  std::shared_ptr<const audit_hooks>());
+  caf::actor writer = server.spawn<caf::detached>(
+      audit_writer, db, std::shared_ptr<const audit_settings>(settings),
+      std::shared_ptr<const audit_hooks>(), std::shared_ptr<const audit_ledger>());
   // Teardown in this order: the client system first, then unpublish, then stop the writer and
   // wait for it. With a published detached actor, CAF 0.17 otherwise hangs now and then in
   // ~actor_system (await_detached_threads: 5 runs in 30 measured).

@@ -150,6 +150,45 @@ TEST_CASE("ledger: append writes records, day index and aggregates, ids are idem
   CHECK(book->appended() == 3);
 }
 
+TEST_CASE("ledger: append writes a caller's batch with the records, atomically") {
+  temp_dir dir;
+  auto db = open_store(dir.db());
+  auto book = open_book(*db);
+  const int64_t d = day("2026-11-22");
+  store::batch audit;
+  audit.put(family::audit, "chain/1", "evidence 1");
+
+  // A failed write stores neither the caller's rows nor the records, nor changes the totals.
+  db->inject_write_faults(true);
+  size_t added = 99;
+  CHECK_FALSE(book->append({rec("r1", d, "acme", "m1", 1000)}, &added, &audit).ok());
+  CHECK(added == 0);
+  db->inject_write_faults(false);
+  std::string v;
+  CHECK(db->get(family::audit, "chain/1", v).not_found());
+  CHECK(count_rows(*db, "r/") == 0);
+  CHECK(book->report(query(d, d)).totals.requests == 0);
+
+  REQUIRE(book->append({rec("r1", d, "acme", "m1", 1000)}, &added, &audit).ok());
+  CHECK(added == 1);
+  REQUIRE(db->get(family::audit, "chain/1", v).ok());
+  CHECK(v == "evidence 1");
+  CHECK(audit.count() == 1);  // left as it was
+  CHECK(book->report(query(d, d)).totals.charged_micros == 1000);
+
+  // Nothing new to record (a retry): the caller's rows are written all the same.
+  store::batch more;
+  more.put(family::audit, "chain/2", "evidence 2");
+  REQUIRE(book->append({rec("r1", d, "acme", "m1", 1000)}, &added, &more).ok());
+  CHECK(added == 0);
+  CHECK(db->get(family::audit, "chain/2", v).ok());
+  store::batch last;
+  last.put(family::audit, "chain/3", "evidence 3");
+  REQUIRE(book->append({}, &added, &last).ok());
+  CHECK(db->get(family::audit, "chain/3", v).ok());
+  CHECK(book->report(query(d, d)).totals.requests == 1);
+}
+
 TEST_CASE("ledger: aggregates and idempotency survive a close and reopen") {
   temp_dir dir;
   const int64_t d1 = day("2026-11-21"), d2 = day("2026-11-22");

@@ -85,7 +85,8 @@ struct audit_node {
     settings->node = "node-t";
     writer = sys.spawn<caf::detached>(actors::audit_writer, db,
                                       std::shared_ptr<const actors::audit_settings>(settings),
-                                      std::shared_ptr<const actors::audit_hooks>());
+                                      std::shared_ptr<const actors::audit_hooks>(),
+                                      std::shared_ptr<const actors::audit_ledger>());
     caf::scoped_actor self{sys};
     for (auto r :
          {make_record("req-1", k1203_235959, "acme"), make_record("req-2", k1204_000000, "acme"),

@@ -93,7 +93,8 @@ struct audit_fixture {
     settings->text = actors::audit_settings::text_mode::clear;
     writer = sys.spawn<caf::detached>(actors::audit_writer, db,
                                       std::shared_ptr<const actors::audit_settings>(settings),
-                                      std::shared_ptr<const actors::audit_hooks>());
+                                      std::shared_ptr<const actors::audit_hooks>(),
+                                      std::shared_ptr<const actors::audit_ledger>());
     deps.system = &sys;
     deps.directory = directory_with_viewer();
     deps.bootstrap_hash = accounts::secret_hash(kOwner);
