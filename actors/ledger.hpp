@@ -57,8 +57,9 @@ struct ledger_state {
 ///        a usage report; group_by is a comma list of dimension names; format json | csv
 ///   (ledger_records_atom, from_day, to_day, tenant, limit, format) -> string
 ///        the records themselves, as a JSON list or CSV
-/// Reports see every record sent before the report was asked (the mailbox keeps order and a
-/// report first writes what is pending).
+/// Reports see every record sent to this actor before the report was asked (the mailbox keeps
+/// order and a report first writes what is pending), and every record the audit writer has
+/// written: with write-ahead, so every record of an answer a client has received.
 caf::behavior ledger(caf::stateful_actor<ledger_state>* self, std::shared_ptr<store> db,
                      std::shared_ptr<ledger_book> book, std::shared_ptr<const ledger_hooks> hooks);
 
