@@ -762,7 +762,8 @@ struct io_loop::impl {
     }
     if (kind == routing::outcome_kind::rate_limited)
       r.retry_after_ms = retry_after_ms(p.retry_after);
-    caf::anon_send(board->health[p.endpoint], std::move(r));
+    // In the iteration's burst, after the outcome: one wake-up of the scheduler for both.
+    to_record.emplace_back(board->health[p.endpoint], caf::make_message(std::move(r)));
   }
 
   /// An upstream status that refuses the gateway's own key (api_key_env), not the client.
@@ -1678,7 +1679,8 @@ struct io_loop::impl {
   /// Work for the actor world, handed over in one burst before the loop polls (flush()).
   std::vector<std::tuple<caf::actor, openai::request, reply_target, request_meta>> to_start;
   std::vector<std::pair<caf::actor, request_outcome>> to_settle;
-  std::vector<std::pair<caf::actor, caf::message>> to_record;  ///< exact-hit lane: step 13
+  /// Step 13's records of exact-lane hits, and health reports: sent in the burst, last.
+  std::vector<std::pair<caf::actor, caf::message>> to_record;
   std::vector<caf::actor> idle_actors;  ///< connection actors with no request
   std::unique_ptr<http::server> server;
   std::unique_ptr<upstream::curl_client> curl;
