@@ -256,7 +256,7 @@ store::status ledger_book::append(const std::vector<usage_record>& records, size
                    : store::status{code::invalid, "ledger: refused " + std::to_string(refused) +
                                                       " record(s), first: " + first_refused};
   if (candidates.empty()) {
-    const store::status s = db_.write(also, store::batch{});
+    const store::status s = db_.write(also, nothing);
     return s.ok() ? refusal : s;
   }
 
