@@ -181,6 +181,21 @@ void queue_flush(self_ptr self) {
   self->send(self, audit_flush_atom::value);
 }
 
+/// A record (and the usage record that travels with it) for the next batch; `held`: an answer
+/// waits for them, released at once while the store fails under release_on_failure.
+void take(self_ptr self, audit::audit_record& r, billing::usage_record* usage,
+          const reply_target* held) {
+  auto& st = self->state;
+  prepare(st, r);
+  st.pending.push_back(std::move(r));
+  if (usage != nullptr) st.usage.push_back(std::move(*usage));
+  if (held != nullptr) {
+    st.held.push_back(*held);
+    if (st.failing && st.hooks && st.hooks->release_on_failure) return release_held(st);
+  }
+  queue_flush(self);
+}
+
 void write_failed(self_ptr self, const std::string& error) {
   auto& st = self->state;
   st.failing = true;
@@ -597,35 +612,11 @@ caf::behavior audit_writer(caf::stateful_actor<audit_writer_state>* self, std::s
   // on the actor's own thread, as it terminates.
   self->attach_functor([] { OPENSSL_thread_stop(); });
   return {
-      [self](audit::audit_record& r) {
-        auto& st = self->state;
-        prepare(st, r);
-        st.pending.push_back(std::move(r));
-        queue_flush(self);
-      },
-      [self](audit::audit_record& r, reply_target held) {
-        auto& st = self->state;
-        prepare(st, r);
-        st.pending.push_back(std::move(r));
-        st.held.push_back(held);
-        if (st.failing && st.hooks && st.hooks->release_on_failure) return release_held(st);
-        queue_flush(self);
-      },
-      [self](audit::audit_record& r, billing::usage_record& u) {
-        auto& st = self->state;
-        prepare(st, r);
-        st.pending.push_back(std::move(r));
-        st.usage.push_back(std::move(u));
-        queue_flush(self);
-      },
+      [self](audit::audit_record& r) { take(self, r, nullptr, nullptr); },
+      [self](audit::audit_record& r, reply_target held) { take(self, r, nullptr, &held); },
+      [self](audit::audit_record& r, billing::usage_record& u) { take(self, r, &u, nullptr); },
       [self](audit::audit_record& r, billing::usage_record& u, reply_target held) {
-        auto& st = self->state;
-        prepare(st, r);
-        st.pending.push_back(std::move(r));
-        st.usage.push_back(std::move(u));
-        st.held.push_back(held);
-        if (st.failing && st.hooks && st.hooks->release_on_failure) return release_held(st);
-        queue_flush(self);
+        take(self, r, &u, &held);
       },
       [self](audit_flush_atom) { flush(self); },
       [self](audit_sync_atom) {
