@@ -136,7 +136,8 @@ struct upstream_plan {
   uint64_t cache_lookup_ns = 0;  ///< time the cache lookup took (0: no lookup)
   rate_headers rate;             ///< the x-ratelimit-* headers of the response
   /// Hold a complete answer's last bytes until its records are durable: `acks` calls of
-  /// io_port::release (the ledger's, the audit writer's) send them.
+  /// io_port::release send them (one per writer holding a record: the audit writer alone when
+  /// it carries the usage record too, else the ledger's and the audit writer's).
   bool write_ahead = false;
   uint8_t acks = 1;
   bool moderate_output = false;  ///< step 11: check the answer (streams in windows) before release
