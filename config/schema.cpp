@@ -590,8 +590,9 @@ field_set build() {
           {.name = "store.path",
            .type = vt::string,
            .default_text = R"("")",
-           .help = "RocksDB directory for accounts and the usage ledger; \"\" keeps them in "
-                   "memory (lost at exit)"},
+           .help = "RocksDB directory for accounts, the usage ledger and the audit trail; \"\" "
+                   "keeps them in memory (lost at exit; answers are then not held for their "
+                   "records: billing.write_ahead, audit.write_ahead)"},
           [](auto& s) -> auto& { return s.store.path; }),
       bind<S>(
           {.name = "store.durability",
@@ -664,7 +665,8 @@ field_set build() {
            .type = vt::boolean,
            .default_text = "true",
            .help = "Hold each answer's last bytes until its usage record is durable, so a crash "
-                   "never loses the record of an answer a client got"},
+                   "never loses the record of an answer a client got (with a store on disk; "
+                   "with store.path \"\" nothing survives a crash and answers are not held)"},
           [](auto& s) -> auto& { return s.billing.write_ahead; }),
       bind<S>(
           {.name = "billing.alert_webhook",
@@ -774,7 +776,8 @@ field_set build() {
            .type = vt::boolean,
            .default_text = "true",
            .help = "Hold each answer's last bytes until its audit record is durable, so a crash "
-                   "never loses the record of an answer a client got"},
+                   "never loses the record of an answer a client got (with a store on disk; "
+                   "with store.path \"\" nothing survives a crash and answers are not held)"},
           [](auto& s) -> auto& { return s.audit.write_ahead; }),
       bind<S>(
           {.name = "routing.policy",

@@ -380,7 +380,8 @@ void gateway::impl::start_accounts() {
   if (!d.db) throw std::runtime_error("store.path '" + s.store.path + "': " + st.message);
   if (s.store.path.empty())
     log::warn("store_in_memory",
-              {{"why", "store.path is empty: accounts and usage are lost at exit"}});
+              {{"why", "store.path is empty: accounts and usage are lost at exit, and answers "
+                       "are not held for their records (nothing in memory survives a crash)"}});
   auto dir = std::make_shared<actors::directory>();
   st = actors::load_directory(*d.db, *dir);
   if (!st.ok()) throw std::runtime_error("store: cannot load the account tables: " + st.message);
@@ -450,7 +451,9 @@ void gateway::impl::start_accounts() {
   a.ledger = d.ledger;
   a.cny_per_usd = s.billing.cny_per_usd;
   a.cache_hit_charge = s.billing.cache_hit_charge;
-  a.write_ahead = s.billing.write_ahead;
+  // Write-ahead buys one thing: a crash never loses the record of an answer a client got. A
+  // store in memory loses every record in a crash, so holding answers for it buys nothing.
+  a.write_ahead = s.billing.write_ahead && !s.store.path.empty();
   a.fail_open = s.store.fail_mode == "open";
   a.fallback.rpm = s.store.fallback_rpm;
   a.fallback.max_concurrent = s.store.fallback_concurrency;
@@ -643,7 +646,7 @@ void gateway::impl::start_compliance() {
   d.audit = d.system.spawn<caf::detached>(actors::audit_writer, d.db, as, hooks, d.audit_ledger);
   c.audit = d.audit;
   c.audit_carries_usage = d.audit_ledger != nullptr;
-  c.audit_write_ahead = s.audit.write_ahead;
+  c.audit_write_ahead = s.audit.write_ahead && !s.store.path.empty();  // as billing's
   if (s.audit.retention_days != 0) {
     // Retention runs now and then every prune_interval_s.
     const auto every = std::chrono::seconds(s.audit.prune_interval_s);

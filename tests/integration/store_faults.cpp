@@ -14,9 +14,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string faulty_node(std::string_view store_extra) {
+/// A node whose store is on disk in `dir` (held answers wait only for a store that survives a
+/// crash) and whose writes the debug call can fail.
+std::string faulty_node(const temp_dir& dir, std::string_view store_extra) {
   return server_toml() + "[cache]\nenabled = false\n[debug]\nfault_injection = true\n[store]\n" +
-         std::string(store_extra) + sim_provider_toml(1, 20000);
+         "path = \"" + dir.path() + "/db\"\n" + std::string(store_extra) +
+         sim_provider_toml(1, 20000);
 }
 
 void set_store_writes(const node_process& node, std::string_view mode) {
@@ -37,8 +40,9 @@ TEST_CASE("the debug fault call exists only with debug.fault_injection, for owne
   REQUIRE_MESSAGE(node.start(server_toml() + sim_provider_toml()), node.error());
   CHECK(admin_call(node, "POST", "/v1/debug/faults", R"({"store_writes":"fail"})").status == 404);
 
+  temp_dir dir;
   node_process faulty;
-  REQUIRE_MESSAGE(faulty.start(faulty_node("")), faulty.error());
+  REQUIRE_MESSAGE(faulty.start(faulty_node(dir, "")), faulty.error());
   response bad = admin_call(faulty, "POST", "/v1/debug/faults", R"({"store_writes":"maybe"})");
   CHECK(bad.status == 400);
   CHECK(error_of(bad.body).param == "store_writes");
@@ -50,8 +54,9 @@ TEST_CASE("the debug fault call exists only with debug.fault_injection, for owne
 TEST_CASE(
     "fail_mode closed: an answer waits for its record, new requests get 503 until the "
     "store is back") {
+  temp_dir dir;
   node_process node;
-  REQUIRE_MESSAGE(node.start(faulty_node("fail_mode = \"closed\"\n")), node.error());
+  REQUIRE_MESSAGE(node.start(faulty_node(dir, "fail_mode = \"closed\"\n")), node.error());
   REQUIRE(chat(node, "", "before").status == 200);
   set_store_writes(node, "fail");
 
@@ -76,8 +81,9 @@ TEST_CASE(
 TEST_CASE(
     "fail_mode open: strict fallback limits while the store fails, records kept until it "
     "is back") {
+  temp_dir dir;
   node_process node;
-  REQUIRE_MESSAGE(node.start(faulty_node("fail_mode = \"open\"\nfallback_rpm = 3\n")),
+  REQUIRE_MESSAGE(node.start(faulty_node(dir, "fail_mode = \"open\"\nfallback_rpm = 3\n")),
                   node.error());
   set_store_writes(node, "fail");
   // The first record fails to write; its answer is released anyway (open) and the node is now
@@ -104,9 +110,10 @@ TEST_CASE(
 }
 
 TEST_CASE("fail_mode open: once store.max_pending_records wait, billed requests get 503") {
+  temp_dir dir;
   node_process node;
   REQUIRE_MESSAGE(node.start(faulty_node(
-                      "fail_mode = \"open\"\nfallback_rpm = 1000\nmax_pending_records = 2\n")),
+                      dir, "fail_mode = \"open\"\nfallback_rpm = 1000\nmax_pending_records = 2\n")),
                   node.error());
   set_store_writes(node, "fail");
   REQUIRE(chat(node, "", "one").status == 200);
