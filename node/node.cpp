@@ -380,8 +380,9 @@ void gateway::impl::start_accounts() {
   if (!d.db) throw std::runtime_error("store.path '" + s.store.path + "': " + st.message);
   if (s.store.path.empty())
     log::warn("store_in_memory",
-              {{"why", "store.path is empty: accounts and usage are lost at exit, and answers "
-                       "are not held for their records (nothing in memory survives a crash)"}});
+              {{"why",
+                "store.path is empty: accounts and usage are lost at exit, and answers "
+                "are not held for their records (nothing in memory survives a crash)"}});
   auto dir = std::make_shared<actors::directory>();
   st = actors::load_directory(*d.db, *dir);
   if (!st.ok()) throw std::runtime_error("store: cannot load the account tables: " + st.message);

@@ -473,8 +473,8 @@ TEST_CASE("the I/O loop answers a plain exact hit itself, billed and audited lik
   REQUIRE(chat(node, key, "Answer me from the loop.", det).status == 200);  // the miss
   // The answer is stored at step 13, after the client got it (the store is in memory: nothing
   // holds the answer for its records).
-  REQUIRE(eventually([&] { return node_metric(node, "tc_cache_entries").value_or(0) >= 1; },
-                     10000ms));
+  REQUIRE(
+      eventually([&] { return node_metric(node, "tc_cache_entries").value_or(0) >= 1; }, 10000ms));
   response hit = chat(node, key, "Answer me from the loop.", det);
   REQUIRE(hit.status == 200);
   CHECK(hit.header("x-tc-cache") == "hit-exact");

@@ -33,8 +33,7 @@ rapidjson::Document anonymous_records(const node_process& node, size_t count) {
         response rec = admin_call(node, "GET", "/v1/usage/records?tenant=anonymous&limit=1000");
         if (rec.status != 200) return false;
         records = parse_json(rec.body);
-        return records.IsObject() && records["data"].IsArray() &&
-               records["data"].Size() >= count;
+        return records.IsObject() && records["data"].IsArray() && records["data"].Size() >= count;
       },
       10000ms);
   if (!got) records.Parse(R"({"data":[]})");
