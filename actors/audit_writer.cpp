@@ -173,6 +173,14 @@ void release_held(audit_writer_state& st) {
   st.held.clear();
 }
 
+/// The records of `pending` are written (or refused for good): the messages no answer waited
+/// for leave the senders' count.
+void count_down(audit_writer_state& st) {
+  if (st.unwaited != 0 && st.hooks && st.hooks->records_behind)
+    st.hooks->records_behind->fetch_sub(st.unwaited, std::memory_order_relaxed);
+  st.unwaited = 0;
+}
+
 void queue_flush(self_ptr self) {
   auto& st = self->state;
   if (st.flush_queued) return;
@@ -189,6 +197,7 @@ void take(self_ptr self, audit::audit_record& r, billing::usage_record* usage,
   prepare(st, r);
   st.pending.push_back(std::move(r));
   if (usage != nullptr) st.usage.push_back(std::move(*usage));
+  if (held == nullptr) ++st.unwaited;
   if (held != nullptr) {
     st.held.push_back(*held);
     if (st.failing && st.hooks && st.hooks->release_on_failure) return release_held(st);
@@ -240,6 +249,7 @@ void flush(self_ptr self) {
   st.failing = false;
   if (st.hooks && st.hooks->on_written) st.hooks->on_written(st.pending.size());
   st.pending.clear();
+  count_down(st);
   if (!st.usage.empty() && st.ledger->hooks) {
     const ledger_hooks& h = *st.ledger->hooks;
     if (refused && h.on_write_failed) h.on_write_failed(s.message, 0);

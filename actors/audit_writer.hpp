@@ -8,6 +8,7 @@
 // records then cost one hand-off and one write, and its held answer waits for one release.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -57,6 +58,9 @@ struct audit_hooks {
   /// store.fail_mode = "open": a failed write releases the held answers at once (their records
   /// stay pending and are retried); "closed" holds them until the write succeeds.
   bool release_on_failure = false;
+  /// The senders' count of messages that no answer waits for (account_plan::records_behind):
+  /// counted down once such a message's records are written (or refused for good). May be null.
+  std::shared_ptr<std::atomic<int64_t>> records_behind;
 };
 
 /// The ledger's book and hooks, for the usage records that travel with audit records. The book
@@ -81,6 +85,7 @@ struct audit_writer_state {
   std::vector<reply_target> held;              ///< answers waiting for a record in `pending`
   std::shared_ptr<const audit_ledger> ledger;  ///< null: no usage record travels with a record
   std::vector<billing::usage_record> usage;    ///< written in the same batch as `pending`
+  int64_t unwaited = 0;                        ///< messages in `pending` no answer waits for
   bool flush_queued = false;
   bool failing = false;        ///< the last write failed (retrying)
   uint64_t seal_failures = 0;  ///< records whose text could not be sealed (kept as digests)

@@ -831,13 +831,15 @@ bool records_together(const pipeline& ctx) {
 }
 
 /// Which durable records a complete answer waits for (write-ahead): its usage record when it
-/// is billed, and its audit record. Returns how many releases the I/O loop waits for (one per
-/// writer that holds one of them).
+/// is billed, and its audit record; both, once the writers are max_records_behind records
+/// behind with records no answer waits for (back-pressure). Returns how many releases the I/O
+/// loop waits for (one per writer that holds one of them).
 uint8_t decide_acks(connection_state& st, bool billed) {
   const account_plan& a = st.ctx->accounts;
   const compliance_plan& c = st.ctx->compliance;
-  st.ack_ledger = a.write_ahead && a.ledger && billed;
-  st.ack_audit = c.audit_write_ahead && c.audit;
+  const bool behind = a.records_behind->load(std::memory_order_relaxed) >= a.max_records_behind;
+  st.ack_ledger = a.ledger && ((a.write_ahead && billed) || behind);
+  st.ack_audit = c.audit && (c.audit_write_ahead || behind);
   if (!st.ack_ledger && !st.ack_audit) return 0;
   return records_together(*st.ctx) ? 1 : static_cast<uint8_t>(st.ack_ledger + st.ack_audit);
 }
@@ -1155,33 +1157,41 @@ audit::audit_record audit_record_of(connection_state& st, int status,
 /// The audit record of a request refused before any answer (nothing was held for it).
 void audit_refusal(self_ptr self, int status) {
   auto& st = self->state;
-  if (const caf::actor& writer = st.ctx->compliance.audit)
+  if (const caf::actor& writer = st.ctx->compliance.audit) {
+    st.ctx->accounts.records_behind->fetch_add(1, std::memory_order_relaxed);
     self->send(writer, audit_record_of(st, status, nullptr, nullptr));
+  }
 }
 
 /// Step 13's records of a request that was answered (or failed upstream), as messages to their
 /// writers: the usage record to the ledger and the audit record to the audit writer, or both
 /// in one message to the audit writer when it carries usage (one batch, one release). A held
-/// answer's target goes with each message whose record it waits for.
+/// answer's target goes with each message whose record it waits for; the others are counted in
+/// records_behind until their writer has written them.
 void record_messages(connection_state& st, billing::usage_record&& rec,
                      const request_outcome& outcome,
                      std::vector<std::pair<caf::actor, caf::message>>& out) {
   const caf::actor& ledger = st.ctx->accounts.ledger;
+  std::atomic<int64_t>& behind = *st.ctx->accounts.records_behind;
   if (const caf::actor& writer = st.ctx->compliance.audit) {
     audit::audit_record r = audit_record_of(st, outcome.status, &rec, &outcome);
     if (records_together(*st.ctx)) {
       const bool held = outcome.held && (st.ack_audit || st.ack_ledger);
+      if (!held) behind.fetch_add(1, std::memory_order_relaxed);
       out.emplace_back(writer, held ? caf::make_message(std::move(r), std::move(rec), st.to)
                                     : caf::make_message(std::move(r), std::move(rec)));
       return;
     }
-    out.emplace_back(writer, outcome.held && st.ack_audit ? caf::make_message(std::move(r), st.to)
-                                                          : caf::make_message(std::move(r)));
+    const bool held = outcome.held && st.ack_audit;
+    if (!held) behind.fetch_add(1, std::memory_order_relaxed);
+    out.emplace_back(
+        writer, held ? caf::make_message(std::move(r), st.to) : caf::make_message(std::move(r)));
   }
   if (ledger) {
-    out.emplace_back(ledger, outcome.held && st.ack_ledger
-                                 ? caf::make_message(std::move(rec), st.to)
-                                 : caf::make_message(std::move(rec)));
+    const bool held = outcome.held && st.ack_ledger;
+    if (!held) behind.fetch_add(1, std::memory_order_relaxed);
+    out.emplace_back(ledger, held ? caf::make_message(std::move(rec), st.to)
+                                  : caf::make_message(std::move(rec)));
   }
 }
 

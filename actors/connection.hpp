@@ -143,6 +143,12 @@ struct account_plan {
   /// Hold each answer's last bytes until its usage record is durable (billing.write_ahead);
   /// free cache/dedup answers (cache_hit_charge 0) are recorded behind.
   bool write_ahead = true;
+  /// Messages of records that no answer waits for, sent to the ledger or the audit writer and
+  /// not yet written (the writers count them down). Never null.
+  std::shared_ptr<std::atomic<int64_t>> records_behind = std::make_shared<std::atomic<int64_t>>(0);
+  /// From this many records_behind on, answers wait for their records whatever write_ahead
+  /// says: back-pressure, so a writer that falls behind cannot grow its backlog without bound.
+  int64_t max_records_behind = 10000;
   /// The store as the ledger last found it: store_ok, store_failing or store_full (failing,
   /// and store.max_pending_records are waiting). Written by the ledger's hooks; never null.
   std::shared_ptr<std::atomic<uint8_t>> store_health = std::make_shared<std::atomic<uint8_t>>(0);

@@ -18,6 +18,14 @@ void release_held(ledger_state& st) {
   st.held.clear();
 }
 
+/// The records of `pending` are written (or refused for good): the messages no answer waited
+/// for leave the senders' count.
+void count_down(ledger_state& st) {
+  if (st.unwaited != 0 && st.hooks && st.hooks->records_behind)
+    st.hooks->records_behind->fetch_sub(st.unwaited, std::memory_order_relaxed);
+  st.unwaited = 0;
+}
+
 void queue_flush(self_ptr self) {
   auto& st = self->state;
   if (st.flush_queued) return;
@@ -40,6 +48,7 @@ void flush(self_ptr self) {
     if (st.hooks && st.hooks->on_write_failed) st.hooks->on_write_failed(s.message, 0);
     if (st.hooks && st.hooks->on_written) st.hooks->on_written(added);
     st.pending.clear();
+    count_down(st);
     return release_held(st);
   }
   if (!s.ok()) {
@@ -54,6 +63,7 @@ void flush(self_ptr self) {
   st.failing = false;
   if (st.hooks && st.hooks->on_written) st.hooks->on_written(st.pending.size());
   st.pending.clear();
+  count_down(st);
   release_held(st);
 }
 
@@ -86,6 +96,7 @@ caf::behavior ledger(caf::stateful_actor<ledger_state>* self, std::shared_ptr<st
   return {
       [self](billing::usage_record& r) {
         self->state.pending.push_back(std::move(r));
+        ++self->state.unwaited;
         queue_flush(self);
       },
       [self](billing::usage_record& r, reply_target held) {

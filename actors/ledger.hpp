@@ -8,6 +8,7 @@
 // answers the reports.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -35,6 +36,9 @@ struct ledger_hooks {
   /// store.fail_mode = "open": a failed write releases the held answers at once (their records
   /// stay pending and are retried); "closed" holds them until the write succeeds.
   bool release_on_failure = false;
+  /// The senders' count of messages that no answer waits for (account_plan::records_behind):
+  /// counted down once such a message's records are written (or refused for good). May be null.
+  std::shared_ptr<std::atomic<int64_t>> records_behind;
 };
 
 struct ledger_state {
@@ -42,6 +46,7 @@ struct ledger_state {
   std::shared_ptr<ledger_book> book;
   std::vector<billing::usage_record> pending;
   std::vector<reply_target> held;  ///< answers waiting for a record in `pending`
+  int64_t unwaited = 0;            ///< messages in `pending` that no answer waits for
   bool flush_queued = false;
   bool failing = false;  ///< the last write failed (retrying)
   std::shared_ptr<const ledger_hooks> hooks;

@@ -637,6 +637,16 @@ field_set build() {
                    "it billed requests are refused (503), never dropped"},
           [](auto& s) -> auto& { return s.store.max_pending_records; }),
       bind<S>(
+          {.name = "store.max_records_behind",
+           .type = vt::integer,
+           .default_text = "10000",
+           .min = 1,
+           .max = 100000000,
+           .help = "Records that no answer waits for (write-ahead off, the store in memory, "
+                   "refusals) sent to the writers and not yet written; beyond it answers wait "
+                   "for their records again (back-pressure, not an unbounded backlog)"},
+          [](auto& s) -> auto& { return s.store.max_records_behind; }),
+      bind<S>(
           {.name = "billing.cny_per_usd",
            .type = vt::floating,
            .default_text = "7.2",

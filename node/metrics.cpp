@@ -215,6 +215,12 @@ metrics::metrics()
                               .Name("tc_audit_records_total")
                               .Help("Audit records written to the store (hash-chained)")
                               .Register(*registry_)),
+      records_behind(BuildGauge()
+                         .Name("tc_records_behind")
+                         .Help("Messages of usage and audit records that no answer waits for, "
+                               "sent to the writers and not yet written (at "
+                               "store.max_records_behind answers wait for theirs)")
+                         .Register(*registry_)),
       embedder_calls_total(BuildCounter()
                                .Name("tc_embedder_calls_total")
                                .Help("/v1/embeddings calls of the openai embedder, by outcome "

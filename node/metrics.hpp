@@ -96,6 +96,7 @@ class metrics {
   prometheus::Family<prometheus::Counter>& budget_alerts_total;  ///< period, percent
   prometheus::Family<prometheus::Counter>& ledger_records_total;
   prometheus::Family<prometheus::Counter>& audit_records_total;
+  prometheus::Family<prometheus::Gauge>& records_behind;  ///< unwaited record messages unwritten
   // The openai embedder (actors/embedder.hpp, issue 3).
   prometheus::Family<prometheus::Counter>& embedder_calls_total;     ///< outcome
   prometheus::Family<prometheus::Counter>& embedder_texts_total;     ///< embedded (ok calls)

@@ -412,6 +412,7 @@ void gateway::impl::start_accounts() {
     for (const auto& to : held) p->ports.at(to.loop)->release(to);
   };
   ledger_hooks->release_on_failure = s.store.fail_mode == "open";
+  ledger_hooks->records_behind = a.records_behind;
   d.audit_ledger =
       std::make_shared<const actors::audit_ledger>(actors::audit_ledger{book, ledger_hooks});
   d.ledger = d.system.spawn<caf::detached>(actors::ledger, d.db, std::move(book), ledger_hooks);
@@ -455,6 +456,7 @@ void gateway::impl::start_accounts() {
   // Write-ahead buys one thing: a crash never loses the record of an answer a client got. A
   // store in memory loses every record in a crash, so holding answers for it buys nothing.
   a.write_ahead = s.billing.write_ahead && !s.store.path.empty();
+  a.max_records_behind = s.store.max_records_behind;
   a.fail_open = s.store.fail_mode == "open";
   a.fallback.rpm = s.store.fallback_rpm;
   a.fallback.max_concurrent = s.store.fallback_concurrency;
@@ -644,6 +646,7 @@ void gateway::impl::start_compliance() {
     for (const auto& to : held) p->ports.at(to.loop)->release(to);
   };
   hooks->release_on_failure = s.store.fail_mode == "open";
+  hooks->records_behind = d.pipeline->accounts.records_behind;
   d.audit = d.system.spawn<caf::detached>(actors::audit_writer, d.db, as, hooks, d.audit_ledger);
   c.audit = d.audit;
   c.audit_carries_usage = d.audit_ledger != nullptr;
@@ -780,6 +783,7 @@ void gateway::start() {
     m.cache_semantic_namespaces.Add({}).Set(static_cast<double>(st.namespaces));
     m.cache_evictions.Add({}).Set(static_cast<double>(st.evictions));
     m.cache_expirations.Add({}).Set(static_cast<double>(st.expirations));
+    m.records_behind.Add({}).Set(static_cast<double>(d.pipeline->accounts.records_behind->load()));
     if (const auto& board = d.pipeline->routing.board) {
       for (const auto& [model, entry] : d.pipeline->models) {
         for (const auto& e : entry.endpoints) {

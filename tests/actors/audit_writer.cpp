@@ -3,6 +3,7 @@
 // anchor, export, search, and the audit message types across a real middleman connection.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -107,6 +108,8 @@ struct writer_fixture {
   std::shared_ptr<store> db;
   std::shared_ptr<audit_settings> settings = std::make_shared<audit_settings>();
   std::shared_ptr<hook_log> log = std::make_shared<hook_log>();
+  /// The senders' count of messages no answer waits for (the writer counts it down).
+  std::shared_ptr<std::atomic<int64_t>> behind = std::make_shared<std::atomic<int64_t>>(0);
   caf::actor writer;
 
   explicit writer_fixture(audit::hash_algo algo = audit::hash_algo::sha256,
@@ -152,6 +155,7 @@ struct writer_fixture {
       }
     };
     hooks->release_on_failure = release_on_failure_;
+    hooks->records_behind = behind;
     writer =
         sys.spawn<caf::detached>(audit_writer, db, std::shared_ptr<const audit_settings>(settings),
                                  std::shared_ptr<const audit_hooks>(hooks), ledger_);
@@ -431,6 +435,24 @@ TEST_CASE("audit_writer: usage records sent with audit records are written in th
     CHECK(f.log->written == 3);
   }
   check_ok(f.verify(), 3);
+}
+
+TEST_CASE("audit_writer: messages no answer waits for are counted down once written") {
+  writer_fixture f;
+  f.ledger_ = carried_ledger(*f.db, std::make_shared<ledger_log>());
+  f.start();
+  f.behind->store(3);  // as the senders counted the three unheld messages below
+  f.db->inject_write_faults(true);
+  f.append(make_record(1));
+  f.append_held(make_record(2), 2);  // an answer waits for it: never counted
+  f.self->send(f.writer, make_record(3), make_usage(3));
+  f.append(make_record(4));
+  CHECK_FALSE(f.sync());
+  CHECK(f.behind->load() == 3);  // not written yet: still behind
+  f.db->inject_write_faults(false);
+  REQUIRE(eventually([&] { return f.released_count() == 1; }));
+  CHECK(f.behind->load() == 0);
+  CHECK(f.has(4));
 }
 
 TEST_CASE("audit_writer: a usage record without the ledger's book is kept, never dropped") {

@@ -339,6 +339,51 @@ TEST_CASE("without a ledger a held answer is released at once") {
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE("answers wait for their records once the writers are max_records_behind behind") {
+  recording_port port;
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  auto sink = std::make_shared<record_sink>();
+  caf::actor ledger = sys.spawn(fake_ledger, sink);  // never counts down: the backlog only grows
+  auto p = make_pipeline(port);
+  p->accounts.ledger = ledger;
+  p->accounts.write_ahead = false;  // as with the store in memory
+  p->accounts.max_records_behind = 2;
+  const auto behind = p->accounts.records_behind;
+  caf::actor actor = sys.spawn(tc::actors::connection, p);
+  tc::request_outcome answered;
+  answered.status = 200;
+  for (uint32_t slot = 1; slot <= 2; ++slot) {
+    caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, slot}, tc::request_meta{});
+    auto plan = port.plan(slot);
+    REQUIRE(plan);
+    CHECK_FALSE(plan->write_ahead);  // under the bound: nothing waits
+    caf::anon_send(actor, answered);
+    REQUIRE(sink->record(slot));
+    CHECK(behind->load() == slot);  // counted until the ledger has written it
+  }
+  // At the bound the next answer waits for its record (back-pressure), and that record, which
+  // an answer waits for, is not counted.
+  caf::anon_send(actor, chat_request("chat"), tc::reply_target{0, 3}, tc::request_meta{});
+  auto plan = port.plan(3);
+  REQUIRE(plan);
+  CHECK(plan->write_ahead);
+  CHECK(plan->acks == 1);
+  tc::request_outcome held = answered;
+  held.held = true;
+  caf::anon_send(actor, held);
+  REQUIRE(sink->record(3));
+  {
+    std::lock_guard<std::mutex> lock(sink->mx);
+    REQUIRE(sink->holds[2].has_value());
+    CHECK(sink->holds[2]->slot == 3);
+    CHECK_FALSE(sink->holds[0].has_value());
+  }
+  CHECK(behind->load() == 2);
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ledger, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE_FIXTURE(connection_fixture,
                   "an idle connection actor ends on the pool's user_shutdown exit") {
   caf::scoped_actor self{sys};

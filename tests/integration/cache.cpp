@@ -497,6 +497,9 @@ TEST_CASE("the I/O loop answers a plain exact hit itself, billed and audited lik
       },
       10000ms));
   CHECK(report["totals"]["cache_hits"].GetUint64() == 2);
+  // No answer waited for these records (the store is in memory); the writers counted each down.
+  CHECK(eventually([&] { return node_metric(node, "tc_records_behind").value_or(-1) == 0; },
+                   10000ms));
   tcctl_result found = run_tcctl(
       node, {"--json", "audit", "search", "--request-id", std::string(hit.header("x-request-id"))});
   REQUIRE_MESSAGE(found.code == 0, found.out);
