@@ -197,8 +197,9 @@ void take(self_ptr self, audit::audit_record& r, billing::usage_record* usage,
   prepare(st, r);
   st.pending.push_back(std::move(r));
   if (usage != nullptr) st.usage.push_back(std::move(*usage));
-  if (held == nullptr) ++st.unwaited;
-  if (held != nullptr) {
+  if (held == nullptr) {
+    ++st.unwaited;
+  } else {
     st.held.push_back(*held);
     if (st.failing && st.hooks && st.hooks->release_on_failure) return release_held(st);
   }
