@@ -148,7 +148,7 @@ struct account_plan {
   std::shared_ptr<std::atomic<int64_t>> records_behind = std::make_shared<std::atomic<int64_t>>(0);
   /// From this many records_behind on, answers wait for their records whatever write_ahead
   /// says: back-pressure, so a writer that falls behind cannot grow its backlog without bound.
-  int64_t max_records_behind = 10000;
+  int64_t max_records_behind = 1000;
   /// The store as the ledger last found it: store_ok, store_failing or store_full (failing,
   /// and store.max_pending_records are waiting). Written by the ledger's hooks; never null.
   std::shared_ptr<std::atomic<uint8_t>> store_health = std::make_shared<std::atomic<uint8_t>>(0);

@@ -639,7 +639,7 @@ field_set build() {
       bind<S>(
           {.name = "store.max_records_behind",
            .type = vt::integer,
-           .default_text = "10000",
+           .default_text = "1000",
            .min = 1,
            .max = 100000000,
            .help = "Records that no answer waits for (write-ahead off, the store in memory, "

@@ -153,7 +153,7 @@ struct store_settings {
   uint32_t fallback_rpm = 60;        ///< fail_mode open: requests a minute per tenant
   uint32_t fallback_concurrency = 4;      ///< fail_mode open: requests in flight per tenant
   uint32_t max_pending_records = 100000;  ///< fail_mode open: records kept in memory at most
-  uint32_t max_records_behind = 10000;    ///< unwaited records not yet written; then answers wait
+  uint32_t max_records_behind = 1000;     ///< unwaited records not yet written; then answers wait
 };
 
 /// Money: how usage is priced and charged.
