@@ -1154,45 +1154,41 @@ audit::audit_record audit_record_of(connection_state& st, int status,
   return r;
 }
 
+/// A message of records for their writer: with the held answer's target when the answer waits
+/// for them, else counted in records_behind until the writer has written them.
+template <class... Records>
+caf::message to_writer(const connection_state& st, bool held, Records&&... records) {
+  if (held) return caf::make_message(std::forward<Records>(records)..., st.to);
+  st.ctx->accounts.records_behind->fetch_add(1, std::memory_order_relaxed);
+  return caf::make_message(std::forward<Records>(records)...);
+}
+
 /// The audit record of a request refused before any answer (nothing was held for it).
 void audit_refusal(self_ptr self, int status) {
   auto& st = self->state;
-  if (const caf::actor& writer = st.ctx->compliance.audit) {
-    st.ctx->accounts.records_behind->fetch_add(1, std::memory_order_relaxed);
-    self->send(writer, audit_record_of(st, status, nullptr, nullptr));
-  }
+  if (const caf::actor& writer = st.ctx->compliance.audit)
+    self->send(writer, to_writer(st, false, audit_record_of(st, status, nullptr, nullptr)));
 }
 
 /// Step 13's records of a request that was answered (or failed upstream), as messages to their
 /// writers: the usage record to the ledger and the audit record to the audit writer, or both
 /// in one message to the audit writer when it carries usage (one batch, one release). A held
-/// answer's target goes with each message whose record it waits for; the others are counted in
-/// records_behind until their writer has written them.
+/// answer's target goes with each message whose record it waits for (to_writer).
 void record_messages(connection_state& st, billing::usage_record&& rec,
                      const request_outcome& outcome,
                      std::vector<std::pair<caf::actor, caf::message>>& out) {
   const caf::actor& ledger = st.ctx->accounts.ledger;
-  std::atomic<int64_t>& behind = *st.ctx->accounts.records_behind;
   if (const caf::actor& writer = st.ctx->compliance.audit) {
     audit::audit_record r = audit_record_of(st, outcome.status, &rec, &outcome);
     if (records_together(*st.ctx)) {
-      const bool held = outcome.held && (st.ack_audit || st.ack_ledger);
-      if (!held) behind.fetch_add(1, std::memory_order_relaxed);
-      out.emplace_back(writer, held ? caf::make_message(std::move(r), std::move(rec), st.to)
-                                    : caf::make_message(std::move(r), std::move(rec)));
+      out.emplace_back(writer, to_writer(st, outcome.held && (st.ack_audit || st.ack_ledger),
+                                         std::move(r), std::move(rec)));
       return;
     }
-    const bool held = outcome.held && st.ack_audit;
-    if (!held) behind.fetch_add(1, std::memory_order_relaxed);
-    out.emplace_back(
-        writer, held ? caf::make_message(std::move(r), st.to) : caf::make_message(std::move(r)));
+    out.emplace_back(writer, to_writer(st, outcome.held && st.ack_audit, std::move(r)));
   }
-  if (ledger) {
-    const bool held = outcome.held && st.ack_ledger;
-    if (!held) behind.fetch_add(1, std::memory_order_relaxed);
-    out.emplace_back(ledger, held ? caf::make_message(std::move(rec), st.to)
-                                  : caf::make_message(std::move(rec)));
-  }
+  if (ledger)
+    out.emplace_back(ledger, to_writer(st, outcome.held && st.ack_ledger, std::move(rec)));
 }
 
 /// Step 13 for one request.
