@@ -323,10 +323,14 @@ void http_catcher::serve() {
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
         "Content-Length: " +
         std::to_string(out.size()) + "\r\nConnection: close\r\n\r\n" + out;
+    {
+      // Kept before the answer goes out: whatever the answer lets happen next (a client's
+      // response) may be followed at once by a look at bodies().
+      std::lock_guard<std::mutex> lock(mx_);
+      bodies_.push_back(std::move(body));
+    }
     (void)!::write(c, reply.data(), reply.size());
     ::close(c);
-    std::lock_guard<std::mutex> lock(mx_);
-    bodies_.push_back(std::move(body));
   }
 }
 
