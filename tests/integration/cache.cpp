@@ -40,6 +40,13 @@ struct cached_node {
   }
 };
 
+/// Waits until the node's cache holds `entries` records. A miss's answer is stored at step 13,
+/// after its client got it, so a client that repeats at once can arrive first.
+void await_stored(const node_process& node, double entries = 1) {
+  REQUIRE(eventually([&] { return node_metric(node, "tc_cache_entries").value_or(0) >= entries; },
+                     10000ms));
+}
+
 std::string content_of(const response& r) {
   auto d = parse_json(r.body);
   if (d.HasParseError() || !d.IsObject() || !d.HasMember("choices")) return "<not a completion>";
@@ -68,6 +75,7 @@ TEST_CASE("a repeated deterministic request is answered from the cache without a
   CHECK(first.header("x-tc-cache") == "miss");
   const double calls = n.upstream_calls();
 
+  await_stored(n.node);
   auto second = n.chat("Cache me, exactly.");
   REQUIRE(second.status == 200);
   CHECK(second.header("x-tc-cache") == "hit-exact");
@@ -471,10 +479,7 @@ TEST_CASE("the I/O loop answers a plain exact hit itself, billed and audited lik
   const std::string key = create_key(node, "acme");
   const std::string det = "\"temperature\":0";
   REQUIRE(chat(node, key, "Answer me from the loop.", det).status == 200);  // the miss
-  // The answer is stored at step 13, after the client got it (the store is in memory: nothing
-  // holds the answer for its records).
-  REQUIRE(
-      eventually([&] { return node_metric(node, "tc_cache_entries").value_or(0) >= 1; }, 10000ms));
+  await_stored(node);
   response hit = chat(node, key, "Answer me from the loop.", det);
   REQUIRE(hit.status == 200);
   CHECK(hit.header("x-tc-cache") == "hit-exact");
@@ -519,6 +524,7 @@ TEST_CASE("what the loop cannot decide alone goes the actor way, with the same a
   const std::string limited = create_key(node, "acme", R"("limits":{"rpm":1000})");
   const std::string det = "\"temperature\":0";
   REQUIRE(chat(node, plain, "Shared question.", det).status == 200);  // cached for acme
+  await_stored(node);
   // A key with limits: step 2 reserves at its owner, so the actor answers the hit.
   response r = chat(node, limited, "Shared question.", det);
   REQUIRE(r.status == 200);
@@ -557,6 +563,7 @@ TEST_CASE("cache.loop_hits = false sends every hit through the connection actor"
       node.start(server_toml() + "[cache]\nloop_hits = false\n" + sim_provider_toml(1, 20000)),
       node.error());
   REQUIRE(chat(node, "", "Through the actor.", "\"temperature\":0").status == 200);
+  await_stored(node);
   response hit = chat(node, "", "Through the actor.", "\"temperature\":0");
   REQUIRE(hit.status == 200);
   CHECK(hit.header("x-tc-cache") == "hit-exact");
