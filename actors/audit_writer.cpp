@@ -173,14 +173,6 @@ void release_held(audit_writer_state& st) {
   st.held.clear();
 }
 
-/// The records of `pending` are written (or refused for good): the messages no answer waited
-/// for leave the senders' count.
-void count_down(audit_writer_state& st) {
-  if (st.unwaited != 0 && st.hooks && st.hooks->records_behind)
-    st.hooks->records_behind->fetch_sub(st.unwaited, std::memory_order_relaxed);
-  st.unwaited = 0;
-}
-
 void queue_flush(self_ptr self) {
   auto& st = self->state;
   if (st.flush_queued) return;
@@ -250,7 +242,7 @@ void flush(self_ptr self) {
   st.failing = false;
   if (st.hooks && st.hooks->on_written) st.hooks->on_written(st.pending.size());
   st.pending.clear();
-  count_down(st);
+  count_down(st.hooks ? st.hooks->records_behind : nullptr, st.unwaited);
   if (!st.usage.empty() && st.ledger->hooks) {
     const ledger_hooks& h = *st.ledger->hooks;
     if (refused && h.on_write_failed) h.on_write_failed(s.message, 0);

@@ -18,14 +18,6 @@ void release_held(ledger_state& st) {
   st.held.clear();
 }
 
-/// The records of `pending` are written (or refused for good): the messages no answer waited
-/// for leave the senders' count.
-void count_down(ledger_state& st) {
-  if (st.unwaited != 0 && st.hooks && st.hooks->records_behind)
-    st.hooks->records_behind->fetch_sub(st.unwaited, std::memory_order_relaxed);
-  st.unwaited = 0;
-}
-
 void queue_flush(self_ptr self) {
   auto& st = self->state;
   if (st.flush_queued) return;
@@ -48,7 +40,7 @@ void flush(self_ptr self) {
     if (st.hooks && st.hooks->on_write_failed) st.hooks->on_write_failed(s.message, 0);
     if (st.hooks && st.hooks->on_written) st.hooks->on_written(added);
     st.pending.clear();
-    count_down(st);
+    count_down(st.hooks ? st.hooks->records_behind : nullptr, st.unwaited);
     return release_held(st);
   }
   if (!s.ok()) {
@@ -63,7 +55,7 @@ void flush(self_ptr self) {
   st.failing = false;
   if (st.hooks && st.hooks->on_written) st.hooks->on_written(st.pending.size());
   st.pending.clear();
-  count_down(st);
+  count_down(st.hooks ? st.hooks->records_behind : nullptr, st.unwaited);
   release_held(st);
 }
 

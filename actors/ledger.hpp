@@ -41,6 +41,14 @@ struct ledger_hooks {
   std::shared_ptr<std::atomic<int64_t>> records_behind;
 };
 
+/// A writer's pending records are written (or refused for good): its `unwaited` messages, those
+/// no answer waited for, leave the senders' count `behind` (may be null). The ledger and the
+/// audit writer both call it.
+inline void count_down(const std::shared_ptr<std::atomic<int64_t>>& behind, int64_t& unwaited) {
+  if (unwaited != 0 && behind) behind->fetch_sub(unwaited, std::memory_order_relaxed);
+  unwaited = 0;
+}
+
 struct ledger_state {
   std::shared_ptr<store> db;  ///< outlives `book`, which refers to it
   std::shared_ptr<ledger_book> book;
