@@ -378,6 +378,16 @@ field_set build() {
            .max = 100000,
            .help = "CAF: polls with short sleeps before a worker parks"},
           [](auto& s) -> auto& { return s.actors.moderate_poll_attempts; }),
+      bind<S>(
+          {.name = "actors.thread_policy",
+           .type = vt::string,
+           .default_text = R"("batch")",
+           .help = "Linux scheduling policy of every thread the actor system starts (scheduler "
+                   "workers, its clock, detached actors): batch (SCHED_BATCH) lets a woken actor "
+                   "thread wait for the running I/O loop's time slice instead of preempting it; "
+                   "normal: SCHED_OTHER",
+           .choices = {"batch", "normal"}},
+          [](auto& s) -> auto& { return s.actors.thread_policy; }),
 
       bind<S>(
           {.name = "cache.enabled",

@@ -103,6 +103,7 @@ struct actors_settings {
   uint32_t scheduler_threads = 0;  ///< 0 = number of cores
   uint32_t aggressive_poll_attempts = 100;
   uint32_t moderate_poll_attempts = 0;
+  std::string thread_policy = "batch";  ///< batch (SCHED_BATCH) | normal, for the actor threads
 };
 
 /// The response cache and in-flight dedup (issue 3). Per-model policy is on the model.

@@ -3,11 +3,13 @@
 // graceful shutdown, an openai-type provider backed by a tcsim process, upstream failures, and
 // the admin port's metrics.
 #include <doctest/doctest.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -816,4 +818,49 @@ TEST_CASE("the loops' low-load polling stops after the last request: an idle nod
   // A loop that kept polling would use ~100 ticks (a core) here; an idle node a few at most
   // (the 1 s gauge timer, the actor scheduler's clock).
   CHECK(used < 20);
+}
+
+namespace {
+
+/// Each thread of process `pid`: its name and Linux scheduling policy (SCHED_OTHER, SCHED_BATCH).
+std::vector<std::pair<std::string, int>> thread_policies(pid_t pid) {
+  std::vector<std::pair<std::string, int>> out;
+  const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& entry : std::filesystem::directory_iterator(task_dir)) {
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    const int policy = sched_getscheduler(static_cast<pid_t>(std::stol(entry.path().filename())));
+    if (policy >= 0) out.emplace_back(name, policy);  // a thread that ended meanwhile: skipped
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "actor threads run under SCHED_BATCH and the I/O loops do not, unless thread_policy is "
+    "normal") {
+  for (const char* policy : {"", "normal"}) {
+    CAPTURE(policy);
+    const std::string actors = *policy ? std::string("[actors]\nthread_policy = \"normal\"\n") : "";
+    node_process node;
+    REQUIRE_MESSAGE(node.start(basic_config + actors), node.error());
+    // One request, so every kind of thread has started and run.
+    REQUIRE(post_json(node.data_port(), "/v1/chat/completions", chat_body("sim-chat", "policy"))
+                .status == 200);
+    int actor_threads = 0, loops = 0;
+    for (const auto& [name, p] : thread_policies(node.proc().pid())) {
+      CAPTURE(name);
+      if (name.rfind("caf.", 0) == 0) {
+        ++actor_threads;
+        CHECK(p == (*policy ? SCHED_OTHER : SCHED_BATCH));
+      } else if (name == "tcnode") {
+        ++loops;
+        CHECK(p == SCHED_OTHER);  // the main thread and the I/O loops
+      }
+    }
+    CHECK(actor_threads >= 3);  // a scheduler worker, its clock, the detached actors
+    CHECK(loops >= 2);
+  }
 }
