@@ -55,6 +55,25 @@ bool matches(const cache_record& r, const cache_filter& f) {
 /// slightly farther one passes.
 constexpr uint32_t semantic_candidates = 4;
 
+/// Stores an answer under its exact key.
+void put_exact(cache_shard_actor::stateful_pointer<cache_shard_state> self, cache_entry& e) {
+  const uint64_t now = now_ms();
+  cache_record r;
+  r.tier = cache_tier::exact;
+  r.key = e.key;
+  r.ns = e.ns;
+  r.scope = std::move(e.scope);
+  r.model = std::move(e.model);
+  r.body = std::move(e.body);
+  r.prompt_tokens = e.prompt_tokens;
+  r.completion_tokens = e.completion_tokens;
+  r.cost_micros = e.cost_micros;
+  r.upstream_ms = e.upstream_ms;
+  r.expires_ms = expiry(now, e.ttl_s);
+  std::lock_guard<std::mutex> lock(self->state.shared->mu);
+  self->state.store->put(std::move(r), now);
+}
+
 }  // namespace
 
 cache_shard_actor::behavior_type cache_shard(
@@ -126,22 +145,10 @@ cache_shard_actor::behavior_type cache_shard(
         }
         return hit;
       },
-      [self](cache_put_atom, cache_entry& e) {
-        const uint64_t now = now_ms();
-        cache_record r;
-        r.tier = cache_tier::exact;
-        r.key = e.key;
-        r.ns = e.ns;
-        r.scope = std::move(e.scope);
-        r.model = std::move(e.model);
-        r.body = std::move(e.body);
-        r.prompt_tokens = e.prompt_tokens;
-        r.completion_tokens = e.completion_tokens;
-        r.cost_micros = e.cost_micros;
-        r.upstream_ms = e.upstream_ms;
-        r.expires_ms = expiry(now, e.ttl_s);
-        std::lock_guard<std::mutex> lock(self->state.shared->mu);
-        self->state.store->put(std::move(r), now);
+      [self](cache_put_atom, cache_entry& e) { put_exact(self, e); },
+      [self](cache_store_atom, cache_entry& e) {
+        put_exact(self, e);
+        return true;
       },
       [self](cache_link_atom, cache_link& l) {
         auto& s = self->state;

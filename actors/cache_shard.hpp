@@ -22,6 +22,7 @@ namespace tc::actors {
 using cache_get_atom = caf::atom_constant<caf::atom("cache_get")>;
 using cache_find_atom = caf::atom_constant<caf::atom("cache_find")>;
 using cache_put_atom = caf::atom_constant<caf::atom("cache_put")>;
+using cache_store_atom = caf::atom_constant<caf::atom("cache_stor")>;
 using cache_link_atom = caf::atom_constant<caf::atom("cache_link")>;
 using cache_drop_atom = caf::atom_constant<caf::atom("cache_drop")>;
 using cache_stats_atom = caf::atom_constant<caf::atom("cache_stat")>;
@@ -34,6 +35,9 @@ using cache_shard_actor = caf::typed_actor<
     caf::replies_to<cache_find_atom, cache_probe>::with<cache_hit>,
     /// Stores an answer under its exact key.
     caf::reacts_to<cache_put_atom, cache_entry>,
+    /// Stores an answer under its exact key and replies once it can be found: a dedup leader
+    /// closes its entry only then.
+    caf::replies_to<cache_store_atom, cache_entry>::with<bool>,
     /// Stores the template and semantic pointers to an answer.
     caf::reacts_to<cache_link_atom, cache_link>,
     /// Removes the entries matching a filter; replies how many.

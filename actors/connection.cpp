@@ -431,6 +431,8 @@ void end_request(connection_state& st) {
   st.query_tiers = false;
   st.from_cache = false;
   st.leading = false;
+  st.rechecking = false;
+  st.early_attaches.clear();
   st.following = false;
   st.live = false;
   st.deduped = false;
@@ -464,6 +466,9 @@ void probe_pointers(self_ptr self);
 void fetch_pointed(self_ptr self, const cache_hit& pointer);
 void serve_hit(self_ptr self, cache_hit& hit);
 void dispatch(self_ptr self);
+void recheck(self_ptr self);
+void lead_after_recheck(self_ptr self);
+void store_then_close(self_ptr self, cache_entry&& e, dedup_result&& result);
 void schedule(self_ptr self);
 void call_upstream(self_ptr self, std::vector<const model_route*> order, int64_t queue_ms,
                    sched_grant* merged = nullptr);
@@ -893,15 +898,76 @@ void dispatch(self_ptr self) {
   self->request(table, lookup_timeout(self, table), dedup_join_atom::value, st.exact_key,
                 caf::actor_cast<caf::actor>(self), st.req.stream)
       .then(
-          [self](bool leader) {
+          [self](uint8_t role) {
             auto& st = self->state;
-            if (leader) {
-              st.leading = true;
-              return schedule(self);
+            switch (static_cast<dedup_role>(role)) {
+              case dedup_role::follower:
+                st.following = true;  // dedup_events / dedup_result come next
+                return;
+              case dedup_role::recheck:
+                if (!st.meta.no_cache) return recheck(self);
+                [[fallthrough]];  // it may not read the cache: lead
+              case dedup_role::leader:
+                break;
             }
-            st.following = true;  // dedup_events / dedup_result come next
+            st.leading = true;
+            schedule(self);
           },
           [self](caf::error&) { schedule(self); });  // a slow table: go alone
+}
+
+/// Made leader of a key whose answer was stored since this request's lookup: the answer is
+/// looked up once more before an upstream call. A hit answers this request and every one that
+/// joined it meanwhile; a miss (evicted, expired) leads as usual.
+void recheck(self_ptr self) {
+  auto& st = self->state;
+  st.rechecking = true;
+  const auto& shard = owner(st, st.exact_key);
+  self->request(shard, lookup_timeout(self, shard), cache_get_atom::value, st.exact_key)
+      .then(
+          [self](cache_hit& hit) {
+            auto& st = self->state;
+            st.rechecking = false;
+            if (!hit.found) return lead_after_recheck(self);
+            st.early_attaches.clear();  // they get the answer below, as dedup_result
+            dedup_result r{st.exact_key, 200, hit.body, hit.prompt_tokens, hit.completion_tokens};
+            self->send(dedup_owner(st), dedup_done_atom::value, std::move(r));
+            serve_hit(self, hit);
+          },
+          [self](caf::error&) {
+            self->state.rechecking = false;
+            lead_after_recheck(self);
+          });
+}
+
+/// The recheck missed: lead, with the streaming followers that joined during it attached.
+void lead_after_recheck(self_ptr self) {
+  auto& st = self->state;
+  st.leading = true;
+  for (dedup_attach& a : st.early_attaches)
+    st.ctx->ports.at(st.to.loop)->attach(st.to, std::move(a.follower), a.key);
+  st.early_attaches.clear();
+  schedule(self);
+}
+
+/// Step 13 for a leader whose answer the cache keeps: the entry in the dedup table closes once
+/// the shard has stored the answer, so an identical request finds one or the other. A shard that
+/// does not answer (a lost node) closes it all the same: the followers are never left waiting.
+/// The reply may come while this pooled actor serves its next request: the handlers use only
+/// what they captured.
+void store_then_close(self_ptr self, cache_entry&& e, dedup_result&& result) {
+  auto& st = self->state;
+  const auto& shard = owner(st, st.exact_key);
+  auto closing = std::make_shared<dedup_result>(std::move(result));
+  const caf::actor table = dedup_owner(st);
+  self->request(shard, lookup_timeout(self, shard), cache_store_atom::value, std::move(e))
+      .then(
+          [self, table, closing](bool stored) {
+            self->send(table, dedup_done_atom::value, std::move(*closing), stored);
+          },
+          [self, table, closing](caf::error&) {
+            self->send(table, dedup_done_atom::value, std::move(*closing), false);
+          });
 }
 
 /// A follower's answer: the leader's, as JSON or a synthesized stream, or its error.
@@ -1208,27 +1274,30 @@ void settle(self_ptr self, request_outcome& outcome) {
     self->send(st.model->batcher, d);
   }
   // 13 settle      the dedup table gives the leader's answer to its followers; the cache
-  //                stores a complete, cacheable answer; the quota reservation is settled and
-  //                the ledger records the usage (audit arrives with issue 5); metrics are
-  //                recorded by the I/O loop.
+  //                stores a complete, cacheable answer (a leader's before its entry closes:
+  //                store_then_close); the quota reservation is settled and the ledger
+  //                records the usage (audit arrives with issue 5); metrics are recorded by the
+  //                I/O loop.
+  const bool storing =
+      st.store && !st.from_cache && outcome.answer_cacheable && st.route != nullptr;
+  dedup_result result;
   if (st.leading) {
-    dedup_result r;
-    r.key = st.exact_key;
-    r.status = outcome.status;
+    result.key = st.exact_key;
+    result.status = outcome.status;
     if (outcome.status == 200 && !outcome.answer.empty()) {
-      r.body = outcome.answer;
-      r.prompt_tokens = outcome.usage.prompt_tokens;
-      r.completion_tokens = outcome.usage.completion_tokens;
+      result.body = outcome.answer;
+      result.prompt_tokens = outcome.usage.prompt_tokens;
+      result.completion_tokens = outcome.usage.completion_tokens;
     } else if (outcome.status != 200 && !outcome.error_body.empty()) {
-      r.body = outcome.error_body;
+      result.body = outcome.error_body;
     } else {
-      r.status = 502;
-      r.body = openai::error_body(
+      result.status = 502;
+      result.body = openai::error_body(
           openai::upstream_error("The identical request this one joined did not complete."));
     }
-    self->send(dedup_owner(st), dedup_done_atom::value, std::move(r));
+    if (!storing) self->send(dedup_owner(st), dedup_done_atom::value, std::move(result));
   }
-  if (st.store && !st.from_cache && outcome.answer_cacheable && st.route != nullptr) {
+  if (storing) {
     prepare_query_tiers(st);  // a no-cache request skipped the lookup that computes them
     const model_route& r = *st.route;
     const uint32_t ttl =
@@ -1247,7 +1316,10 @@ void settle(self_ptr self, request_outcome& outcome) {
     e.cost_micros = cost;
     e.upstream_ms = static_cast<uint32_t>(outcome.upstream_ns / 1'000'000);
     e.ttl_s = ttl;
-    self->send(owner(st, st.exact_key), cache_put_atom::value, std::move(e));
+    if (st.leading)
+      store_then_close(self, std::move(e), std::move(result));
+    else
+      self->send(owner(st, st.exact_key), cache_put_atom::value, std::move(e));
     // The lookup's embedding is reused. Without one, the builtin embedder computes it here;
     // the embedder actor is not asked again (it failed, or no lookup ran): no semantic pointer.
     const bool semantic = !st.guard.empty() && (!st.embedding.empty() || !st.ctx->cache.embedder);
@@ -1465,6 +1537,8 @@ caf::behavior connection(caf::stateful_actor<connection_state>* self,
       [self](request_outcome& outcome) { settle(self, outcome); },
       [self](dedup_attach& a) {
         auto& st = self->state;
+        if (st.rechecking && a.key == st.exact_key)
+          return st.early_attaches.push_back(std::move(a));
         if (!st.leading || a.key != st.exact_key) return;  // that request already settled
         st.ctx->ports.at(st.to.loop)->attach(st.to, std::move(a.follower), a.key);
       },

@@ -254,9 +254,12 @@ struct connection_state {
   bool query_tiers = false;        ///< the template/semantic tiers apply (keys made lazily)
   bool from_cache = false;         ///< answered by step 6 or by a dedup leader
   bool leading = false;            ///< step 7: the leader of identical requests in flight
+  bool rechecking = false;         ///< step 7: made leader, looking in the cache once more
   bool following = false;          ///< step 7: waiting on a leader's answer
   bool live = false;               ///< following a leader's live stream
   bool deduped = false;            ///< answered by a dedup leader (not the cache)
+  /// Step 7: streaming followers that joined during the recheck, attached if it misses.
+  std::vector<dedup_attach> early_attaches;
   uint64_t lookup_start_ns = 0;
   // Steps 1-2: the caller and what was reserved for it.
   std::shared_ptr<const directory> dir;       ///< the account tables this request was checked by

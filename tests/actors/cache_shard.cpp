@@ -201,14 +201,14 @@ TEST_CASE("dedup_table: the first is the leader, the rest follow and get its ans
   const canonical::digest key = canonical::digest_of("request");
   caf::scoped_actor leader{sys}, follower{sys};
   auto join = [&](caf::scoped_actor& who, bool stream) {
-    bool lead = false;
+    uint8_t role = 0;
     self->request(table, std::chrono::seconds(5), dedup_join_atom::value, key,
                   caf::actor_cast<caf::actor>(who), stream)
-        .receive([&](bool l) { lead = l; }, [&](const caf::error& e) { FAIL(sys.render(e)); });
-    return lead;
+        .receive([&](uint8_t r) { role = r; }, [&](const caf::error& e) { FAIL(sys.render(e)); });
+    return static_cast<dedup_role>(role);
   };
-  CHECK(join(leader, false));
-  CHECK_FALSE(join(follower, true));
+  CHECK(join(leader, false) == dedup_role::leader);
+  CHECK(join(follower, true) == dedup_role::follower);
   // A streaming follower: the leader is asked to attach it.
   bool attached = false;
   leader->receive([&](const dedup_attach& a) { attached = a.key == key; },
@@ -220,6 +220,51 @@ TEST_CASE("dedup_table: the first is the leader, the rest follow and get its ans
                     caf::after(std::chrono::seconds(5)) >> [] {});
   CHECK(got == "the answer");
   // The entry is gone: the next identical request leads again.
-  CHECK(join(follower, false));
+  CHECK(join(follower, false) == dedup_role::leader);
   caf::anon_send_exit(table, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("dedup_table: a key whose answer was stored as it closed is rechecked, within a bound") {
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  auto table = sys.spawn(dedup_table, uint32_t{0});
+  auto join = [&](const canonical::digest& key) {
+    uint8_t role = 0;
+    self->request(table, std::chrono::seconds(5), dedup_join_atom::value, key,
+                  caf::actor_cast<caf::actor>(self), false)
+        .receive([&](uint8_t r) { role = r; }, [&](const caf::error& e) { FAIL(sys.render(e)); });
+    return static_cast<dedup_role>(role);
+  };
+  auto close = [&](const canonical::digest& key, bool stored) {
+    self->send(table, dedup_done_atom::value, dedup_result{key, 200, "answer", 1, 2}, stored);
+  };
+  const canonical::digest stored = canonical::digest_of("stored");
+  const canonical::digest not_stored = canonical::digest_of("not stored");
+  CHECK(join(stored) == dedup_role::leader);
+  CHECK(join(not_stored) == dedup_role::leader);
+  close(stored, true);
+  close(not_stored, false);  // a shard that did not answer: nothing to look for
+  CHECK(join(stored) == dedup_role::recheck);
+  CHECK(join(not_stored) == dedup_role::leader);
+  // Bounded: after max_recent more stored keys the first is forgotten.
+  close(stored, true);  // the recheck's entry
+  for (std::size_t i = 0; i < dedup_table_state::max_recent; ++i) {
+    const canonical::digest k = canonical::digest_of("other " + std::to_string(i));
+    REQUIRE(join(k) == dedup_role::leader);
+    close(k, true);
+  }
+  CHECK(join(stored) == dedup_role::leader);
+  caf::anon_send_exit(table, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_FIXTURE(shard_fixture, "a store is acknowledged once the answer can be found") {
+  const auto k = key_for("How long is the Nile?", "tenant:a");
+  bool acked = false;
+  self->request(shard, std::chrono::seconds(5), cache_store_atom::value,
+                entry_for(k, "tenant:a", "6,650 km"))
+      .receive([&](bool stored) { acked = stored; },
+               [&](const caf::error& e) { FAIL(sys.render(e)); });
+  CHECK(acked);
+  CHECK(get(k.full_hash).body == "6,650 km");
 }

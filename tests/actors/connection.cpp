@@ -11,7 +11,9 @@
 
 #include <caf/all.hpp>
 
+#include "actors/cache_shard.hpp"
 #include "actors/connection.hpp"
+#include "actors/dedup_table.hpp"
 #include "tests/support/actor_system.hpp"
 
 namespace {
@@ -64,6 +66,10 @@ class recording_port : public tc::actors::io_port {
     if (!cv_.wait_for(lock, std::chrono::seconds(10), [&] { return served_.size() >= n; }))
       return std::nullopt;
     return served_[n - 1];
+  }
+  std::size_t plan_count() {
+    std::lock_guard<std::mutex> lock(mx_);
+    return plans_.size();
   }
   /// Waits until `n` plans arrived (at most 10 s).
   std::optional<tc::upstream_plan> plan(std::size_t n) {
@@ -536,4 +542,113 @@ TEST_CASE_FIXTURE(compliance_fixture,
   REQUIRE(ledger_sink->holds[0].has_value());
   CHECK(audits->holds[0]->slot == 4);
   CHECK(ledger_sink->holds[0]->slot == 4);
+}
+
+namespace {
+
+/// A cache shard whose first exact lookup misses, but marks the key stored at the dedup table
+/// just before answering: the leader of an identical request stored its answer and closed its
+/// entry between this request's lookup and its join. The second lookup (the recheck) finds the
+/// answer when `found_again`.
+struct scripted_shard_state {
+  int gets = 0;
+};
+
+/// The key the scripted shard was asked for.
+struct seen_key {
+  std::mutex mx;
+  tc::canonical::digest key;
+};
+
+tc::actors::cache_shard_actor::behavior_type scripted_shard(
+    tc::actors::cache_shard_actor::stateful_pointer<scripted_shard_state> self, caf::actor table,
+    bool found_again, std::shared_ptr<seen_key> seen) {
+  using namespace tc::actors;
+  return {
+      [self, table, found_again, seen](cache_get_atom, const tc::canonical::digest& key) {
+        tc::cache_hit hit;
+        if (++self->state.gets == 1) {
+          {
+            std::lock_guard<std::mutex> lock(seen->mx);
+            seen->key = key;
+          }
+          caf::anon_send(table, dedup_done_atom::value, tc::dedup_result{key, 200, "{}", 0, 0},
+                         true);
+          return hit;
+        }
+        hit.found = found_again;
+        hit.tier = static_cast<uint8_t>(cache_tier::exact);
+        hit.body = R"({"id":"stored","object":"chat.completion","choices":[]})";
+        return hit;
+      },
+      [](cache_find_atom, const tc::cache_probe&) { return tc::cache_hit{}; },
+      [](cache_put_atom, const tc::cache_entry&) {},
+      [](cache_store_atom, const tc::cache_entry&) { return true; },
+      [](cache_link_atom, const tc::cache_link&) {},
+      [](cache_drop_atom, const tc::cache_filter&) { return uint64_t{0}; },
+      [](cache_stats_atom) { return tc::cache_stats{}; },
+      [](cache_sweep_atom) {},
+  };
+}
+
+/// A connection actor with one scripted cache shard and a real dedup table; chat is cacheable.
+struct recheck_fixture {
+  recording_port port;
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  caf::actor table = sys.spawn(tc::actors::dedup_table, uint32_t{0});
+  std::shared_ptr<seen_key> seen = std::make_shared<seen_key>();
+  caf::actor actor;
+  explicit recheck_fixture(bool found_again) {
+    auto p = make_pipeline(port);
+    p->models["chat"].endpoints[0].cache_nondeterministic = true;
+    p->cache.enabled = true;
+    p->cache.shards.push_back(sys.spawn(scripted_shard, table, found_again, seen));
+    p->cache.dedup_tables.push_back(table);
+    actor = sys.spawn(tc::actors::connection, p);
+  }
+  ~recheck_fixture() {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(table, caf::exit_reason::user_shutdown);
+  }
+  /// What the table makes of one more identical request.
+  tc::actors::dedup_role join() {
+    tc::canonical::digest key;
+    {
+      std::lock_guard<std::mutex> lock(seen->mx);
+      key = seen->key;
+    }
+    caf::scoped_actor self{sys};
+    auto role = tc::actors::dedup_role::follower;
+    self->request(table, std::chrono::seconds(5), tc::actors::dedup_join_atom::value, key,
+                  caf::actor_cast<caf::actor>(self), false)
+        .receive([&](uint8_t r) { role = static_cast<tc::actors::dedup_role>(r); },
+                 [&](const caf::error& e) { FAIL(sys.render(e)); });
+    return role;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a request made leader just after an identical answer was stored looks again") {
+  SUBCASE("the answer is there: it is served, no upstream call, and the entry is closed") {
+    recheck_fixture f(true);
+    caf::anon_send(f.actor, chat_request("chat"), tc::reply_target{0, 3}, tc::request_meta{});
+    auto served = f.port.served(1);
+    REQUIRE(served);
+    CHECK(served->cache_header == "hit-exact");
+    CHECK(served->body.find("stored") != std::string::npos);
+    CHECK(f.port.plan_count() == 0);
+    // The entry it led for that moment is closed (the next identical request is not made to
+    // wait on it), and the key is still known as stored.
+    CHECK(f.join() == tc::actors::dedup_role::recheck);
+  }
+  SUBCASE("the answer is gone (evicted): the request leads and calls the upstream") {
+    recheck_fixture f(false);
+    caf::anon_send(f.actor, chat_request("chat"), tc::reply_target{0, 4}, tc::request_meta{});
+    auto plan = f.port.plan(1);
+    REQUIRE(plan);
+    CHECK(plan->dedup_leader);
+    CHECK(f.join() == tc::actors::dedup_role::follower);  // it leads the entry now
+  }
 }
