@@ -60,6 +60,13 @@ metrics::metrics()
                              .Name("tc_requests_in_flight")
                              .Help("Client requests received and not yet answered")
                              .Register(*registry_)),
+      allocator_bytes(BuildGauge()
+                          .Name("tc_allocator_bytes")
+                          .Help("tcnode's thread-cache allocator (node/memory), read at scrape "
+                                "time: slabs = memory it took for small blocks (kept for "
+                                "reuse, never returned), central_free = free blocks parked on "
+                                "its central lists; both 0 when TC_ALLOCATOR=system")
+                          .Register(*registry_)),
       connections_open(BuildGauge()
                            .Name("tc_http_connections_open")
                            .Help("Open client connections on the data port, by I/O loop")

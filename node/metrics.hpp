@@ -56,6 +56,7 @@ class metrics {
   prometheus::Family<prometheus::Gauge>& upstream_in_flight;
   prometheus::Family<prometheus::Counter>& upstream_tokens_total;  ///< model, provider, kind
   prometheus::Family<prometheus::Gauge>& requests_in_flight;
+  prometheus::Family<prometheus::Gauge>& allocator_bytes;  ///< kind: slabs, central_free
   prometheus::Family<prometheus::Gauge>& connections_open;
   prometheus::Family<prometheus::Counter>& protocol_errors_total;
   prometheus::Family<prometheus::Counter>& connections_refused_total;

@@ -37,6 +37,7 @@
 #include "node/http/server.hpp"
 #include "node/io_loop.hpp"
 #include "node/log.hpp"
+#include "node/memory/thread_cache.hpp"
 #include "node/metrics.hpp"
 #include "node/webhook.hpp"
 #include "protocol/messages.hpp"
@@ -802,6 +803,9 @@ void gateway::start() {
     m.cache_evictions.Add({}).Set(static_cast<double>(st.evictions));
     m.cache_expirations.Add({}).Set(static_cast<double>(st.expirations));
     m.records_behind.Add({}).Set(static_cast<double>(d.pipeline->accounts.records_behind->load()));
+    const memory::stats mem = memory::read_stats();
+    m.allocator_bytes.Add({{"kind", "slabs"}}).Set(static_cast<double>(mem.slab_bytes));
+    m.allocator_bytes.Add({{"kind", "central_free"}}).Set(static_cast<double>(mem.central_bytes));
     if (const auto& board = d.pipeline->routing.board) {
       for (const auto& [model, entry] : d.pipeline->models) {
         for (const auto& e : entry.endpoints) {

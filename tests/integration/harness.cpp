@@ -22,9 +22,11 @@ std::string tail_of(const std::string& path, std::size_t max) {
 /// one, `error` says why (with the end of stderr) and nullopt is returned.
 std::optional<std::string> start_until_ready(process& proc, const std::string& binary,
                                              const std::vector<std::string>& args,
-                                             const std::string& log_path, std::string& error) {
+                                             const std::string& log_path, std::string& error,
+                                             const std::vector<std::string>& env = {}) {
   process::options opts;
   opts.stderr_path = log_path;
+  opts.env = env;
   if (!proc.start(binary, args, opts)) {
     error = proc.error();
     return std::nullopt;
@@ -91,7 +93,7 @@ bool node_process::start_file(const std::string& config_path,
   log_path_ = dir_.path() + "/tcnode.stderr";
   std::vector<std::string> args{"--config", config_path};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
-  auto line = start_until_ready(proc_, bin_path("tcnode"), args, log_path_, error_);
+  auto line = start_until_ready(proc_, bin_path("tcnode"), args, log_path_, error_, env_);
   if (!line) return false;
   ready_line_ = *line;
   auto kv = parse_kv(*line);

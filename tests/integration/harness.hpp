@@ -44,6 +44,8 @@ class node_process {
   /// Writes `toml` to a temp dir and starts tcnode --config on it (plus `extra_args`). Waits for
   /// the ready line. False (and error()) on failure.
   bool start(const std::string& toml, const std::vector<std::string>& extra_args = {});
+  /// Extra environment entries "NAME=value" for the next start.
+  void set_env(std::vector<std::string> env) { env_ = std::move(env); }
   /// Starts tcnode with an existing config file.
   bool start_file(const std::string& config_path, const std::vector<std::string>& extra_args);
 
@@ -65,6 +67,7 @@ class node_process {
   std::string ready_line_;
   std::string error_;
   std::string log_path_;
+  std::vector<std::string> env_;
   uint16_t data_port_ = 0;
   uint16_t admin_port_ = 0;
 };

@@ -864,3 +864,30 @@ TEST_CASE(
     CHECK(other_threads >= 2);  // at least the main thread and one loop
   }
 }
+
+TEST_CASE("tcnode's small allocations come from its thread caches unless TC_ALLOCATOR=system") {
+  for (const char* choice : {"", "system"}) {
+    CAPTURE(choice);
+    node_process node;
+    if (*choice) node.set_env({std::string("TC_ALLOCATOR=") + choice});
+    REQUIRE_MESSAGE(node.start(basic_config), node.error());
+    for (int i = 0; i < 20; ++i)
+      REQUIRE(post_json(node.data_port(), "/v1/chat/completions",
+                        chat_body("sim-chat", "allocator " + std::to_string(i)))
+                  .status == 200);
+    const response m = get(node.admin_port(), "/metrics");
+    REQUIRE(m.status == 200);
+    const double slabs = metric_sum(m.body, "tc_allocator_bytes", "slabs").value_or(-1);
+#if TC_TCNODE_MALLOC
+    if (*choice)
+      CHECK(slabs == 0);  // every block came from glibc
+    else
+      CHECK(slabs > 0);
+#else
+    CHECK(slabs == 0);  // a sanitizer build: the sanitizer's malloc, not ours
+#endif
+    const exit_status end = node.stop();  // threads exit and hand their caches back cleanly
+    CHECK(end.exited);
+    CHECK(end.code == 0);
+  }
+}
