@@ -22,14 +22,14 @@ constexpr std::size_t slab_bytes = std::size_t{1} << slab_shift;
 constexpr std::size_t slab_count = reserve_bytes >> slab_shift;
 
 // Size classes: 16 to 1,024 bytes in steps of 16 (classes 1-64), then four per doubling up to
-// 64 KiB (classes 65-88, at most 25% rounding). Class 0 marks a slab not handed out.
+// max_small (classes 65-72, at most 25% rounding). Class 0 marks a slab not handed out.
 constexpr unsigned step_classes = 64;
-constexpr unsigned class_count = step_classes + 1 + 24;
+constexpr unsigned class_count = step_classes + 1 + 8;
 
 constexpr unsigned class_index(std::size_t n) {
   if (n <= 1024) return n == 0 ? 1 : unsigned((n + 15) >> 4);
   const std::size_t m = n - 1;
-  const unsigned k = 63 - unsigned(__builtin_clzll(m));                     // 10..15
+  const unsigned k = 63 - unsigned(__builtin_clzll(m));                     // 10..11
   const unsigned j = unsigned((m - (std::size_t{1} << k)) >> (k - 2)) + 1;  // 1..4
   return step_classes + (k - 10) * 4 + j;
 }
@@ -45,6 +45,7 @@ static_assert(class_index(max_small) == class_count - 1);
 static_assert(size_of_class(class_count - 1) == max_small);
 static_assert(size_of_class(class_index(1025)) == 1280);
 static_assert(size_of_class(class_index(2048)) == 2048);
+static_assert(size_of_class(class_index(2049)) == 2560);
 
 constexpr auto class_sizes = [] {
   std::array<std::size_t, class_count> a{};
