@@ -20,6 +20,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/status.h>
@@ -39,6 +40,14 @@ namespace {
 constexpr std::array<const char*, 6> kFamilyNames = {"keys",  "tenants", "ledger",
                                                      "audit", "quota",   "meta"};
 constexpr size_t kFamilies = kFamilyNames.size();
+
+/// RocksDB keeps per-thread perf counters (PerfLevel kEnableCount by default), each bump a
+/// thread-local reached through __tls_get_addr. Nothing here reads them: every thread that uses
+/// the store turns them off before its first call.
+void no_perf_counters() {
+  thread_local const bool off = (rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable), true);
+  (void)off;
+}
 
 rocksdb::Slice slice(std::string_view s) {
   return rocksdb::Slice(s.data(), s.size());
@@ -213,20 +222,24 @@ bool store::write_faults() const {
 
 store::status store::put(family f, std::string_view key, std::string_view value) {
   if (write_faults()) return injected_fault;
+  no_perf_counters();
   return to_status(impl_->db->Put(impl_->write_options, impl_->cf(f), slice(key), slice(value)));
 }
 
 store::status store::del(family f, std::string_view key) {
   if (write_faults()) return injected_fault;
+  no_perf_counters();
   return to_status(impl_->db->Delete(impl_->write_options, impl_->cf(f), slice(key)));
 }
 
 store::status store::get(family f, std::string_view key, std::string& value) const {
+  no_perf_counters();
   return to_status(impl_->db->Get(rocksdb::ReadOptions(), impl_->cf(f), slice(key), &value));
 }
 
 std::vector<store::status> store::multi_get(family f, const std::vector<std::string>& keys,
                                             std::vector<std::string>& values) const {
+  no_perf_counters();
   std::vector<rocksdb::ColumnFamilyHandle*> cfs(keys.size(), impl_->cf(f));
   std::vector<rocksdb::Slice> slices;
   slices.reserve(keys.size());
@@ -253,6 +266,7 @@ store::status store::write(const batch& b) {
 store::status store::write(const batch& first, const batch& second) {
   if (first.count() + second.count() == 0) return {};
   if (write_faults()) return injected_fault;
+  no_perf_counters();
   rocksdb::WriteBatch wb;
   for (const batch* b : {&first, &second}) {
     if (!b->impl_) continue;  // moved from
