@@ -340,7 +340,6 @@ bool enabled() noexcept {
 
 stats read_stats() noexcept {
   stats s;
-  s.reserved_bytes = g_limit.load(std::memory_order_relaxed);
   s.slab_bytes = g_slab_bytes.load(std::memory_order_relaxed);
   s.central_bytes = g_central_bytes.load(std::memory_order_relaxed);
   s.central_transfers = g_transfers.load(std::memory_order_relaxed);

@@ -47,9 +47,8 @@ bool enabled() noexcept;
 
 /// Counters for metrics and tests; each is a relaxed read.
 struct stats {
-  std::size_t reserved_bytes = 0;  ///< address range reserved (not memory)
-  std::size_t slab_bytes = 0;      ///< slabs made readable and writable so far (never returned)
-  std::size_t central_bytes = 0;   ///< free blocks held by the central lists
+  std::size_t slab_bytes = 0;     ///< slabs made readable and writable so far (never returned)
+  std::size_t central_bytes = 0;  ///< free blocks held by the central lists
   std::uint64_t central_transfers = 0;  ///< batches moved between thread and central lists
 };
 stats read_stats() noexcept;
