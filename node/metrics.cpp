@@ -63,9 +63,10 @@ metrics::metrics()
       allocator_bytes(BuildGauge()
                           .Name("tc_allocator_bytes")
                           .Help("tcnode's thread-cache allocator (node/memory), read at scrape "
-                                "time: slabs = memory it took for small blocks (kept for "
-                                "reuse, never returned), central_free = free blocks parked on "
-                                "its central lists; both 0 when TC_ALLOCATOR=system")
+                                "time: slabs = address space made usable for small blocks, "
+                                "kept for reuse and never returned (RSS counts only the pages "
+                                "touched), central_free = free blocks parked on its central "
+                                "lists; both 0 when TC_ALLOCATOR=system")
                           .Register(*registry_)),
       connections_open(BuildGauge()
                            .Name("tc_http_connections_open")
