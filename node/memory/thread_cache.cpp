@@ -288,11 +288,8 @@ void set_up() {
 
 void* allocate(std::size_t n) noexcept {
   if (n > max_small) return nullptr;
-  mode m = g_mode.load(std::memory_order_acquire);
-  if (m != mode::on) [[unlikely]] {
-    if (m == mode::unset) set_up();
-    if (g_mode.load(std::memory_order_acquire) != mode::on) return nullptr;
-  }
+  if (g_mode.load(std::memory_order_acquire) != mode::on && !enabled()) [[unlikely]]
+    return nullptr;
   const unsigned c = class_index(n);
   thread_cache& tc = t_cache;
   if (tc.state != cache_state::live && !attach(tc)) [[unlikely]]
