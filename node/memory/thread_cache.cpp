@@ -74,6 +74,7 @@ void*& next_batch_of(void* p) {
 
 enum class mode : int { unset, setting_up, on, off };
 constinit std::atomic<mode> g_mode{mode::unset};
+constinit std::atomic<const char*> g_off_reason{nullptr};  // set before g_mode turns off
 constinit std::uintptr_t g_base = 0;
 constinit std::atomic<std::size_t> g_limit{0};  // reserve_bytes once set up: owns() is false before
 constinit std::atomic<std::size_t> g_slab_next{0};   // offset of the next slab to hand out
@@ -262,20 +263,19 @@ void set_up() {
   mode expected = mode::unset;
   if (!g_mode.compare_exchange_strong(expected, mode::setting_up)) return;
   const char* choice = std::getenv("TC_ALLOCATOR");
-  if (choice != nullptr && std::strcmp(choice, "system") == 0) {
+  auto turn_off = [](const char* why) {
+    g_off_reason.store(why, std::memory_order_relaxed);
     g_mode.store(mode::off, std::memory_order_release);
-    return;
-  }
+  };
+  if (choice != nullptr && std::strcmp(choice, "system") == 0)
+    return turn_off("TC_ALLOCATOR=system");
   void* range = mmap(nullptr, reserve_bytes + slab_bytes, PROT_NONE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (range == MAP_FAILED) {
-    g_mode.store(mode::off, std::memory_order_release);
-    return;
-  }
+  if (range == MAP_FAILED)
+    return turn_off("the allocator's 64 GiB address range could not be reserved (RLIMIT_AS?)");
   if (pthread_key_create(&g_key, on_thread_exit) != 0) {
     munmap(range, reserve_bytes + slab_bytes);
-    g_mode.store(mode::off, std::memory_order_release);
-    return;
+    return turn_off("no thread-specific key was left for the allocator's caches");
   }
   g_base = (reinterpret_cast<std::uintptr_t>(range) + slab_bytes - 1) & ~(slab_bytes - 1);
   g_limit.store(reserve_bytes, std::memory_order_release);
@@ -333,6 +333,10 @@ std::size_t class_size(std::size_t n) noexcept {
 bool enabled() noexcept {
   if (g_mode.load(std::memory_order_acquire) == mode::unset) set_up();
   return g_mode.load(std::memory_order_acquire) == mode::on;
+}
+
+const char* off_reason() noexcept {
+  return enabled() ? nullptr : g_off_reason.load(std::memory_order_relaxed);
 }
 
 stats read_stats() noexcept {

@@ -45,6 +45,11 @@ std::size_t class_size(std::size_t n) noexcept;
 /// "system" leaves every allocation to glibc; unset or "thread_cache" turns this allocator on.
 bool enabled() noexcept;
 
+/// Why enabled() is false, for the node's log: "TC_ALLOCATOR=system" when chosen, else what
+/// failed at set-up (e.g. the address range could not be reserved under a low RLIMIT_AS).
+/// nullptr while enabled() is true (or another thread is still setting it up). A static string.
+const char* off_reason() noexcept;
+
 /// Counters for metrics and tests; each is a relaxed read.
 struct stats {
   std::size_t slab_bytes = 0;     ///< slabs made readable and writable so far (never returned)

@@ -23,10 +23,8 @@ std::string tail_of(const std::string& path, std::size_t max) {
 std::optional<std::string> start_until_ready(process& proc, const std::string& binary,
                                              const std::vector<std::string>& args,
                                              const std::string& log_path, std::string& error,
-                                             const std::vector<std::string>& env = {}) {
-  process::options opts;
+                                             process::options opts = {}) {
   opts.stderr_path = log_path;
-  opts.env = env;
   if (!proc.start(binary, args, opts)) {
     error = proc.error();
     return std::nullopt;
@@ -93,7 +91,7 @@ bool node_process::start_file(const std::string& config_path,
   log_path_ = dir_.path() + "/tcnode.stderr";
   std::vector<std::string> args{"--config", config_path};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
-  auto line = start_until_ready(proc_, bin_path("tcnode"), args, log_path_, error_, env_);
+  auto line = start_until_ready(proc_, bin_path("tcnode"), args, log_path_, error_, opts_);
   if (!line) return false;
   ready_line_ = *line;
   auto kv = parse_kv(*line);

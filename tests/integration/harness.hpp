@@ -45,7 +45,9 @@ class node_process {
   /// the ready line. False (and error()) on failure.
   bool start(const std::string& toml, const std::vector<std::string>& extra_args = {});
   /// Extra environment entries "NAME=value" for the next start.
-  void set_env(std::vector<std::string> env) { env_ = std::move(env); }
+  void set_env(std::vector<std::string> env) { opts_.env = std::move(env); }
+  /// RLIMIT_AS (bytes) for the next start; 0 = the test's own.
+  void set_address_space_limit(std::size_t bytes) { opts_.address_space_limit = bytes; }
   /// Starts tcnode with an existing config file.
   bool start_file(const std::string& config_path, const std::vector<std::string>& extra_args);
 
@@ -67,7 +69,7 @@ class node_process {
   std::string ready_line_;
   std::string error_;
   std::string log_path_;
-  std::vector<std::string> env_;
+  process::options opts_;  ///< env and limits for the next start (its stderr_path is set there)
   uint16_t data_port_ = 0;
   uint16_t admin_port_ = 0;
 };

@@ -891,3 +891,33 @@ TEST_CASE("tcnode's small allocations come from its thread caches unless TC_ALLO
     CHECK(end.code == 0);
   }
 }
+
+TEST_CASE("tcnode says in its log when its allocator is off without being asked") {
+#if TC_TCNODE_MALLOC
+  // 8 GiB of address space holds the node but not the allocator's 64 GiB range: glibc serves,
+  // the node works, and the log says why once. (Not under a sanitizer: its shadow memory needs
+  // terabytes of address space, and its build has no shim.)
+  node_process node;
+  node.set_address_space_limit(std::size_t{8} << 30);
+  REQUIRE_MESSAGE(node.start(basic_config), node.error());
+  CHECK(post_json(node.data_port(), "/v1/chat/completions", chat_body("sim-chat", "no range"))
+            .status == 200);
+  const std::string log = node.log();
+  CHECK(log.find("\"event\":\"allocator_fallback\"") != std::string::npos);
+  CHECK(log.find("RLIMIT_AS") != std::string::npos);
+  CHECK(node.stop().code == 0);
+#endif
+
+  node_process asked;  // TC_ALLOCATOR=system is a choice, not a fallback; a typo is named
+  asked.set_env({"TC_ALLOCATOR=system"});
+  REQUIRE_MESSAGE(asked.start(basic_config), asked.error());
+  CHECK(asked.log().find("allocator_fallback") == std::string::npos);
+  CHECK(asked.stop().code == 0);
+#if TC_TCNODE_MALLOC
+  node_process typo;
+  typo.set_env({"TC_ALLOCATOR=glibc"});
+  REQUIRE_MESSAGE(typo.start(basic_config), typo.error());
+  CHECK(typo.log().find("\"event\":\"allocator_setting_unknown\"") != std::string::npos);
+  CHECK(typo.stop().code == 0);
+#endif
+}

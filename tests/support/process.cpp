@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -172,6 +173,15 @@ bool process::start(const std::string& binary, const std::vector<std::string>& a
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::signal(SIGPIPE, SIG_DFL);
+    if (opts.address_space_limit != 0) {
+      const rlimit as{opts.address_space_limit, opts.address_space_limit};
+      if (::setrlimit(RLIMIT_AS, &as) != 0) {
+        int e = errno;  // reported like a failed exec
+        ssize_t ignored = ::write(err[1], &e, sizeof e);
+        (void)ignored;
+        ::_exit(127);
+      }
+    }
     ::dup2(out[1], STDOUT_FILENO);
     if (err_fd >= 0) ::dup2(err_fd, STDERR_FILENO);
     ::execve(argv[0], argv.data(), envp.data());

@@ -77,6 +77,8 @@ class process {
     std::string stderr_path;
     /// Extra environment entries "NAME=value" on top of the parent's environment.
     std::vector<std::string> env;
+    /// The child's RLIMIT_AS in bytes; 0 leaves the parent's.
+    std::size_t address_space_limit = 0;
   };
 
   process() = default;

@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include <curl/curl.h>
@@ -15,6 +17,7 @@
 
 #include "config/loader.hpp"
 #include "node/log.hpp"
+#include "node/memory/thread_cache.hpp"
 #include "node/node.hpp"
 
 namespace {
@@ -26,6 +29,23 @@ void raise_fd_limit() {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+}
+
+/// tcnode's malloc is the thread-cache allocator (node/memory) unless TC_ALLOCATOR=system asks
+/// for glibc's. When it is off for another reason (its address range could not be reserved), or
+/// the variable holds a value it does not know, the log says so once: the node still serves,
+/// but slower under load.
+void check_allocator() {
+#if TC_MALLOC_SHIM
+  const char* choice = std::getenv("TC_ALLOCATOR");
+  const bool system = choice != nullptr && std::strcmp(choice, "system") == 0;
+  if (choice != nullptr && *choice != '\0' && !system && std::strcmp(choice, "thread_cache") != 0)
+    tc::log::warn("allocator_setting_unknown",
+                  {{"TC_ALLOCATOR", choice}, {"expected", "system or thread_cache"}});
+  if (const char* why = tc::memory::off_reason(); why != nullptr && !system)
+    tc::log::warn("allocator_fallback",
+                  {{"why", why}, {"effect", "glibc's malloc serves every allocation"}});
+#endif
 }
 
 }  // namespace
@@ -84,6 +104,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   try {
     tc::node::gateway n(std::move(settings));
+    check_allocator();
     n.start();
     std::printf("ready data=%s admin=%s\n", n.data_address().c_str(), n.admin_address().c_str());
     std::fflush(stdout);
