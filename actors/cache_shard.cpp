@@ -1,5 +1,6 @@
 #include "actors/cache_shard.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string_view>
@@ -11,6 +12,12 @@ namespace {
 
 uint64_t now_ms() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())
                                    .count());
 }
@@ -76,12 +83,43 @@ void put_exact(cache_shard_actor::stateful_pointer<cache_shard_state> self, cach
 
 }  // namespace
 
+semantic_budget::semantic_budget(uint32_t pct, uint64_t now_ns)
+    : pct_(pct),
+      capacity_ns_(static_cast<int64_t>(pct) * 10'000'000),  // one second at pct/100
+      tokens_ns_(capacity_ns_),
+      last_ns_(now_ns) {}
+
+void semantic_budget::refill(uint64_t now_ns) {
+  if (now_ns <= last_ns_) return;
+  // Whole seconds at most (the bucket holds one): no overflow however long the pause.
+  const uint64_t elapsed = std::min<uint64_t>(now_ns - last_ns_, 1'000'000'000);
+  last_ns_ = now_ns;
+  tokens_ns_ = std::min(capacity_ns_, tokens_ns_ + static_cast<int64_t>(elapsed * pct_ / 100));
+}
+
+bool semantic_budget::allow_search(uint64_t now_ns) {
+  if (pct_ == 0) return true;
+  refill(now_ns);
+  return tokens_ns_ > 0;
+}
+
+bool semantic_budget::allow_insert(uint64_t now_ns) {
+  if (pct_ == 0) return true;
+  refill(now_ns);
+  return tokens_ns_ >= capacity_ns_ / 2;
+}
+
+void semantic_budget::spend(uint64_t ns) {
+  if (pct_ != 0) tokens_ns_ -= static_cast<int64_t>(std::min<uint64_t>(ns, 1'000'000'000));
+}
+
 cache_shard_actor::behavior_type cache_shard(
     cache_shard_actor::stateful_pointer<cache_shard_state> self,
     std::shared_ptr<const cache_shard_config> cfg, std::shared_ptr<shared_cache_store> shared) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.shared = std::move(shared);
+  st.budget = semantic_budget(st.cfg->semantic_budget_pct, now_ns());
   // Runs inside a store call, so under the lock; only this actor's calls remove records.
   auto owned =
       std::make_unique<cache_store>(st.cfg->limits, [self](const cache_record& r, removal why) {
@@ -131,7 +169,13 @@ cache_shard_actor::behavior_type cache_shard(
         if (probe.embedding.size() != s.cfg->semantic.dimension) return hit;
         auto it = s.namespaces.find(probe.ns);
         if (it == s.namespaces.end()) return hit;
+        const uint64_t start = now_ns();
+        if (!s.budget.allow_search(start)) {
+          ++s.skipped_searches;
+          return hit;
+        }
         auto near = it->second->index.search(probe.embedding.data(), semantic_candidates);
+        s.budget.spend(now_ns() - start);
         for (const auto& n : near) {
           if (n.similarity < probe.threshold) break;  // sorted: the rest are farther
           std::lock_guard<std::mutex> lock(s.shared->mu);
@@ -170,7 +214,10 @@ cache_shard_actor::behavior_type cache_shard(
           std::lock_guard<std::mutex> lock(s.shared->mu);
           s.store->put(std::move(r), now);
         }
-        if (l.embedding.size() == s.cfg->semantic.dimension) {
+        const uint64_t start = now_ns();
+        if (l.embedding.size() == s.cfg->semantic.dimension && !s.budget.allow_insert(start)) {
+          ++s.skipped_inserts;  // the answer stays reachable by its exact and template keys
+        } else if (l.embedding.size() == s.cfg->semantic.dimension) {
           cache_record r = base(cache_tier::semantic);
           // One semantic record per answer in a namespace: re-storing it replaces the old one
           // (whose index entry leaves with it through the removal callback).
@@ -185,6 +232,7 @@ cache_shard_actor::behavior_type cache_shard(
             auto& ns = s.namespaces[l.ns];
             if (!ns) ns = std::make_unique<semantic_namespace>(s.cfg->semantic);
             ns->index.add(id, l.embedding.data());
+            s.budget.spend(now_ns() - start);
           }
         }
       },
@@ -201,6 +249,8 @@ cache_shard_actor::behavior_type cache_shard(
         out.evictions = s.store->evictions();
         out.expirations = s.expirations;
         out.namespaces = s.namespaces.size();
+        out.semantic_skipped_searches = s.skipped_searches;
+        out.semantic_skipped_inserts = s.skipped_inserts;
         for (const auto& [ns, n] : s.namespaces) {
           out.semantic_entries += n->index.size();
           out.semantic_bytes += n->index.memory_bytes();

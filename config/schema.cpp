@@ -551,6 +551,17 @@ field_set build() {
            .help = "HNSW links per node: higher is more accurate and uses more memory"},
           [](auto& s) -> auto& { return s.cache.semantic_m; }),
       bind<S>(
+          {.name = "cache.semantic_budget_pct",
+           .type = vt::integer,
+           .default_text = "25",
+           .min = 0,
+           .max = 100,
+           .help = "Semantic search and insert are best effort: each cache shard spends at most "
+                   "this % of one thread on them (bursts of up to a second's worth pass); past "
+                   "it, inserts are left out first, then searches (tc_cache_semantic_skipped). "
+                   "0 = no limit, and one namespace's HNSW graph can then cap the node"},
+          [](auto& s) -> auto& { return s.cache.semantic_budget_pct; }),
+      bind<S>(
           {.name = "cache.lookup_timeout_ms",
            .type = vt::integer,
            .default_text = "50",

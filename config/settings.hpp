@@ -114,14 +114,15 @@ struct cache_settings {
   uint64_t max_bytes = 1ull << 30;   ///< per node, split evenly over the shards
   bool template_tier = true;
   bool semantic_tier = true;
-  bool semantic_multi_turn = false;  ///< semantic hits for requests with history too
-  std::string embedder = "builtin";  ///< builtin (feature hashing) | openai (/v1/embeddings)
-  uint32_t embedding_dim = 256;      ///< the semantic index's vector length (any embedder)
-  uint32_t semantic_ef = 64;         ///< HNSW search breadth
-  uint32_t semantic_m = 16;          ///< HNSW links per node
-  uint32_t lookup_timeout_ms = 50;   ///< a cache shard slower than this counts as a miss
-  bool dedup = true;                 ///< coalesce identical in-flight requests
-  bool loop_hits = true;             ///< the I/O loops answer plain exact hits themselves
+  bool semantic_multi_turn = false;   ///< semantic hits for requests with history too
+  std::string embedder = "builtin";   ///< builtin (feature hashing) | openai (/v1/embeddings)
+  uint32_t embedding_dim = 256;       ///< the semantic index's vector length (any embedder)
+  uint32_t semantic_ef = 64;          ///< HNSW search breadth
+  uint32_t semantic_m = 16;           ///< HNSW links per node
+  uint32_t semantic_budget_pct = 25;  ///< share of a thread each shard spends on semantic work
+  uint32_t lookup_timeout_ms = 50;    ///< a cache shard slower than this counts as a miss
+  bool dedup = true;                  ///< coalesce identical in-flight requests
+  bool loop_hits = true;              ///< the I/O loops answer plain exact hits themselves
 
   // The openai embedder (actors/embedder.hpp).
   std::string embedder_provider;             ///< a [[providers]] name: base_url, key, transport

@@ -211,6 +211,13 @@ metrics::metrics()
                             .Name("tc_cache_expirations")
                             .Help("Records expired by TTL since the node started")
                             .Register(*registry_)),
+      cache_semantic_skipped(
+          BuildGauge()
+              .Name("tc_cache_semantic_skipped")
+              .Help("Semantic searches and inserts left out since the node started because a "
+                    "shard had spent cache.semantic_budget_pct of a thread on them (op: search "
+                    "| insert)")
+              .Register(*registry_)),
       budget_alerts_total(BuildCounter()
                               .Name("tc_budget_alerts_total")
                               .Help("Budgets crossing 50, 80 or 100 percent of themselves")

@@ -92,9 +92,10 @@ class metrics {
   prometheus::Family<prometheus::Gauge>& cache_bytes;  ///< kind: answers | semantic_index
   prometheus::Family<prometheus::Gauge>& cache_semantic_entries;
   prometheus::Family<prometheus::Gauge>& cache_semantic_namespaces;
-  prometheus::Family<prometheus::Gauge>& cache_evictions;        ///< since start (from the shards)
-  prometheus::Family<prometheus::Gauge>& cache_expirations;      ///< since start (from the shards)
-  prometheus::Family<prometheus::Counter>& budget_alerts_total;  ///< period, percent
+  prometheus::Family<prometheus::Gauge>& cache_evictions;         ///< since start (from the shards)
+  prometheus::Family<prometheus::Gauge>& cache_expirations;       ///< since start (from the shards)
+  prometheus::Family<prometheus::Gauge>& cache_semantic_skipped;  ///< op; since start (shards)
+  prometheus::Family<prometheus::Counter>& budget_alerts_total;   ///< period, percent
   prometheus::Family<prometheus::Counter>& ledger_records_total;
   prometheus::Family<prometheus::Counter>& audit_records_total;
   prometheus::Family<prometheus::Gauge>& records_behind;  ///< unwaited record messages unwritten

@@ -190,6 +190,7 @@ std::vector<actors::cache_shard_actor> spawn_cache(
   cfg->semantic.dimension = c.embedding_dim;
   cfg->semantic.m = c.semantic_m;
   cfg->semantic.ef_search = c.semantic_ef;
+  cfg->semantic_budget_pct = c.semantic_budget_pct;
   for (uint32_t i = 0; i < c.shards; ++i) {
     stores.push_back(std::make_shared<actors::shared_cache_store>());
     shards.push_back(sys.spawn(actors::cache_shard, cfg, stores.back()));
@@ -213,6 +214,8 @@ cache_stats collect_stats(caf::actor_system& sys,
               total.semantic_entries += st.semantic_entries;
               total.semantic_bytes += st.semantic_bytes;
               total.namespaces += st.namespaces;
+              total.semantic_skipped_searches += st.semantic_skipped_searches;
+              total.semantic_skipped_inserts += st.semantic_skipped_inserts;
             },
             [](const caf::error&) {});  // a busy shard is left out of this scrape
   }
@@ -802,6 +805,10 @@ void gateway::start() {
     m.cache_semantic_namespaces.Add({}).Set(static_cast<double>(st.namespaces));
     m.cache_evictions.Add({}).Set(static_cast<double>(st.evictions));
     m.cache_expirations.Add({}).Set(static_cast<double>(st.expirations));
+    m.cache_semantic_skipped.Add({{"op", "search"}})
+        .Set(static_cast<double>(st.semantic_skipped_searches));
+    m.cache_semantic_skipped.Add({{"op", "insert"}})
+        .Set(static_cast<double>(st.semantic_skipped_inserts));
     m.records_behind.Add({}).Set(static_cast<double>(d.pipeline->accounts.records_behind->load()));
     const memory::stats mem = memory::read_stats();
     m.allocator_bytes.Add({{"kind", "slabs"}}).Set(static_cast<double>(mem.slab_bytes));
@@ -851,7 +858,9 @@ void gateway::start() {
              ",\"semantic_bytes\":" + std::to_string(st.semantic_bytes) +
              ",\"namespaces\":" + std::to_string(st.namespaces) +
              ",\"evictions\":" + std::to_string(st.evictions) +
-             ",\"expirations\":" + std::to_string(st.expirations) + "}";
+             ",\"expirations\":" + std::to_string(st.expirations) +
+             ",\"semantic_skipped_searches\":" + std::to_string(st.semantic_skipped_searches) +
+             ",\"semantic_skipped_inserts\":" + std::to_string(st.semantic_skipped_inserts) + "}";
     };
     d.admin_deps.cache_invalidate = [&d](const std::string& body) {
       return invalidate(d.system, d.cache_shards, body);

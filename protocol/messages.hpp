@@ -321,14 +321,17 @@ struct cache_stats {
   uint64_t evictions = 0;
   uint64_t expirations = 0;
   uint64_t semantic_entries = 0;
-  uint64_t semantic_bytes = 0;  ///< vectors and graph links of the semantic indexes
-  uint64_t namespaces = 0;      ///< semantic indexes
+  uint64_t semantic_bytes = 0;             ///< vectors and graph links of the semantic indexes
+  uint64_t namespaces = 0;                 ///< semantic indexes
+  uint64_t semantic_skipped_searches = 0;  ///< over the shards' semantic budget (counters)
+  uint64_t semantic_skipped_inserts = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_stats& x) {
   return f(caf::meta::type_name("tc::cache_stats"), x.entries, x.bytes, x.evictions, x.expirations,
-           x.semantic_entries, x.semantic_bytes, x.namespaces);
+           x.semantic_entries, x.semantic_bytes, x.namespaces, x.semantic_skipped_searches,
+           x.semantic_skipped_inserts);
 }
 
 // -- dedup_table (actors/dedup_table.hpp) --------------------------------------------------

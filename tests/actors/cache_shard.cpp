@@ -53,11 +53,13 @@ struct shard_fixture {
   caf::scoped_actor self{sys};
   cache_shard_actor shard;
 
-  explicit shard_fixture(std::size_t max_bytes = 1 << 20) {
+  explicit shard_fixture(std::size_t max_bytes = 1 << 20, uint32_t budget_pct = 0,
+                         uint64_t max_entries = 1000) {
     auto c = std::make_shared<cache_shard_config>();
-    c->limits.max_entries = 1000;
+    c->limits.max_entries = max_entries;
     c->limits.max_bytes = max_bytes;
     c->semantic.dimension = 64;
+    c->semantic_budget_pct = budget_pct;
     shard = sys.spawn(cache_shard, c, std::make_shared<shared_cache_store>());
   }
   ~shard_fixture() { caf::anon_send_exit(shard, caf::exit_reason::user_shutdown); }
@@ -191,6 +193,88 @@ TEST_CASE_FIXTURE(shard_fixture, "template and semantic pointers lead to the exa
   CHECK(stats().namespaces == 1);
   CHECK(drop(cache_filter{"", "", k.namespace_hash}) == 2);
   CHECK(stats().namespaces == 0);  // the empty index is freed with its last entry
+}
+
+TEST_CASE("semantic_budget: searches while time is left, inserts while half of it is") {
+  const uint64_t s = 1'000'000'000;  // one second, in the budget's nanoseconds
+  semantic_budget none(0, 0);
+  none.spend(10 * s);
+  CHECK(none.allow_search(1));
+  CHECK(none.allow_insert(1));
+  CHECK_FALSE(none.limited());
+
+  semantic_budget b(10, 5 * s);  // 10% of a thread: a bucket of 100 ms, full at the start
+  CHECK(b.limited());
+  CHECK(b.allow_insert(5 * s));
+  b.spend(60'000'000);  // 40 ms left: below half, searches only
+  CHECK_FALSE(b.allow_insert(5 * s));
+  CHECK(b.allow_search(5 * s));
+  b.spend(50'000'000);  // 10 ms owed: nothing
+  CHECK_FALSE(b.allow_search(5 * s));
+  CHECK(b.allow_search(5 * s + s / 5));  // 200 ms later: 20 ms refilled, 10 ms left
+  CHECK_FALSE(b.allow_insert(5 * s + s / 5));
+  CHECK(b.allow_insert(7 * s));  // refilled to full, never beyond it:
+  b.spend(60'000'000);
+  CHECK_FALSE(b.allow_insert(7 * s));
+  CHECK_FALSE(b.allow_insert(6 * s));  // a clock that goes back refills nothing
+  CHECK(b.allow_insert(100 * s));
+}
+
+namespace {
+
+/// Sends links for distinct answers (random unit vectors) until `done` or `limit` of them.
+template <class Done>
+int link_until(shard_fixture& f, int limit, Done done) {
+  canonical::embed_options eo;
+  eo.dimension = 64;
+  int sent = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (sent < limit && std::chrono::steady_clock::now() < deadline) {
+    for (int j = 0; j < 500 && sent < limit; ++j, ++sent) {
+      const std::string q =
+          "Question " + std::to_string(sent) + " about topic " + std::to_string(sent * 7919 % 1009);
+      cache_link l;
+      l.ns = canonical::digest_of("one namespace");
+      l.exact_key = canonical::digest_of(q);
+      l.embedding = canonical::embed(q, eo);
+      l.scope = "tenant:a";
+      l.model = "m";
+      l.ttl_s = 600;
+      f.self->send(f.shard, cache_link_atom::value, l);
+    }
+    if (done(f.stats())) break;  // stats() answers after every link sent before it
+  }
+  return sent;
+}
+
+}  // namespace
+
+TEST_CASE("a shard over its semantic budget leaves inserts, then searches, out") {
+  shard_fixture f(64 << 20, 1, 200'000);  // 1% of a thread: 10 ms of HNSW work in the bucket
+  const int sent =
+      link_until(f, 100'000, [](const cache_stats& s) { return s.semantic_skipped_inserts > 0; });
+  cache_stats st = f.stats();
+  REQUIRE(st.semantic_skipped_inserts > 0);
+  CHECK(st.semantic_entries + st.semantic_skipped_inserts == static_cast<uint64_t>(sent));
+  CHECK(st.semantic_skipped_searches == 0);
+  canonical::embed_options eo;
+  eo.dimension = 64;
+  cache_probe p{
+      canonical::digest_of("one namespace"), {}, canonical::embed("Question 1", eo), "", 0.99f};
+  for (int i = 0; i < 100'000 && f.stats().semantic_skipped_searches == 0; ++i) f.find(p);
+  st = f.stats();
+  CHECK(st.semantic_skipped_searches > 0);
+  CHECK(st.semantic_entries + st.semantic_skipped_inserts == static_cast<uint64_t>(sent));
+}
+
+TEST_CASE("with no semantic budget every insert and search runs") {
+  shard_fixture f(64 << 20, 0, 200'000);
+  const int sent = link_until(f, 3000, [](const cache_stats&) { return false; });
+  REQUIRE(sent == 3000);
+  const cache_stats st = f.stats();
+  CHECK(st.semantic_entries == 3000);
+  CHECK(st.semantic_skipped_inserts == 0);
+  CHECK(st.semantic_skipped_searches == 0);
 }
 
 TEST_CASE("dedup_table: the first is the leader, the rest follow and get its answer") {
