@@ -83,34 +83,40 @@ void put_exact(cache_shard_actor::stateful_pointer<cache_shard_state> self, cach
 
 }  // namespace
 
+// The bucket counts nanoseconds of work times 100, so a refill of elapsed * pct never rounds.
 semantic_budget::semantic_budget(uint32_t pct, uint64_t now_ns)
     : pct_(pct),
-      capacity_ns_(static_cast<int64_t>(pct) * 10'000'000),  // one second at pct/100
-      tokens_ns_(capacity_ns_),
+      capacity_(static_cast<int64_t>(pct) * 1'000'000'000),  // one second at pct/100
+      tokens_(capacity_),
       last_ns_(now_ns) {}
 
 void semantic_budget::refill(uint64_t now_ns) {
   if (now_ns <= last_ns_) return;
-  // Whole seconds at most (the bucket holds one): no overflow however long the pause.
+  // A second at most (the bucket holds one): no overflow however long the pause.
   const uint64_t elapsed = std::min<uint64_t>(now_ns - last_ns_, 1'000'000'000);
   last_ns_ = now_ns;
-  tokens_ns_ = std::min(capacity_ns_, tokens_ns_ + static_cast<int64_t>(elapsed * pct_ / 100));
+  tokens_ = std::min(capacity_, tokens_ + static_cast<int64_t>(elapsed * pct_));
 }
 
 bool semantic_budget::allow_search(uint64_t now_ns) {
   if (pct_ == 0) return true;
   refill(now_ns);
-  return tokens_ns_ > 0;
+  return tokens_ > 0;
 }
 
 bool semantic_budget::allow_insert(uint64_t now_ns) {
   if (pct_ == 0) return true;
   refill(now_ns);
-  return tokens_ns_ >= capacity_ns_ / 2;
+  return tokens_ >= capacity_ / 2;
+}
+
+uint64_t semantic_budget::resume_at(uint64_t now_ns) const {
+  if (pct_ == 0 || tokens_ > 0) return now_ns;
+  return now_ns + static_cast<uint64_t>(-tokens_) / pct_ + 1;
 }
 
 void semantic_budget::spend(uint64_t ns) {
-  if (pct_ != 0) tokens_ns_ -= static_cast<int64_t>(std::min<uint64_t>(ns, 1'000'000'000));
+  if (pct_ != 0) tokens_ -= static_cast<int64_t>(std::min<uint64_t>(ns, 1'000'000'000) * 100);
 }
 
 cache_shard_actor::behavior_type cache_shard(
@@ -172,6 +178,8 @@ cache_shard_actor::behavior_type cache_shard(
         const uint64_t start = now_ns();
         if (!s.budget.allow_search(start)) {
           ++s.skipped_searches;
+          s.shared->semantic_spent_until_ns.store(s.budget.resume_at(start),
+                                                  std::memory_order_relaxed);
           return hit;
         }
         auto near = it->second->index.search(probe.embedding.data(), semantic_candidates);
@@ -249,8 +257,10 @@ cache_shard_actor::behavior_type cache_shard(
         out.evictions = s.store->evictions();
         out.expirations = s.expirations;
         out.namespaces = s.namespaces.size();
-        out.semantic_skipped_searches = s.skipped_searches;
-        out.semantic_skipped_inserts = s.skipped_inserts;
+        out.semantic_skipped_searches =
+            s.skipped_searches + s.shared->skipped_searches_early.load(std::memory_order_relaxed);
+        out.semantic_skipped_inserts =
+            s.skipped_inserts + s.shared->skipped_inserts_early.load(std::memory_order_relaxed);
         for (const auto& [ns, n] : s.namespaces) {
           out.semantic_entries += n->index.size();
           out.semantic_bytes += n->index.memory_bytes();

@@ -6,6 +6,7 @@
 // bounded (cache_store) and every index entry leaves with its record.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -70,13 +71,15 @@ class semantic_budget {
   bool allow_insert(uint64_t now_ns);
   /// Charges `ns` of work done.
   void spend(uint64_t ns);
+  /// When a search will be allowed again, from `now_ns` (now_ns itself if it is now).
+  uint64_t resume_at(uint64_t now_ns) const;
   bool limited() const { return pct_ != 0; }
 
  private:
   void refill(uint64_t now_ns);
   uint32_t pct_;
-  int64_t capacity_ns_;
-  int64_t tokens_ns_;
+  int64_t capacity_;  ///< in ns of work x 100
+  int64_t tokens_;    ///< in ns of work x 100; negative: owed
   uint64_t last_ns_;
 };
 
@@ -93,6 +96,14 @@ struct semantic_namespace {
 struct shared_cache_store {
   std::mutex mu;
   std::unique_ptr<cache_store> store;  ///< set once by the shard at its start, under mu
+  /// Until this steady-clock time (ns) the shard's semantic budget is spent: it would skip a
+  /// semantic search or insert. Connection actors then send none, and prepare no embedding for
+  /// one (with the openai embedder, no call is paid for). 0: not spent. Set by the shard.
+  std::atomic<uint64_t> semantic_spent_until_ns{0};
+  /// Semantic searches and inserts that connection actors left out for that reason (the shard
+  /// reports them with its own in cache_stats).
+  std::atomic<uint64_t> skipped_searches_early{0};
+  std::atomic<uint64_t> skipped_inserts_early{0};
 };
 
 struct cache_shard_state {

@@ -752,13 +752,33 @@ void lookup_exact(self_ptr self) {
           [self](caf::error&) { dispatch(self); });  // a slow or lost shard is a miss
 }
 
+/// The table of the local shard that owns the request's namespace, if it is local.
+shared_cache_store* namespace_table(const connection_state& st) {
+  const cache_plan& cache = st.ctx->cache;
+  if (cache.stores.size() != cache.shards.size() || cache.stores.empty()) return nullptr;
+  return cache.stores[shard_of(st.ns, static_cast<uint32_t>(cache.stores.size()))].get();
+}
+
+/// Whether the namespace's shard has spent its semantic budget for now, so it would skip a
+/// search or insert anyway (a remote shard is not known: false). Counts the skip if so.
+bool semantic_spent(const connection_state& st, bool insert) {
+  shared_cache_store* t = namespace_table(st);
+  if (t == nullptr || now_ns() >= t->semantic_spent_until_ns.load(std::memory_order_relaxed))
+    return false;
+  (insert ? t->skipped_inserts_early : t->skipped_searches_early)
+      .fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 /// Exact miss: the template and semantic pointers, in the shard that owns the namespace. The
 /// query's embedding comes from the builtin embedder here, or from the embedder actor
-/// (cache.embedder = "openai"), whose error only skips the semantic part of the probe.
+/// (cache.embedder = "openai"), whose error only skips the semantic part of the probe. Neither
+/// is asked while the shard's semantic budget is spent.
 void lookup_pointers(self_ptr self) {
   auto& st = self->state;
   prepare_query_tiers(st);
   if (st.template_key.empty() && st.guard.empty()) return dispatch(self);
+  if (!st.guard.empty() && semantic_spent(st, false)) return probe_pointers(self);
   if (!st.guard.empty() && st.ctx->cache.embedder) {
     // A local actor that always answers (its own call timeout): no armed timeout here.
     self->request(st.ctx->cache.embedder, caf::infinite, embed_ask{st.key.query_text})
@@ -1322,7 +1342,8 @@ void settle(self_ptr self, request_outcome& outcome) {
       self->send(owner(st, st.exact_key), cache_put_atom::value, std::move(e));
     // The lookup's embedding is reused. Without one, the builtin embedder computes it here;
     // the embedder actor is not asked again (it failed, or no lookup ran): no semantic pointer.
-    const bool semantic = !st.guard.empty() && (!st.embedding.empty() || !st.ctx->cache.embedder);
+    const bool semantic = !st.guard.empty() && (!st.embedding.empty() || !st.ctx->cache.embedder) &&
+                          !semantic_spent(st, true);
     if (!st.template_key.empty() || semantic) {
       cache_link l;
       l.ns = st.ns;

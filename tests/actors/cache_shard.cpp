@@ -51,6 +51,7 @@ struct shard_fixture {
   quiet_config cfg;
   caf::actor_system sys{cfg};
   caf::scoped_actor self{sys};
+  std::shared_ptr<shared_cache_store> table = std::make_shared<shared_cache_store>();
   cache_shard_actor shard;
 
   explicit shard_fixture(std::size_t max_bytes = 1 << 20, uint32_t budget_pct = 0,
@@ -60,7 +61,7 @@ struct shard_fixture {
     c->limits.max_bytes = max_bytes;
     c->semantic.dimension = 64;
     c->semantic_budget_pct = budget_pct;
-    shard = sys.spawn(cache_shard, c, std::make_shared<shared_cache_store>());
+    shard = sys.spawn(cache_shard, c, table);
   }
   ~shard_fixture() { caf::anon_send_exit(shard, caf::exit_reason::user_shutdown); }
 
@@ -218,6 +219,15 @@ TEST_CASE("semantic_budget: searches while time is left, inserts while half of i
   CHECK_FALSE(b.allow_insert(7 * s));
   CHECK_FALSE(b.allow_insert(6 * s));  // a clock that goes back refills nothing
   CHECK(b.allow_insert(100 * s));
+
+  semantic_budget owed(10, 0);  // owes 30 ms at 10%: searches again 300 ms later
+  owed.spend(130'000'000);
+  const uint64_t resume = owed.resume_at(0);
+  CHECK(resume > 300'000'000);
+  CHECK(resume <= 300'000'001);
+  CHECK_FALSE(owed.allow_search(resume - 1));
+  CHECK(owed.allow_search(resume));
+  CHECK(owed.resume_at(resume + 5) == resume + 5);  // time left: now
 }
 
 namespace {
@@ -264,6 +274,14 @@ TEST_CASE("a shard over its semantic budget leaves inserts, then searches, out")
   for (int i = 0; i < 100'000 && f.stats().semantic_skipped_searches == 0; ++i) f.find(p);
   st = f.stats();
   CHECK(st.semantic_skipped_searches > 0);
+  // The shard tells local connection actors until when to send it no semantic work.
+  const uint64_t now =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now().time_since_epoch())
+                                .count());
+  CHECK(f.table->semantic_spent_until_ns.load() > now - 1'000'000'000);
+  f.table->skipped_searches_early += 2;  // what connection actors left out is reported too
+  CHECK(f.stats().semantic_skipped_searches == st.semantic_skipped_searches + 2);
   CHECK(st.semantic_entries + st.semantic_skipped_inserts == static_cast<uint64_t>(sent));
 }
 

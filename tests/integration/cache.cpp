@@ -2,6 +2,7 @@
 // tcsim, whose request counter says how many calls reached the upstream.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -569,4 +570,52 @@ TEST_CASE("cache.loop_hits = false sends every hit through the connection actor"
   CHECK(hit.header("x-tc-cache") == "hit-exact");
   CHECK(node_metric(node, "tc_cache_hits_total").value_or(-1) == 1);
   CHECK(node_metric(node, "tc_cache_loop_hits_total").value_or(-1) == 0);
+}
+
+TEST_CASE("over its semantic budget a node leaves semantic work out and keeps answering") {
+  node_process node;
+  REQUIRE_MESSAGE(node.start(server_toml() + sim_provider_toml(0, 0) +
+                             "[cache]\nsemantic_budget_pct = 1\n"),  // 10 ms of HNSW work a second
+                  node.error());
+  // Unique temperature-0 questions in one namespace: each is searched for, then inserted.
+  auto skipped = [&](std::string_view op) {
+    return metric_sum(get(node.admin_port(), "/metrics").body, "tc_cache_semantic_skipped", op)
+        .value_or(0);
+  };
+  int sent = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (skipped("insert") == 0 && sent < 20000 && std::chrono::steady_clock::now() < deadline) {
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 50; ++i) {
+          const std::string q = "Budget question " + std::to_string(sent + t * 50 + i) +
+                                " about item " + std::to_string((sent + t * 50 + i) * 31 % 977);
+          if (post_json(node.data_port(), "/v1/chat/completions",
+                        chat_body("sim-chat", q, "\"temperature\":0"))
+                  .status != 200)
+            ++failures;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    sent += 200;
+    REQUIRE(failures.load() == 0);
+  }
+  CHECK(skipped("insert") > 0);
+  auto stats = parse_json(get(node.admin_port(), "/v1/cache").body);
+  REQUIRE(stats.IsObject());
+  CHECK(stats["semantic_skipped_inserts"].GetUint64() > 0);
+  CHECK(stats["semantic_entries"].GetUint64() < static_cast<uint64_t>(sent));
+  // Answers left out of the semantic index are still stored under their exact keys.
+  const std::string again = "Budget question " + std::to_string(sent - 1) + " about item " +
+                            std::to_string((sent - 1) * 31 % 977);
+  REQUIRE(eventually(
+      [&] {
+        return post_json(node.data_port(), "/v1/chat/completions",
+                         chat_body("sim-chat", again, "\"temperature\":0"))
+                   .header("x-tc-cache") == "hit-exact";
+      },
+      10s));
 }
