@@ -222,27 +222,27 @@ cache_shard_actor::behavior_type cache_shard(
           std::lock_guard<std::mutex> lock(s.shared->mu);
           s.store->put(std::move(r), now);
         }
+        if (l.embedding.size() != s.cfg->semantic.dimension) return;
         const uint64_t start = now_ns();
-        if (l.embedding.size() == s.cfg->semantic.dimension && !s.budget.allow_insert(start)) {
+        if (!s.budget.allow_insert(start)) {
           ++s.skipped_inserts;  // the answer stays reachable by its exact and template keys
-        } else if (l.embedding.size() == s.cfg->semantic.dimension) {
-          cache_record r = base(cache_tier::semantic);
-          // One semantic record per answer in a namespace: re-storing it replaces the old one
-          // (whose index entry leaves with it through the removal callback).
-          r.key = canonical::hasher{}.add("semantic").add(l.ns).add(l.exact_key).finish();
-          r.extra += l.guard;
-          uint64_t id = 0;
-          {
-            std::lock_guard<std::mutex> lock(s.shared->mu);
-            id = s.store->put(std::move(r), now);
-          }
-          if (id != 0) {
-            auto& ns = s.namespaces[l.ns];
-            if (!ns) ns = std::make_unique<semantic_namespace>(s.cfg->semantic);
-            ns->index.add(id, l.embedding.data());
-            s.budget.spend(now_ns() - start);
-          }
+          return;
         }
+        cache_record r = base(cache_tier::semantic);
+        // One semantic record per answer in a namespace: re-storing it replaces the old one
+        // (whose index entry leaves with it through the removal callback).
+        r.key = canonical::hasher{}.add("semantic").add(l.ns).add(l.exact_key).finish();
+        r.extra += l.guard;
+        uint64_t id = 0;
+        {
+          std::lock_guard<std::mutex> lock(s.shared->mu);
+          id = s.store->put(std::move(r), now);
+        }
+        if (id == 0) return;
+        auto& ns = s.namespaces[l.ns];
+        if (!ns) ns = std::make_unique<semantic_namespace>(s.cfg->semantic);
+        ns->index.add(id, l.embedding.data());
+        s.budget.spend(now_ns() - start);
       },
       [self](cache_drop_atom, const cache_filter& f) -> uint64_t {
         std::lock_guard<std::mutex> lock(self->state.shared->mu);
