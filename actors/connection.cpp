@@ -478,6 +478,13 @@ const cache_shard_actor& owner(const connection_state& st, const canonical::dige
   return shards[shard_of(key, static_cast<uint32_t>(shards.size()))];
 }
 
+/// The table of the shard that owns `key` when the shards are this node's (the I/O loops' lane
+/// reads it, connection actors read its semantic budget); nullptr otherwise.
+shared_cache_store* local_table(const cache_plan& cache, const canonical::digest& key) {
+  if (cache.stores.empty() || cache.stores.size() != cache.shards.size()) return nullptr;
+  return cache.stores[shard_of(key, static_cast<uint32_t>(cache.stores.size()))].get();
+}
+
 /// The dedup_table that owns the request's key (sharded like the cache).
 const caf::actor& dedup_owner(const connection_state& st) {
   const auto& tables = st.ctx->cache.dedup_tables;
@@ -752,17 +759,10 @@ void lookup_exact(self_ptr self) {
           [self](caf::error&) { dispatch(self); });  // a slow or lost shard is a miss
 }
 
-/// The table of the local shard that owns the request's namespace, if it is local.
-shared_cache_store* namespace_table(const connection_state& st) {
-  const cache_plan& cache = st.ctx->cache;
-  if (cache.stores.size() != cache.shards.size() || cache.stores.empty()) return nullptr;
-  return cache.stores[shard_of(st.ns, static_cast<uint32_t>(cache.stores.size()))].get();
-}
-
 /// Whether the namespace's shard has spent its semantic budget for now, so it would skip a
 /// search or insert anyway (a remote shard is not known: false). Counts the skip if so.
 bool semantic_spent(const connection_state& st, bool insert) {
-  shared_cache_store* t = namespace_table(st);
+  shared_cache_store* t = local_table(st.ctx->cache, st.ns);
   if (t == nullptr || now_ns() >= t->semantic_spent_until_ns.load(std::memory_order_relaxed))
     return false;
   (insert ? t->skipped_inserts_early : t->skipped_searches_early)
@@ -1511,8 +1511,7 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
   const uint64_t lookup_start = now_ns();
   cache_hit hit;
   {
-    shared_cache_store& table =
-        *cache.stores[shard_of(st.exact_key, static_cast<uint32_t>(cache.stores.size()))];
+    shared_cache_store& table = *local_table(cache, st.exact_key);  // local: checked above
     std::unique_lock<std::mutex> lock(table.mu, std::try_to_lock);
     if (!lock.owns_lock() || !table.store) return decline();  // busy: no waiting on a loop
     const cache_record* r = table.store->get_live(st.exact_key, steady_ms());
