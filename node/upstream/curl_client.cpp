@@ -16,6 +16,10 @@
 //   what to do; after_action() does it once curl has returned. on_complete always runs outside
 //   curl, after the call is recycled, so it may start, cancel or close freely.
 // - Resume is deferred to a zero timer ("kick") so no callback runs inside resume() either.
+// - URLs are parsed once: each distinct call URL (up to k_max_parsed_urls) keeps a CURLU handle
+//   that every call to it passes as CURLOPT_CURLU, so curl copies the parsed URL instead of
+//   parsing the string and printing it back for every call (about 3% of a loop's time per
+//   request, docs/benchmarks.md). CURLOPT_URL is set to the same string for what curl reports.
 #include "node/upstream/curl_client.hpp"
 
 #include <curl/curl.h>
@@ -24,6 +28,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace tc::upstream {
@@ -109,6 +114,7 @@ struct curl_client::impl {
   CURLM* multi_ = nullptr;
   loop_handles* handles_ = nullptr;
   static constexpr std::size_t k_max_idle_calls = 256;
+  static constexpr std::size_t k_max_parsed_urls = 256;
 
   std::vector<call*> calls_;           // by slot (null: free slot); each freed by its timer's close
   std::vector<uint32_t> generations_;  // by slot: ids stay unique across reuse of a slot
@@ -119,6 +125,7 @@ struct curl_client::impl {
   std::vector<call*> deferred_remove_;
   std::vector<call_id> failed_starts_;
   std::vector<call_id> to_unpause_;
+  std::unordered_map<std::string, CURLU*> parsed_urls_;  // call URL -> its parsed form
   std::size_t live_ = 0;
   uint64_t connects_ = 0;
   int depth_ = 0;  // > 0 while inside curl (socket_action, easy_pause)
@@ -145,6 +152,8 @@ struct curl_client::impl {
       curl_multi_setopt(multi_, CURLMOPT_PIPELINING, long{CURLPIPE_NOTHING});
     }
   }
+
+  ~impl() { free_parsed_urls(); }
 
   // ---- calls ----------------------------------------------------------------------------------
 
@@ -210,6 +219,7 @@ struct curl_client::impl {
     CURL* e = c->easy;
     const call_request& r = c->req;
     curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(e, CURLOPT_CURLU, parsed_url(r.url));  // null: curl parses CURLOPT_URL
     curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
     const std::string& m = r.method;
     bool body_method = m == "POST" || m == "PUT" || m == "PATCH";
@@ -244,6 +254,29 @@ struct curl_client::impl {
 
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connect_timeout_ms));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(r.total_timeout_ms));
+  }
+
+  // The kept parse of `url`, made on first use with the flags curl uses for CURLOPT_URL; null
+  // when the table is full or curl rejects the URL (then curl parses the string itself, and
+  // reports its error for the call as it always did).
+  CURLU* parsed_url(const std::string& url) {
+    if (auto it = parsed_urls_.find(url); it != parsed_urls_.end()) return it->second;
+    if (parsed_urls_.size() >= k_max_parsed_urls) return nullptr;
+    CURLU* u = curl_url();
+    if (!u) return nullptr;
+    if (curl_url_set(u, CURLUPART_URL, url.c_str(),
+                     CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+      curl_url_cleanup(u);
+      return nullptr;
+    }
+    parsed_urls_.emplace(url, u);
+    return u;
+  }
+
+  // After every easy handle that may point at them is gone.
+  void free_parsed_urls() {
+    for (auto& [url, u] : parsed_urls_) curl_url_cleanup(u);
+    parsed_urls_.clear();
   }
 
   call_id start(call_request&& req, call_handlers&& h) {
@@ -405,6 +438,7 @@ struct curl_client::impl {
       if (c) destroy(c);
     calls_.clear();
     free_.clear();
+    free_parsed_urls();
     for (sock_ctx* s : socks_)
       if (s) close_sock(s);
     socks_.clear();

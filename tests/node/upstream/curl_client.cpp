@@ -238,6 +238,8 @@ void scripted(server_conn& c, const request_info& r) {
     c.closed = true;
   } else if (p == "/tiny") {
     c.send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  } else if (p.rfind("/path/", 0) == 0) {  // answers with the request target it received
+    c.send(response(200, "OK", "", "path:" + p));
   } else if (p == "/sse") {
     c.send(
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
@@ -551,6 +553,42 @@ TEST_CASE("curl_client: sequential calls to one host reuse one connection") {
   }
   CHECK(server.accepted() == 1);
   CHECK(steady::now() - t0 < 1s);  // each call is driven by socket events, not curl's timers
+}
+
+TEST_CASE("curl_client: each call reaches its own URL, beyond the URLs kept parsed") {
+  test_server server(scripted);
+  test_loop l;
+  curl_client client(&l.loop);
+  // More distinct URLs than the client keeps parsed (256), each used twice, with a call to
+  // another URL in between, so pooled easy handles switch URLs on every call.
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 300; ++i) {
+      CAPTURE(i);
+      const std::string target = "/path/" + std::to_string(i) + "?q=" + std::to_string(round);
+      recorder rec, other;
+      start(client, post(server.url(target)), rec);
+      start(client, post(server.url("/echo"), std::to_string(i)), other);
+      REQUIRE(l.run_until([&] { return rec.done() && other.done(); }));
+      CHECK(rec.result.why == failure::none);
+      CHECK(rec.body == "path:" + target);
+      CHECK(other.body == "echo:" + std::to_string(i));
+    }
+  }
+  CHECK(server.requests().size() == 1200);
+}
+
+TEST_CASE("curl_client: a URL curl cannot parse fails the call as a connect failure") {
+  test_loop l;
+  curl_client client(&l.loop);
+  for (const char* url : {"http://127.0.0.1:99999/x", "http://[::1/x", "ftp://127.0.0.1/x"}) {
+    CAPTURE(url);
+    recorder rec;
+    start(client, post(url), rec);
+    REQUIRE(l.run_until([&] { return rec.done(); }));
+    CHECK(rec.result.why == failure::connect);
+    CHECK(rec.headers_calls == 0);
+    CHECK_FALSE(rec.result.detail.empty());
+  }
 }
 
 TEST_CASE("curl_client: connections the server closes are not reused") {
