@@ -148,6 +148,9 @@ std::string show(uint32_t v) {
 std::string show(uint64_t v) {
   return std::to_string(v);
 }
+std::string show(int32_t v) {
+  return std::to_string(v);
+}
 std::string show(double v) {
   std::string s = format_number(v);
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // a float stays a float
@@ -185,6 +188,15 @@ std::string assign(uint32_t& f, const value& v) {
     return "expected 0..4294967295, got " + std::to_string(i);
   }
   f = static_cast<uint32_t>(i);
+  return "";
+}
+std::string assign(int32_t& f, const value& v) {
+  int64_t i = std::get<int64_t>(v);
+  if (i < int64_t{std::numeric_limits<int32_t>::min()} ||
+      i > int64_t{std::numeric_limits<int32_t>::max()}) {
+    return "expected -2147483648..2147483647, got " + std::to_string(i);
+  }
+  f = static_cast<int32_t>(i);
   return "";
 }
 std::string assign(uint64_t& f, const value& v) {
@@ -353,6 +365,18 @@ field_set build() {
                    "the whole node (busier loops rarely sleep, and a spinning loop would take "
                    "the CPU the answer needs)"},
           [](auto& s) -> auto& { return s.server.poll_spin_max_in_flight; }),
+      bind<S>(
+          {.name = "server.io_nice",
+           .type = vt::integer,
+           .default_text = "0",
+           .min = -20,
+           .max = 19,
+           .help = "Nice value of the I/O loop threads. Below 0 the loops get the CPU ahead of "
+                   "other work on the host (a co-located upstream or load generator, batch "
+                   "jobs) and are preempted less often when the cores are shared; it needs "
+                   "CAP_SYS_NICE or an RLIMIT_NICE that allows it, and without either the loops "
+                   "keep nice 0 and tcnode logs io_nice_not_permitted"},
+          [](auto& s) -> auto& { return s.server.io_nice; }),
 
       bind<S>(
           {.name = "actors.scheduler_threads",

@@ -97,6 +97,7 @@ struct server_settings {
   uint32_t max_connections = 50'000;
   uint32_t poll_spin_us = 100;           ///< low load: a loop polls this long before sleeping
   uint32_t poll_spin_max_in_flight = 2;  ///< "low load": the node's requests in flight, at most
+  int32_t io_nice = 0;                   ///< nice of the I/O loop threads (-20..19)
 };
 
 struct actors_settings {

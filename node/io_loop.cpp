@@ -1,9 +1,15 @@
 #include "node/io_loop.hpp"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <optional>
 #include <random>
@@ -1667,6 +1673,22 @@ struct io_loop::impl {
   }
 
   uint32_t index;
+
+  /// Runs first on the loop's own thread: names it `tc.io.<index>` (for top -H, perf and the
+  /// io_nice test) and applies server.io_nice to it alone. A nice the process may not take
+  /// (below 0 without CAP_SYS_NICE or RLIMIT_NICE) is logged and the loop runs at its own.
+  void set_up_thread() const {
+    const std::string name = "tc.io." + std::to_string(index);
+    (void)pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    const int nice = ctx.settings->server.io_nice;
+    if (nice == 0) return;
+    // On Linux, PRIO_PROCESS with a thread id sets that one thread's nice.
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) != 0) {
+      const int err = errno;
+      log::warn("io_nice_not_permitted",
+                {{"loop", index}, {"io_nice", nice}, {"error", std::strerror(err)}});
+    }
+  }
   const loop_context& ctx;
   uv_loop_t loop{};
   uv_async_t wake{};
@@ -1728,7 +1750,10 @@ void io_loop::start() {
   uv_timer_start(
       &d->gauge_timer, [](uv_timer_t* t) { static_cast<impl*>(t->data)->update_gauges(); }, 250,
       250);
-  d->thread = std::thread([d] { uv_run(&d->loop, UV_RUN_DEFAULT); });
+  d->thread = std::thread([d] {
+    d->set_up_thread();
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+  });
 }
 
 void io_loop::shutdown(uint32_t grace_ms, std::function<void()> done) {

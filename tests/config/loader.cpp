@@ -214,6 +214,12 @@ TEST_CASE("out-of-bounds values name the bounds") {
         "t.toml:7:8: expected >= 0, got -5");
   CHECK(errors_of(sim_provider + "[providers.sim]\nerror_status = 200\n") ==
         "t.toml:7:16: expected 400..599, got 200");
+  // A signed setting: both of its bounds hold.
+  CHECK(errors_of(sim_provider + "[server]\nio_nice = -21\n") ==
+        "t.toml:7:11: expected -20..19, got -21");
+  CHECK(errors_of(sim_provider + "[server]\nio_nice = 20\n") ==
+        "t.toml:7:11: expected -20..19, got 20");
+  CHECK(errors_of(sim_provider + "[server]\nio_nice = -20\n").empty());
 }
 
 TEST_CASE("restricted strings name their choices") {

@@ -5,8 +5,10 @@
 #include <doctest/doctest.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -822,16 +824,26 @@ TEST_CASE("the loops' low-load polling stops after the last request: an idle nod
 
 namespace {
 
-/// Each thread of process `pid`: its name and Linux scheduling policy (SCHED_OTHER, SCHED_BATCH).
-std::vector<std::pair<std::string, int>> thread_policies(pid_t pid) {
-  std::vector<std::pair<std::string, int>> out;
+struct thread_info {
+  std::string name;
+  int policy = 0;  ///< SCHED_OTHER, SCHED_BATCH ...
+  int nice = 0;
+};
+
+/// Each thread of process `pid`: its name, Linux scheduling policy and nice value.
+std::vector<thread_info> node_threads(pid_t pid) {
+  std::vector<thread_info> out;
   const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
   for (const auto& entry : std::filesystem::directory_iterator(task_dir)) {
     std::ifstream comm(entry.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    const int policy = sched_getscheduler(static_cast<pid_t>(std::stol(entry.path().filename())));
-    if (policy >= 0) out.emplace_back(name, policy);  // a thread that ended meanwhile: skipped
+    thread_info t;
+    std::getline(comm, t.name);
+    const auto tid = static_cast<pid_t>(std::stol(entry.path().filename()));
+    t.policy = sched_getscheduler(tid);
+    errno = 0;
+    t.nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+    // A thread that ended meanwhile: skipped.
+    if (t.policy >= 0 && !(t.nice == -1 && errno != 0)) out.push_back(std::move(t));
   }
   return out;
 }
@@ -849,20 +861,44 @@ TEST_CASE(
     // One request, so every kind of thread has started and run.
     REQUIRE(post_json(node.data_port(), "/v1/chat/completions", chat_body("sim-chat", "policy"))
                 .status == 200);
-    int actor_threads = 0, other_threads = 0;
-    for (const auto& [name, p] : thread_policies(node.proc().pid())) {
-      CAPTURE(name);
-      if (name.rfind("caf.", 0) == 0) {
+    int actor_threads = 0, loops = 0, other_threads = 0;
+    for (const auto& t : node_threads(node.proc().pid())) {
+      CAPTURE(t.name);
+      if (t.name.rfind("caf.", 0) == 0) {
         ++actor_threads;
-        CHECK(p == (*policy ? SCHED_OTHER : SCHED_BATCH));
-      } else if (name == "tcnode") {
+        CHECK(t.policy == (*policy ? SCHED_OTHER : SCHED_BATCH));
+      } else if (t.name.rfind("tc.io.", 0) == 0) {
+        ++loops;
+        CHECK(t.policy == SCHED_OTHER);
+      } else if (t.name == "tcnode") {
         ++other_threads;
-        CHECK(p == SCHED_OTHER);  // the main thread, the I/O loops, the admin port's threads
+        CHECK(t.policy == SCHED_OTHER);  // the main thread, the admin port's threads
       }
     }
     CHECK(actor_threads >= 3);  // a scheduler worker, its clock, the detached actors
-    CHECK(other_threads >= 2);  // at least the main thread and one loop
+    CHECK(loops == 1);          // server.io_threads
+    CHECK(other_threads >= 1);  // at least the main thread
   }
+}
+
+TEST_CASE("server.io_nice sets the nice of the I/O loop threads and of no other thread") {
+  node_process node;
+  REQUIRE_MESSAGE(node.start(server_toml("io_threads = 2\nio_nice = 3") + sim_provider_toml()),
+                  node.error());
+  REQUIRE(
+      post_json(node.data_port(), "/v1/chat/completions", chat_body("sim-chat", "nice")).status ==
+      200);
+  int loops = 0;
+  for (const auto& t : node_threads(node.proc().pid())) {
+    CAPTURE(t.name);
+    if (t.name.rfind("tc.io.", 0) == 0) {
+      ++loops;
+      CHECK(t.nice == 3);
+    } else {
+      CHECK(t.nice == 0);
+    }
+  }
+  CHECK(loops == 2);
 }
 
 TEST_CASE("tcnode's small allocations come from its thread caches unless TC_ALLOCATOR=system") {
