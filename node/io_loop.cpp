@@ -1676,7 +1676,7 @@ struct io_loop::impl {
 
   /// Runs first on the loop's own thread: names it `tc.io.<index>` (for top -H, perf and the
   /// io_nice test) and applies server.io_nice to it alone. A nice the process may not take
-  /// (below 0 without CAP_SYS_NICE or RLIMIT_NICE) is logged and the loop runs at its own.
+  /// (below 0 without CAP_SYS_NICE or RLIMIT_NICE) is logged and the loop keeps the nice it had.
   void set_up_thread() const {
     const std::string name = "tc.io." + std::to_string(index);
     (void)pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());

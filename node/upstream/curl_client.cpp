@@ -18,7 +18,7 @@
 // - Resume is deferred to a zero timer ("kick") so no callback runs inside resume() either.
 // - URLs are parsed once: each distinct call URL (up to k_max_parsed_urls) keeps a CURLU handle
 //   that every call to it passes as CURLOPT_CURLU, so curl copies the parsed URL instead of
-//   parsing the string and printing it back for every call (about 3% of a loop's time per
+//   parsing the string and printing it back for every call (about 5% of a loop's CPU per
 //   request, docs/benchmarks.md). CURLOPT_URL is set to the same string for what curl reports.
 #include "node/upstream/curl_client.hpp"
 
