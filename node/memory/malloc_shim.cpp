@@ -1,8 +1,8 @@
 // tcnode's malloc: small blocks from the thread-cache allocator (node/memory/thread_cache.hpp),
 // everything else from glibc. It replaces malloc the way glibc documents ("Replacing malloc":
 // ELF symbol interposition by the executable), so libstdc++'s operator new, CAF, libcurl, libuv
-// and RocksDB all allocate through it. Linked into tcnode only, and never into a sanitizer
-// build (ASan brings its own malloc).
+// and RocksDB all allocate through it. Linked into tcnode (and tcbench, which measures its parts),
+// never into a sanitizer build (ASan brings its own malloc).
 //
 // Blocks are told apart by address: free() and realloc() hand a block that is not ours to glibc,
 // so memory glibc made (aligned allocations, large blocks, anything from before set-up) is always

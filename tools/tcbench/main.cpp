@@ -1,5 +1,6 @@
 // tcbench: micro-benchmarks of TokensChain's building blocks, one subcommand each.
 //   tcbench pipeline [--rounds 21] [--requests 2000] [--scheduler-threads 1]
+//   tcbench records [--rounds 7] [--records 100000] [--burst 64] [--max-behind 1000]
 //   tcbench moderation
 //   tcbench tokenizer --file tokenizer.json [--file ...] [--rounds 200]
 //   tcbench semantic [--entries 1000000] [--queries 10000] [--dim 256] [--ef 64] [--sweep]
@@ -38,6 +39,7 @@
 #include "tools/tcbench/failover.hpp"
 #include "tools/tcbench/moderation.hpp"
 #include "tools/tcbench/pipeline.hpp"
+#include "tools/tcbench/records.hpp"
 #include "tools/tcbench/scheduling.hpp"
 #include "tools/tcbench/tokenizer.hpp"
 
@@ -1001,6 +1003,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 64u));
   pipe->add_option("--max-seconds", pa.max_seconds, "stop early past this")
       ->check(CLI::Range(1u, 3600u));
+  tc::bench::records_args ra;
+  auto* rec = app.add_subcommand("records", "what a request's two records cost the writer");
+  rec->add_option("--rounds", ra.rounds, "rounds (the first warms up)")
+      ->check(CLI::Range(2u, 1000u));
+  rec->add_option("--records", ra.records, "request pairs per round")
+      ->check(CLI::Range(1000u, 10'000'000u));
+  rec->add_option("--burst", ra.burst, "pairs sent back to back")->check(CLI::Range(1u, 100000u));
+  rec->add_option("--max-behind", ra.max_behind, "unwritten pairs the sender allows")
+      ->check(CLI::Range(1u, 1'000'000u));
+  rec->add_option("--max-seconds", ra.max_seconds, "stop early past this")
+      ->check(CLI::Range(1u, 3600u));
   auto* mod = app.add_subcommand("moderation", "keyword + PII moderation of a 4 KB prompt");
   std::string mod_write;
   mod->add_option("--write", mod_write,
@@ -1095,6 +1108,7 @@ int main(int argc, char** argv) {
   }
   if (sem->parsed()) return run_semantic(sa, command_line);
   if (pipe->parsed()) return tc::bench::run_pipeline(pa, command_line);
+  if (rec->parsed()) return tc::bench::run_records(ra, command_line);
   if (mod->parsed() && !mod_write.empty()) return tc::bench::write_moderation_inputs(mod_write);
   if (mod->parsed()) return tc::bench::run_moderation(command_line);
   if (tok->parsed()) return tc::bench::run_tokenizer(ta, command_line);
