@@ -6,6 +6,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -385,6 +386,88 @@ TEST_CASE("scope, model version and model separate keys") {
   // Scope and version are length-prefixed: moving a byte across the boundary changes the key.
   CHECK(key_of(body, endpoint::chat_completions, "ab", "c").full_hash !=
         key_of(body, endpoint::chat_completions, "a", "bc").full_hash);
+}
+
+/// make_key on a thread of its own: no earlier call's memo can answer it.
+canonical::key fresh_key(const openai::request& req, std::string_view scope,
+                         std::string_view version) {
+  canonical::key k;
+  std::string error;
+  bool ok = false;
+  std::thread([&] { ok = canonical::make_key(req, scope, version, k, error); }).join();
+  REQUIRE_MESSAGE(ok, error);
+  return k;
+}
+
+void check_same_key(const canonical::key& a, const canonical::key& b) {
+  CHECK(a.full_hash == b.full_hash);
+  CHECK(a.prefix_hash == b.prefix_hash);
+  CHECK(a.params_hash == b.params_hash);
+  CHECK(a.history_hash == b.history_hash);
+  CHECK(a.namespace_hash == b.namespace_hash);
+  CHECK(a.query_text == b.query_text);
+  CHECK(a.single_turn == b.single_turn);
+  CHECK(a.deterministic == b.deterministic);
+}
+
+TEST_CASE("repeated calls on one thread give what a first call gives, for every input") {
+  // The same body bytes under another scope, version, model name or endpoint, interleaved so
+  // that each call follows one with the same body: a memo keyed on the body alone would answer
+  // them with the previous key.
+  const std::string body =
+      R"({"model":"m1","messages":[{"role":"user","content":"What is 2+3?"}],"prompt":"p",)"
+      R"("temperature":0})";
+  const openai::request chat_req = parsed(body);
+  const openai::request completion_req = parsed(body, endpoint::completions);
+  openai::request renamed = chat_req;  // an alias resolved: the model hashed is not the body's
+  renamed.model = "m2";
+  openai::request warm = chat_req;  // the same bytes, no longer deterministic
+  warm.temperature = 0.5;
+  struct input {
+    const openai::request* req;
+    std::string_view scope;
+    std::string_view version;
+  };
+  const std::vector<input> inputs = {
+      {&chat_req, "tenant-1", "v1"},       {&chat_req, "tenant-2", "v1"},
+      {&chat_req, "tenant-1", "v2"},       {&renamed, "tenant-1", "v1"},
+      {&completion_req, "tenant-1", "v1"}, {&warm, "tenant-1", "v1"}};
+  std::set<digest> distinct;
+  for (int round = 0; round < 3; ++round) {
+    for (const input& in : inputs) {
+      canonical::key k;
+      std::string error;
+      REQUIRE(canonical::make_key(*in.req, in.scope, in.version, k, error));
+      check_same_key(k, fresh_key(*in.req, in.scope, in.version));
+      distinct.insert(k.full_hash);
+    }
+  }
+  CHECK(distinct.size() == inputs.size() - 1);  // temperature aside, every input has its key
+  // A one-byte change to the body, and more bodies than the memo keeps, then the first again.
+  std::string edited = body;
+  edited[edited.find("2+3")] = '4';
+  check_same_key(key_of(edited), fresh_key(parsed(edited), "tenant-1", "v1"));
+  CHECK(key_of(edited).full_hash != key_of(body).full_hash);
+  std::set<digest> questions;
+  for (int i = 0; i < 200; ++i) questions.insert(full(chat("", "question " + std::to_string(i))));
+  CHECK(questions.size() == 200);
+  check_same_key(key_of(body), fresh_key(chat_req, "tenant-1", "v1"));
+  // Many scopes, versions and model names for one body: more than the memo has slots, so some
+  // share a slot with another holding the same bytes; each still gets a key of its own.
+  for (int part = 0; part < 3; ++part) {
+    std::set<digest> keys;
+    for (int i = 0; i < 300; ++i) {
+      const std::string n = std::to_string(i);
+      openai::request r = chat_req;
+      if (part == 2) r.model = "m-" + n;
+      canonical::key k;
+      std::string error;
+      REQUIRE(canonical::make_key(r, part == 0 ? "tenant-" + n : "tenant-1",
+                                  part == 1 ? "v-" + n : "v1", k, error));
+      keys.insert(k.full_hash);
+    }
+    CHECK(keys.size() == 300);
+  }
 }
 
 TEST_CASE("the system block and tools drive prefix and namespace, the query does not") {
