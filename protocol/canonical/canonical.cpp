@@ -15,6 +15,7 @@
 // make_key remembers its last keys per thread (key_memo): the same bytes with the same scope,
 // model and version give the same key without being parsed and hashed again.
 #include "protocol/canonical/canonical.hpp"
+#include "protocol/memo.hpp"
 
 #include <rapidjson/reader.h>
 
@@ -23,7 +24,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
-#include <functional>
 #include <memory>
 
 namespace tc::canonical {
@@ -632,65 +632,20 @@ const digest& empty_history() {
   return d;
 }
 
-/// make_key's recent answers on this thread, by everything they were made from: the exact body
-/// bytes, the endpoint, the model as hashed, the scope and the model version. A repeated request
-/// (the same bytes again: what an exact cache hit usually is) then costs a byte comparison
-/// instead of a parse, a canonical rewrite and five SHA-256 digests, which were a sixth of an I/O
-/// loop's time per exact hit. Direct-mapped by a hash of those inputs: a slot is replaced by the
-/// next key that maps to it, and is used only if every input compares equal, so a hit returns
-/// what make_key would compute. Bounded: k_memo_slots per thread, bodies up to k_memo_max_body.
-class key_memo {
- public:
-  static constexpr std::size_t k_memo_slots = 64;
-  static constexpr std::size_t k_memo_max_body = 4096;
-
-  const key* find(const openai::request& req, std::string_view scope,
-                  std::string_view version) const {
-    const slot& s = slots_[index(req, scope, version)];
-    if (!s.used || s.kind != req.kind || s.body != req.body || s.model != req.model ||
-        s.scope != scope || s.version != version)
-      return nullptr;
-    return &s.k;
-  }
-
-  void keep(const openai::request& req, std::string_view scope, std::string_view version,
-            const key& k) {
-    if (req.body.size() > k_memo_max_body) return;
-    slot& s = slots_[index(req, scope, version)];
-    s.used = true;
-    s.kind = req.kind;
-    s.body.assign(req.body);
-    s.model.assign(req.model);
-    s.scope.assign(scope);
-    s.version.assign(version);
-    s.k = k;
-  }
-
- private:
-  struct slot {
-    bool used = false;
-    openai::endpoint kind{};
-    std::string body;
-    std::string model;
-    std::string scope;
-    std::string version;
-    key k;
-  };
-
-  static std::size_t index(const openai::request& req, std::string_view scope,
-                           std::string_view version) {
-    std::size_t h = std::hash<std::string_view>{}(req.body);
-    for (std::string_view part : {std::string_view(req.model), scope, version})
-      h = (h ^ std::hash<std::string_view>{}(part)) * 0x9e3779b97f4a7c15ULL;
-    return (h ^ (h >> 29)) % k_memo_slots;
-  }
-
-  std::array<slot, k_memo_slots> slots_{};
-};
+/// make_key's recent keys on this thread, by everything they were made from: the endpoint (the
+/// tag), the exact body bytes, the model as hashed, the scope and the model version. A repeated
+/// request then costs a byte comparison instead of a parse, a canonical rewrite and five
+/// SHA-256 digests, which were a sixth of an I/O loop's time per exact hit.
+using key_memo = recent_results<key, 4>;
 
 key_memo& local_key_memo() {
   thread_local key_memo m;
   return m;
+}
+
+key_memo::input memo_input(const openai::request& req, std::string_view scope,
+                           std::string_view version) {
+  return {req.body, req.model, scope, version};
 }
 
 }  // namespace
@@ -739,7 +694,8 @@ bool canonical_json(std::string_view json, std::string& out) {
 bool make_key(const openai::request& req, std::string_view scope, std::string_view model_version,
               key& out, std::string& error) {
   key_memo& memo = local_key_memo();
-  if (const key* known = memo.find(req, scope, model_version)) {
+  const auto tag = static_cast<uint64_t>(req.kind);
+  if (const key* known = memo.find(tag, memo_input(req, scope, model_version))) {
     out = *known;
     out.deterministic = deterministic(req);
     return true;
@@ -786,7 +742,7 @@ bool make_key(const openai::request& req, std::string_view scope, std::string_vi
   out.single_turn = w.history.size() == 0;
   out.deterministic = deterministic(req);
   w.trim();
-  memo.keep(req, scope, model_version, out);
+  memo.keep(tag, memo_input(req, scope, model_version), out);
   return true;
 }
 

@@ -64,7 +64,7 @@ bool deterministic(const openai::request& req);
 /// Step 5 in full. `scope` is the cache scope (a tenant id, or a declared shared scope name);
 /// `model_version` is the configured version of the model (bumping it changes every key).
 /// A call with the same body bytes, endpoint, model, scope and version as a recent one on the
-/// same thread copies that call's key (a per-thread memo of 64 keys, bodies up to 4 KB).
+/// same thread copies that call's key (protocol/memo.hpp: 64 keys per thread, bodies up to 4 KB).
 bool make_key(const openai::request& req, std::string_view scope, std::string_view model_version,
               key& out, std::string& error);
 
