@@ -4,8 +4,12 @@
 // stack), UTF-8 validated, in situ on a per-thread scratch copy so `request::body` stays
 // byte-identical. Validation walks the top-level members once and looks only at the fields
 // the gateway knows; unknown fields are left alone (they are forwarded in `body`).
+//
+// parse_request is a pure function of (endpoint, body): each thread keeps its last successful
+// results (protocol/memo.hpp) and answers the same bytes again without parsing them.
 #include "protocol/openai/request.hpp"
 
+#include "protocol/memo.hpp"
 #include "protocol/openai/json_document.hpp"
 #include "protocol/openai/json_scan.hpp"
 
@@ -722,7 +726,42 @@ std::string_view path_of(endpoint e) {
   return "";
 }
 
+namespace {
+
+/// parse_request's recent successes on this thread, by endpoint and body bytes, kept without
+/// their body (the input holds it).
+using parse_memo = recent_results<request, 1>;
+
+parse_memo& local_parse_memo() {
+  thread_local parse_memo m;
+  return m;
+}
+
+std::variant<request, api_error> parse_new(endpoint kind, std::string body);
+
+}  // namespace
+
 std::variant<request, api_error> parse_request(endpoint kind, std::string body) {
+  parse_memo& memo = local_parse_memo();
+  const auto tag = static_cast<uint64_t>(kind);
+  if (const request* known = memo.find(tag, {body})) {
+    request out = *known;
+    out.body = std::move(body);
+    return out;
+  }
+  auto parsed = parse_new(kind, std::move(body));
+  if (auto* r = std::get_if<request>(&parsed)) {
+    std::string kept = std::move(r->body);
+    r->body.clear();
+    memo.keep(tag, {kept}, *r);
+    r->body = std::move(kept);
+  }
+  return parsed;
+}
+
+namespace {
+
+std::variant<request, api_error> parse_new(endpoint kind, std::string body) {
   if (!valid_utf8(body)) return invalid_request("request body is not valid UTF-8");
   // A raw NUL is never valid JSON, and RapidJSON's NUL-terminated streams would stop there.
   if (const void* nul = std::memchr(body.data(), '\0', body.size())) {
@@ -760,6 +799,8 @@ std::variant<request, api_error> parse_request(endpoint kind, std::string body) 
   out.body = std::move(body);
   return out;
 }
+
+}  // namespace
 
 std::string with_model(std::string_view body, std::string_view upstream_model) {
   struct span {

@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <rapidjson/document.h>
@@ -578,4 +580,71 @@ TEST_CASE("timing: parse+validate of a typical 2 KB chat body (prints, never ass
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
   MESSAGE("parse_request, " << body.size() << "-byte chat body: " << us / static_cast<double>(runs)
                             << " us per parse (" << runs << " runs, sink " << sink << ")");
+}
+
+namespace {
+
+/// parse_request on a thread of its own: no earlier parse's memo can answer it.
+std::variant<request, api_error> fresh_parse(endpoint k, const std::string& body) {
+  std::variant<request, api_error> out;
+  std::thread([&] { out = parse_request(k, body); }).join();
+  return out;
+}
+
+void check_same_parse(const std::variant<request, api_error>& a,
+                      const std::variant<request, api_error>& b) {
+  REQUIRE(a.index() == b.index());
+  if (const auto* e = std::get_if<api_error>(&a)) {
+    CHECK(e->message == std::get<api_error>(b).message);
+    CHECK(e->param == std::get<api_error>(b).param);
+    return;
+  }
+  const request& x = std::get<request>(a);
+  const request& y = std::get<request>(b);
+  CHECK(x.kind == y.kind);
+  CHECK(x.model == y.model);
+  CHECK(x.stream == y.stream);
+  CHECK(x.include_usage == y.include_usage);
+  CHECK(x.max_tokens == y.max_tokens);
+  CHECK(x.temperature == y.temperature);
+  CHECK(x.seed == y.seed);
+  CHECK(x.n == y.n);
+  CHECK(x.has_tools == y.has_tools);
+  CHECK(x.message_count == y.message_count);
+  CHECK(x.input_chars == y.input_chars);
+  CHECK(x.user == y.user);
+  CHECK(x.body == y.body);
+}
+
+}  // namespace
+
+TEST_CASE("repeated parses on one thread give what a first parse gives") {
+  // One body read as each endpoint (accepted by some, refused by others), interleaved with a
+  // refused body, three times over: a memo keyed on the bytes alone would answer the wrong
+  // endpoint, and one that kept errors or partial results would show here.
+  const std::string both = R"({"model":"m","messages":[{"role":"user","content":"hi"}],)"
+                           R"("prompt":"p","max_tokens":7,"seed":3,"user":"u"})";
+  const std::string bad = R"({"model":"m","messages":"not a list"})";
+  for (int round = 0; round < 3; ++round) {
+    for (endpoint k : {endpoint::chat_completions, endpoint::completions, endpoint::embeddings}) {
+      for (const std::string* body : {&both, &bad}) {
+        const auto got = parse_request(k, *body);
+        check_same_parse(got, fresh_parse(k, *body));
+      }
+    }
+  }
+  CHECK(accept(endpoint::chat_completions, both).message_count == 1);
+  CHECK(accept(endpoint::completions, both).kind == endpoint::completions);
+  // More bodies than the memo keeps: each parse still reads its own.
+  std::set<uint32_t> seen;
+  for (uint32_t i = 1; i <= 300; ++i) {
+    const request r = accept(endpoint::chat_completions,
+                             R"({"model":"m","messages":[{"role":"user","content":"x"}],)"
+                             R"("max_tokens":)" +
+                                 std::to_string(i) + "}");
+    seen.insert(r.max_tokens);
+  }
+  CHECK(seen.size() == 300);
+  check_same_parse(parse_request(endpoint::chat_completions, both),
+                   fresh_parse(endpoint::chat_completions, both));
 }
