@@ -38,6 +38,8 @@ struct request {
 /// Parses and validates `body` for endpoint `kind`. Errors are 400 invalid_request_error with
 /// `param` naming the offending field: not JSON, not UTF-8, not an object, a missing
 /// `model`/`messages`/`prompt`/`input`, or a known field of the wrong type or out of range.
+/// The same endpoint and bytes as a recent success on the same thread are answered from a
+/// per-thread memo (protocol/memo.hpp) without parsing again.
 std::variant<request, api_error> parse_request(endpoint kind, std::string body);
 
 /// Returns a copy of `body` with the top-level "model" value replaced by `upstream_model`
