@@ -16,7 +16,7 @@ TEST_CASE("recent_results returns a result only for exactly its input") {
   CHECK(memo.find(2, {"a", "b"}) == nullptr);
   CHECK(memo.find(1, {"a", "c"}) == nullptr);
   CHECK(memo.find(1, {"ab", ""}) == nullptr);  // the parts' boundary counts
-  memo.keep(1, {"a", "b"}, 11);                 // a newer result replaces the old
+  memo.keep(1, {"a", "b"}, 11);                // a newer result replaces the old
   CHECK(*memo.find(1, {"a", "b"}) == 11);
 }
 

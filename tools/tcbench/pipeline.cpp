@@ -27,6 +27,7 @@
 #include "actors/tenant_quota.hpp"
 #include "protocol/accounts/json.hpp"
 #include "protocol/messages.hpp"
+#include "tools/tcbench/common.hpp"
 
 namespace tc::bench {
 
@@ -86,22 +87,6 @@ class timing_port : public actors::io_port {
   clock_type::time_point dispatched_at_;
   std::string rejected_;
 };
-
-struct quiet_config : caf::actor_system_config {
-  explicit quiet_config(unsigned threads) {
-    tc::add_message_types(*this);
-    set("scheduler.max-threads", static_cast<size_t>(threads));
-    set("work-stealing.moderate-poll-attempts", size_t{0});
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("logger.console-verbosity", caf::atom("quiet"));
-  }
-};
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size())))];
-}
 
 double process_cpu_us() {
   rusage u{};

@@ -27,21 +27,13 @@
 #include "actors/ledger_book.hpp"
 #include "actors/store.hpp"
 #include "protocol/messages.hpp"
+#include "tools/tcbench/common.hpp"
 
 namespace tc::bench {
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-struct quiet_config : caf::actor_system_config {
-  quiet_config() {
-    tc::add_message_types(*this);
-    set("scheduler.max-threads", size_t{1});
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("logger.console-verbosity", caf::atom("quiet"));
-  }
-};
 
 /// Nanoseconds on the CPU of each of this process's threads, by thread id, with its name.
 struct thread_time {
@@ -79,16 +71,10 @@ struct sender_state {
   std::string failure;
 };
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size())))];
-}
-
 }  // namespace
 
 int run_records(const records_args& a, const std::string& command_line) {
-  quiet_config cfg;
+  quiet_config cfg(1);
   caf::actor_system sys{cfg};
   actors::store::status st;
   std::shared_ptr<actors::store> db = actors::store::open("", false, st);
