@@ -112,6 +112,11 @@ int run_records(const records_args& a, const std::string& command_line) {
   caf::actor writer = sys.spawn<caf::detached>(
       actors::audit_writer, db, std::shared_ptr<const actors::audit_settings>(settings),
       std::shared_ptr<const actors::audit_hooks>(hooks), audit_ledger);
+  // Stops the writer on every way out: the actor system waits for its actors when it goes.
+  struct stop_writer {
+    caf::actor& w;
+    ~stop_writer() { caf::anon_send_exit(w, caf::exit_reason::user_shutdown); }
+  } stop{writer};
 
   const std::string input = sized_text("{\"model\":\"sim-chat\",\"messages\":", 330);
   const std::string output =
@@ -172,12 +177,14 @@ int run_records(const records_args& a, const std::string& command_line) {
       const uint64_t n = std::min<uint64_t>(a.burst, a.records - (sent - first));
       for (uint64_t i = 0; i < n; ++i) send_pair();
       if (!wait_until_behind(a.max_behind)) {
-        std::fprintf(stderr, "tcbench: the writer stopped: %s\n", state->failure.c_str());
+        std::fprintf(stderr, "tcbench: the writer failed or stalled for 30 s: %s\n",
+                     state->failure.c_str());
         return 1;
       }
     }
     if (!wait_until_behind(0)) {
-      std::fprintf(stderr, "tcbench: the writer stopped: %s\n", state->failure.c_str());
+      std::fprintf(stderr, "tcbench: the writer failed or stalled for 30 s: %s\n",
+                   state->failure.c_str());
       return 1;
     }
     const double wall_ms =
@@ -211,7 +218,6 @@ int run_records(const records_args& a, const std::string& command_line) {
       writer_us.size(), percentile(writer_us, 50), percentile(background_us, 50),
       percentile(sender_us, 50));
   std::printf("\n`%s`\n", command_line.c_str());
-  caf::anon_send_exit(writer, caf::exit_reason::user_shutdown);
   return 0;
 }
 
