@@ -1,13 +1,18 @@
 // What tcbench's in-process benchmarks (pipeline, records) share: a quiet actor system with the
-// project's message types, and percentiles of their samples.
+// project's message types, the node's default in-memory store with the ledger's book on it, and
+// percentiles of their samples.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdio>
+#include <memory>
 #include <vector>
 
 #include <caf/all.hpp>
 
+#include "actors/ledger_book.hpp"
+#include "actors/store.hpp"
 #include "protocol/messages.hpp"
 
 namespace tc::bench {
@@ -22,6 +27,28 @@ struct quiet_config : caf::actor_system_config {
     set("logger.console-verbosity", caf::atom("quiet"));
   }
 };
+
+/// An in-memory store (store.path "", the node's default) and the ledger's book on it.
+struct memory_ledger {
+  std::shared_ptr<actors::store> db;
+  std::shared_ptr<actors::ledger_book> book;
+};
+
+/// Opens both; false (with the reason on stderr) if either fails.
+inline bool open_memory_ledger(memory_ledger& out) {
+  actors::store::status st;
+  out.db = actors::store::open("", false, st);
+  if (!out.db) {
+    std::fprintf(stderr, "tcbench: store: %s\n", st.message.c_str());
+    return false;
+  }
+  out.book = std::make_shared<actors::ledger_book>(*out.db, st);
+  if (!st.ok()) {
+    std::fprintf(stderr, "tcbench: ledger: %s\n", st.message.c_str());
+    return false;
+  }
+  return true;
+}
 
 /// The `p`th percentile (0-100) of `v`, nearest rank; 0 for no samples.
 inline double percentile(std::vector<double> v, double p) {

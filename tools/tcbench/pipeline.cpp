@@ -100,12 +100,9 @@ double process_cpu_us() {
 int run_pipeline(const pipeline_args& a, const std::string& command_line) {
   quiet_config cfg(a.scheduler_threads);
   caf::actor_system sys{cfg};
-  actors::store::status st;
-  std::shared_ptr<actors::store> db = actors::store::open("", false, st);
-  if (!db) {
-    std::fprintf(stderr, "tcbench: store: %s\n", st.message.c_str());
-    return 1;
-  }
+  memory_ledger ml;
+  if (!open_memory_ledger(ml)) return 1;
+  const std::shared_ptr<actors::store>& db = ml.db;
   // The directory: a tenant without limits and one limited at every level, each with a key.
   accounts::limits big;
   big.rpm = 1'000'000'000;
@@ -141,8 +138,7 @@ int run_pipeline(const pipeline_args& a, const std::string& command_line) {
   auto cell = std::make_shared<actors::directory_cell>();
   cell->set(std::move(dir));
 
-  auto book = std::make_shared<actors::ledger_book>(*db, st);
-  auto ledger = sys.spawn<caf::detached>(actors::ledger, db, book,
+  auto ledger = sys.spawn<caf::detached>(actors::ledger, db, ml.book,
                                          std::make_shared<const actors::ledger_hooks>());
   std::vector<caf::actor> quota;
   for (uint32_t i = 0; i < 4; ++i)
@@ -228,7 +224,7 @@ int run_pipeline(const pipeline_args& a, const std::string& command_line) {
                 m.us.empty() ? 0.0 : m.cpu_us / static_cast<double>(m.us.size()));
   }
   std::printf("\nLedger records written: %llu. Command: `%s`\n",
-              static_cast<unsigned long long>(book->appended()), command_line.c_str());
+              static_cast<unsigned long long>(ml.book->appended()), command_line.c_str());
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ledger, caf::exit_reason::user_shutdown);
   for (auto& q : quota) caf::anon_send_exit(q, caf::exit_reason::user_shutdown);

@@ -76,21 +76,13 @@ struct sender_state {
 int run_records(const records_args& a, const std::string& command_line) {
   quiet_config cfg(1);
   caf::actor_system sys{cfg};
-  actors::store::status st;
-  std::shared_ptr<actors::store> db = actors::store::open("", false, st);
-  if (!db) {
-    std::fprintf(stderr, "tcbench: store: %s\n", st.message.c_str());
-    return 1;
-  }
-  auto book = std::make_shared<actors::ledger_book>(*db, st);
-  if (!st.ok()) {
-    std::fprintf(stderr, "tcbench: ledger: %s\n", st.message.c_str());
-    return 1;
-  }
+  memory_ledger ml;
+  if (!open_memory_ledger(ml)) return 1;
+  const std::shared_ptr<actors::store>& db = ml.db;
   auto state = std::make_shared<sender_state>();
   auto ledger_hooks = std::make_shared<actors::ledger_hooks>();
   auto audit_ledger = std::make_shared<const actors::audit_ledger>(
-      actors::audit_ledger{book, std::shared_ptr<const actors::ledger_hooks>(ledger_hooks)});
+      actors::audit_ledger{ml.book, std::shared_ptr<const actors::ledger_hooks>(ledger_hooks)});
   auto hooks = std::make_shared<actors::audit_hooks>();
   hooks->on_written = [state](size_t n) {
     {
