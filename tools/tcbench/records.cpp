@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -114,6 +115,7 @@ int run_records(const records_args& a, const std::string& command_line) {
   const std::string output =
       sized_text("{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\"", 700);
   uint64_t sent = 0;
+  std::mt19937_64 id_bits(42);
   auto wait_until_behind = [&](uint64_t behind) {
     std::unique_lock<std::mutex> lock(state->mx);
     return state->cv.wait_for(lock, std::chrono::seconds(30), [&] {
@@ -124,9 +126,10 @@ int run_records(const records_args& a, const std::string& command_line) {
     const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
+    // Shaped like the node's ids: milliseconds, then 64 random bits (the ledger's keys).
     char id[40];
     std::snprintf(id, sizeof id, "req_%012llx%016llx", static_cast<unsigned long long>(now_ms),
-                  static_cast<unsigned long long>(sent));
+                  static_cast<unsigned long long>(id_bits()));
     billing::usage_record u;
     u.request_id = id;
     u.ts_ms = now_ms;
