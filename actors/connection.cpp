@@ -1206,7 +1206,8 @@ void bill(self_ptr self, const request_outcome& outcome) {
 
 /// Step 13's evidence: the audit record of the request, whatever its outcome. `rec` (its usage)
 /// and `outcome` are null for a request refused before any answer. Takes the request's input text
-/// and verdicts out of `st`.
+/// and verdicts out of `st`. Carries the texts, or only their digests when the writer keeps no
+/// text (compliance_plan::audit_keeps_text).
 audit::audit_record audit_record_of(connection_state& st, int status,
                                     const billing::usage_record* rec,
                                     const request_outcome* outcome) {
@@ -1222,7 +1223,6 @@ audit::audit_record audit_record_of(connection_state& st, int status,
   r.endpoint = std::string(endpoint_name(st.req.kind));
   r.status = status;
   r.input_verdicts = std::move(st.input_verdicts);
-  r.input_text = std::move(st.input_text);
   if (rec != nullptr) {
     r.provider = rec->provider.empty() ? (st.deduped ? "dedup" : "cache") : rec->provider;
     r.prompt_tokens = rec->prompt_tokens;
@@ -1230,13 +1230,28 @@ audit::audit_record audit_record_of(connection_state& st, int status,
     r.cost_micros = rec->charged_micros;
     r.cost_currency = rec->charged_currency;
   }
+  static const std::string no_output;
+  const std::string* output = &no_output;
   if (outcome != nullptr) {
     r.latency_ms = static_cast<uint32_t>(outcome->total_ns / 1'000'000);
     r.output_verdicts = outcome->output_verdicts;
-    r.output_text = status == 200 ? outcome->output_text : outcome->error_body;
+    output = status == 200 ? &outcome->output_text : &outcome->error_body;
   } else {
     r.latency_ms = static_cast<uint32_t>(std::max<int64_t>(0, unix_ms() - st.received_ms));
   }
+  const compliance_plan& c = st.ctx->compliance;
+  if (!c.audit_keeps_text) {
+    r.input_digest = audit::digest(c.audit_algo, st.input_text);
+    r.output_digest = audit::digest(c.audit_algo, *output);
+    if (!r.input_digest.empty() && !r.output_digest.empty()) {
+      st.input_text.clear();
+      return r;
+    }
+    r.input_digest.clear();  // could not digest here: the writer digests the texts (or says why)
+    r.output_digest.clear();
+  }
+  r.input_text = std::move(st.input_text);
+  r.output_text = *output;
   return r;
 }
 
@@ -1521,7 +1536,8 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
     hit.completion_tokens = r->completion_tokens;
     hit.cost_micros = r->cost_micros;
   }
-  if (c.compliance.audit) st.input_text = st.req.body;  // as run() keeps it
+  // As run() keeps it; an answer from the cache needs the body for nothing else.
+  if (c.compliance.audit) st.input_text = std::move(st.req.body);
   st.from_cache = true;
   reply = reply_to_client(st, std::move(hit.body));
   reply.tier = "exact";

@@ -20,6 +20,7 @@
 #include "actors/cache_shard.hpp"
 #include "actors/moderator.hpp"
 #include "actors/provider_health.hpp"
+#include "protocol/audit/record.hpp"
 #include "protocol/canonical/canonical.hpp"
 #include "protocol/canonical/embed.hpp"
 #include "protocol/messages.hpp"
@@ -187,6 +188,12 @@ struct compliance_plan {
   /// batch): step 13 then sends a request's two records as one message, and a held answer
   /// waits for one release.
   bool audit_carries_usage = false;
+  audit::hash_algo audit_algo = audit::hash_algo::sha256;  ///< the writer's (audit.hash)
+  /// The writer keeps request and response texts (audit text mode clear or sealed): records
+  /// carry them and the writer digests them. Otherwise step 13 digests the texts on its own
+  /// thread and sends the digests alone: the node's one writer thread then hashes no prompt or
+  /// answer, and no text is copied to it.
+  bool audit_keeps_text = false;
 };
 
 /// Read-only context shared by every connection actor of a node.

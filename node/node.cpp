@@ -672,6 +672,8 @@ void gateway::impl::start_compliance() {
   d.audit = d.system.spawn<caf::detached>(actors::audit_writer, d.db, as, hooks, d.audit_ledger);
   c.audit = d.audit;
   c.audit_carries_usage = d.audit_ledger != nullptr;
+  c.audit_algo = as->algo;
+  c.audit_keeps_text = as->text != actors::audit_settings::text_mode::none;
   c.audit_write_ahead = s.audit.write_ahead && !s.store.path.empty();  // as billing's
   if (s.audit.retention_days != 0) {
     // Retention runs now and then every prune_interval_s.

@@ -592,6 +592,34 @@ TEST_CASE("audit_writer: text modes") {
     CHECK_FALSE(line.HasMember("output_text"));
     CHECK(std::string(line["input_digest"].GetString()) == audit::to_hex(r.input_digest));
   }
+  SUBCASE("none: digests made by the sender are kept, the chain covers them") {
+    writer_fixture f(audit::hash_algo::sm3);
+    f.settings->text = audit_settings::text_mode::none;
+    f.start();
+    audit::audit_record sent = make_record(1);  // as step 13 sends it: digests, no text
+    sent.input_digest = audit::digest(audit::hash_algo::sm3, input);
+    sent.output_digest = audit::digest(audit::hash_algo::sm3, output);
+    f.append(sent);
+    REQUIRE(f.sync());
+    const audit::audit_record r = f.stored(1);
+    CHECK(r.input_text.empty());
+    CHECK(r.output_text.empty());
+    CHECK(r.input_digest == audit::digest(audit::hash_algo::sm3, input));
+    CHECK(r.output_digest == audit::digest(audit::hash_algo::sm3, output));
+    check_ok(f.verify(), 1);
+  }
+  SUBCASE("a record with one digest missing gets both from its texts") {
+    writer_fixture f;
+    f.settings->text = audit_settings::text_mode::none;
+    f.start();
+    audit::audit_record sent = record();
+    sent.input_digest = std::string(32, '\x07');  // not the text's: replaced
+    f.append(sent);
+    REQUIRE(f.sync());
+    const audit::audit_record r = f.stored(1);
+    CHECK(r.input_digest == audit::digest(audit::hash_algo::sha256, input));
+    CHECK(r.output_digest == audit::digest(audit::hash_algo::sha256, output));
+  }
   SUBCASE("clear keeps the text") {
     writer_fixture f;
     f.settings->text = audit_settings::text_mode::clear;

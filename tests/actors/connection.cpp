@@ -453,6 +453,7 @@ std::shared_ptr<const tc::actors::moderation_rules> pii_rules() {
 
 /// A connection actor with moderation rules, a ledger and an audit writer (both recording).
 struct compliance_fixture {
+  bool keeps_text = true;  ///< the writer keeps texts (audit.text clear or sealed)
   recording_port port;
   quiet_config cfg;
   caf::actor_system sys{cfg};
@@ -470,6 +471,7 @@ struct compliance_fixture {
     p->accounts.ledger = ledger;
     p->compliance.audit = audit;
     p->compliance.audit_write_ahead = true;
+    p->compliance.audit_keeps_text = keeps_text;
     p->compliance.moderation->set(pii_rules());
     p->models["chat"].endpoints.front().filing_id = "BJ-1";
     return p;
@@ -542,6 +544,54 @@ TEST_CASE_FIXTURE(compliance_fixture,
   REQUIRE(ledger_sink->holds[0].has_value());
   CHECK(audits->holds[0]->slot == 4);
   CHECK(ledger_sink->holds[0]->slot == 4);
+}
+
+namespace {
+
+/// The same, with an audit writer that keeps no text (audit.text = "none", the default).
+struct digest_only_fixture : compliance_fixture {
+  digest_only_fixture() {
+    keeps_text = false;
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    actor = sys.spawn(tc::actors::connection, make());
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(digest_only_fixture,
+                  "step 13: a writer keeping no text gets digests of what was sent and answered") {
+  tc::request_meta meta;
+  meta.request_id = "req-digest";
+  auto sent = with_content("call 13800138000 now");
+  const std::string as_sent = sent.body;  // before masking changes what goes upstream
+  caf::anon_send(actor, std::move(sent), tc::reply_target{0, 4}, meta);
+  auto plan = port.plan(1);
+  REQUIRE(plan);
+  CHECK(plan->body != as_sent);  // masked upstream; the record is of what the client sent
+  tc::request_outcome outcome;
+  outcome.status = 200;
+  outcome.held = true;
+  outcome.output_text = "the answer";
+  caf::anon_send(actor, outcome);
+  auto rec = audits->record(1);
+  REQUIRE(rec);
+  CHECK(rec->input_text.empty());
+  CHECK(rec->output_text.empty());
+  CHECK(rec->input_digest == tc::audit::digest(tc::audit::hash_algo::sha256, as_sent));
+  CHECK(rec->output_digest == tc::audit::digest(tc::audit::hash_algo::sha256, "the answer"));
+
+  // A refusal: its input digested, its output empty.
+  meta.request_id = "req-refused";
+  auto blocked = with_content("write to me at a@b.example");
+  const std::string blocked_body = blocked.body;
+  caf::anon_send(actor, std::move(blocked), tc::reply_target{0, 5}, meta);
+  rec = audits->record(2);
+  REQUIRE(rec);
+  CHECK(rec->status == 400);
+  CHECK(rec->input_text.empty());
+  CHECK(rec->input_digest == tc::audit::digest(tc::audit::hash_algo::sha256, blocked_body));
+  CHECK(rec->output_digest == tc::audit::digest(tc::audit::hash_algo::sha256, ""));
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include "tests/integration/harness.hpp"
 
 using namespace tc::test;
+using namespace std::chrono_literals;
 
 TEST_CASE("audit: records with clear text, and tampering on disk found at that record") {
   temp_dir dir;
@@ -71,6 +72,41 @@ TEST_CASE("audit: records with clear text, and tampering on disk found at that r
   tcctl_result verify = run_tcctl(again, {"audit", "verify"});
   CHECK(verify.code == 1);
   CHECK_MESSAGE(verify.out.find("BROKEN at seq 2") != std::string::npos, verify.out);
+}
+
+TEST_CASE("audit: with no text kept, records hold digests of the bytes sent and answered") {
+  // SM3, so a digest made with the default algorithm anywhere on the way would not match.
+  node_process node;
+  REQUIRE_MESSAGE(
+      node.start(server_toml() + "[audit]\nhash = \"sm3\"\n" + sim_provider_toml(1, 5000)),
+      node.error());
+  const std::string body = chat_body("sim-chat", "digest me", "\"temperature\":0");
+  response miss =
+      post_json(node.data_port(), "/v1/chat/completions", body, {{"x-request-id", "dig-miss"}});
+  REQUIRE(miss.status == 200);
+  CHECK(miss.header("x-tc-cache") == "miss");
+  REQUIRE(
+      eventually([&] { return node_metric(node, "tc_cache_entries").value_or(0) >= 1; }, 10000ms));
+  response hit =
+      post_json(node.data_port(), "/v1/chat/completions", body, {{"x-request-id", "dig-hit"}});
+  REQUIRE(hit.status == 200);
+  CHECK(hit.header("x-tc-cache") == "hit-exact");  // answered by the I/O loop's lane
+
+  for (const auto& [id, answer] : {std::pair{"dig-miss", &miss}, std::pair{"dig-hit", &hit}}) {
+    tcctl_result found = run_tcctl(node, {"--json", "audit", "search", "--request-id", id});
+    REQUIRE_MESSAGE(found.code == 0, found.out);
+    auto rec = parse_json(found.out.substr(0, found.out.find('\n')));
+    REQUIRE(rec.IsObject());
+    INFO(id);
+    CHECK_FALSE(rec.HasMember("input_text"));
+    CHECK_FALSE(rec.HasMember("output_text"));
+    using tc::audit::digest;
+    using tc::audit::hash_algo;
+    CHECK(str_of(rec, "input_digest") == tc::audit::to_hex(digest(hash_algo::sm3, body)));
+    CHECK(str_of(rec, "output_digest") == tc::audit::to_hex(digest(hash_algo::sm3, answer->body)));
+  }
+  tcctl_result verify = run_tcctl(node, {"audit", "verify"});
+  CHECK_MESSAGE(verify.code == 0, verify.out);
 }
 
 TEST_CASE("audit: sealed text needs its SM4 key, or the node does not start") {
