@@ -1,7 +1,8 @@
 // tcbench records: what a request's two records (step 13) cost the node's record writer.
 // The audit writer is spawned detached with the ledger's book on an in-memory store (the
 // node's default store.path ""), as node/node.cpp does; the main thread sends it (audit record,
-// usage record) pairs shaped like an exact cache hit's, `burst` at a time, and waits while more
+// usage record) pairs shaped like an exact cache hit's (digests made by the sender, as step 13
+// makes them when no text is kept), `burst` at a time, and waits while more
 // than `max_behind` are unwritten (the node's store.max_records_behind does the same). CPU time
 // is read per thread from /proc/self/task/*/schedstat (nanoseconds on the CPU), so the sender's
 // share is kept apart from the writer's and RocksDB's background threads'.
@@ -152,8 +153,9 @@ int run_records(const records_args& a, const std::string& command_line) {
     r.prompt_tokens = 40;
     r.completion_tokens = 64;
     r.cost_currency = "CNY";
-    r.input_text = input;
-    r.output_text = output;
+    // As step 13 sends them under audit.text = "none": the digests, made by the sender.
+    r.input_digest = audit::digest(settings->algo, input);
+    r.output_digest = audit::digest(settings->algo, output);
     caf::anon_send(writer, std::move(r), std::move(u));
     ++sent;
   };
