@@ -7,7 +7,6 @@
 // memory only and are lost at exit.
 #pragma once
 
-#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +15,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/published.hpp"
 #include "actors/store.hpp"
 #include "protocol/accounts/accounts.hpp"
 #include "protocol/messages.hpp"
@@ -42,16 +42,8 @@ struct directory {
   const accounts::admin_token* admin_by_secret_hash(const std::string& hash) const;
 };
 
-/// The current directory; lock-free to read from any thread.
-class directory_cell {
- public:
-  directory_cell() : current_(std::make_shared<const directory>()) {}
-  std::shared_ptr<const directory> get() const { return current_.load(); }
-  void set(std::shared_ptr<const directory> d) { current_.store(std::move(d)); }
-
- private:
-  std::atomic<std::shared_ptr<const directory>> current_;
-};
+/// The current directory (an empty one at first); read from any thread, set by the accounts actor.
+using directory_cell = published<directory>;
 
 struct accounts_state {
   std::shared_ptr<store> db;  ///< null: in memory only

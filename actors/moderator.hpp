@@ -8,7 +8,6 @@
 // answers by the I/O loop that relays them (step 11, streams window by window).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -19,6 +18,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/published.hpp"
 #include "config/settings.hpp"
 #include "protocol/audit/record.hpp"
 #include "protocol/messages.hpp"
@@ -67,16 +67,8 @@ struct moderation_rules {
   bool remote_output = false;  ///< a remote engine checks answers
 };
 
-/// Where the current rules are published; read from any thread.
-class moderation_cell {
- public:
-  moderation_cell() : current_(std::make_shared<const moderation_rules>()) {}
-  std::shared_ptr<const moderation_rules> get() const { return current_.load(); }
-  void set(std::shared_ptr<const moderation_rules> r) { current_.store(std::move(r)); }
-
- private:
-  std::atomic<std::shared_ptr<const moderation_rules>> current_;
-};
+/// Where the current rules are published (no engines at first); read from any thread.
+using moderation_cell = published<moderation_rules>;
 
 /// Compiles the [moderation] settings (reading lexicon files). nullptr with `error` set ("engine
 /// 'x': lexicon FILE line N: why") when a file cannot be read or parsed. Start-up and reload.
