@@ -453,6 +453,8 @@ std::shared_ptr<const tc::actors::moderation_rules> pii_rules() {
 
 /// A connection actor with moderation rules, a ledger and an audit writer (both recording).
 struct compliance_fixture {
+  compliance_fixture() = default;
+  explicit compliance_fixture(bool keeps) : keeps_text(keeps) {}
   bool keeps_text = true;  ///< the writer keeps texts (audit.text clear or sealed)
   recording_port port;
   quiet_config cfg;
@@ -550,11 +552,7 @@ namespace {
 
 /// The same, with an audit writer that keeps no text (audit.text = "none", the default).
 struct digest_only_fixture : compliance_fixture {
-  digest_only_fixture() {
-    keeps_text = false;
-    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-    actor = sys.spawn(tc::actors::connection, make());
-  }
+  digest_only_fixture() : compliance_fixture(false) {}
 };
 
 }  // namespace
