@@ -117,11 +117,17 @@ int run_records(const records_args& a, const std::string& command_line) {
       sized_text("{\"id\":\"chatcmpl-sim\",\"object\":\"chat.completion\"", 700);
   uint64_t sent = 0;
   std::mt19937_64 id_bits(42);
+  // False, having said why, if the writer failed or wrote nothing for 30 s.
   auto wait_until_behind = [&](uint64_t behind) {
     std::unique_lock<std::mutex> lock(state->mx);
-    return state->cv.wait_for(lock, std::chrono::seconds(30), [&] {
-      return !state->failure.empty() || sent - state->written <= behind;
-    }) && state->failure.empty();
+    if (state->cv.wait_for(
+            lock, std::chrono::seconds(30),
+            [&] { return !state->failure.empty() || sent - state->written <= behind; }) &&
+        state->failure.empty())
+      return true;
+    std::fprintf(stderr, "tcbench: the writer failed or stalled for 30 s: %s\n",
+                 state->failure.c_str());
+    return false;
   };
   auto send_pair = [&] {
     const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -173,17 +179,9 @@ int run_records(const records_args& a, const std::string& command_line) {
     while (sent - first < a.records) {
       const uint64_t n = std::min<uint64_t>(a.burst, a.records - (sent - first));
       for (uint64_t i = 0; i < n; ++i) send_pair();
-      if (!wait_until_behind(a.max_behind)) {
-        std::fprintf(stderr, "tcbench: the writer failed or stalled for 30 s: %s\n",
-                     state->failure.c_str());
-        return 1;
-      }
+      if (!wait_until_behind(a.max_behind)) return 1;
     }
-    if (!wait_until_behind(0)) {
-      std::fprintf(stderr, "tcbench: the writer failed or stalled for 30 s: %s\n",
-                   state->failure.c_str());
-      return 1;
-    }
+    if (!wait_until_behind(0)) return 1;
     const double wall_ms =
         std::chrono::duration<double, std::milli>(clock_type::now() - w0).count();
     const auto t1 = thread_times();
