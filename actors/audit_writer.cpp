@@ -134,18 +134,16 @@ bool resume(audit_writer_state& st) {
   return true;
 }
 
-/// Digests the plain texts (unless the sender sent both digests), then keeps, seals or drops the
-/// texts as configured.
+/// Digests each text the sender sent no digest for, then keeps, seals or drops the texts as
+/// configured.
 void prepare(audit_writer_state& st, audit::audit_record& r) {
   const audit_settings& cfg = *st.settings;
   r.node = cfg.node;
   r.seq = 0;
   r.prev_hash.clear();
   r.hash.clear();
-  if (r.input_digest.empty() || r.output_digest.empty()) {
-    r.input_digest = audit::digest(cfg.algo, r.input_text);
-    r.output_digest = audit::digest(cfg.algo, r.output_text);
-  }
+  if (r.input_digest.empty()) r.input_digest = audit::digest(cfg.algo, r.input_text);
+  if (r.output_digest.empty()) r.output_digest = audit::digest(cfg.algo, r.output_text);
   r.text_encrypted = false;
   switch (cfg.text) {
     case audit_settings::text_mode::clear:

@@ -95,7 +95,7 @@ struct audit_writer_state {
 /// Messages:
 ///   audit_record                                   append it (no answer): the sender fills the
 ///        request fields and puts the plain texts in input_text/output_text, or (when the
-///        writer keeps no text) may send both digests instead, made with settings.algo; the
+///        writer keeps no text) may send a text's digest instead, made with settings.algo; the
 ///        writer sets node, the digests it was not sent, text mode, seq, prev_hash and hash
 ///   (audit_record, reply_target)                   append it, then on_durable(target)
 ///   (audit_record, usage_record)                   append it, and the usage record to the

@@ -76,6 +76,8 @@ void put_exact(cache_shard_actor::stateful_pointer<cache_shard_state> self, cach
   r.completion_tokens = e.completion_tokens;
   r.cost_micros = e.cost_micros;
   r.upstream_ms = e.upstream_ms;
+  r.body_digest = std::move(e.body_digest);
+  r.body_digest_algo = e.body_digest_algo;
   r.expires_ms = expiry(now, e.ttl_s);
   std::lock_guard<std::mutex> lock(self->state.shared->mu);
   self->state.store->put(std::move(r), now);
@@ -156,6 +158,8 @@ cache_shard_actor::behavior_type cache_shard(
         hit.prompt_tokens = r->prompt_tokens;
         hit.completion_tokens = r->completion_tokens;
         hit.cost_micros = r->cost_micros;
+        hit.body_digest = r->body_digest;
+        hit.body_digest_algo = r->body_digest_algo;
         return hit;
       },
       [self](cache_find_atom, const cache_probe& probe) {

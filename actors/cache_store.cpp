@@ -251,7 +251,8 @@ cache_store::cache_store(limits lim, on_remove cb)
 cache_store::~cache_store() = default;
 
 std::size_t cache_store::charge(const cache_record& r) {
-  return r.body.size() + r.extra.size() + r.scope.size() + r.model.size() + impl::entry_overhead;
+  return r.body.size() + r.extra.size() + r.scope.size() + r.model.size() + r.body_digest.size() +
+         impl::entry_overhead;
 }
 
 uint64_t cache_store::put(cache_record r, uint64_t now_ms) {

@@ -28,6 +28,10 @@ struct cache_record {
   std::string model;      ///< the client-facing model id
   std::string body;       ///< the non-stream JSON answer
   std::string extra;      ///< tier data (semantic: serialised guard); counted in bytes
+  /// The audit digest of body (audit::digest) by the algorithm body_digest_algo names
+  /// (audit::hash_algo), made once when it is stored if the audit keeps no text; else empty.
+  std::string body_digest;
+  uint8_t body_digest_algo = 0;
   uint32_t prompt_tokens = 0;
   uint32_t completion_tokens = 0;
   uint64_t cost_micros = 0;  ///< what the upstream call cost, in micro-units of currency

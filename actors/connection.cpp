@@ -843,6 +843,23 @@ cached_reply reply_to_client(const connection_state& st, std::string body) {
   return reply;
 }
 
+/// Whether step 13 digests a request's texts itself (compliance_plan::audit_keeps_text): then a
+/// stored answer keeps its digest, made once, for the hits that serve it as stored.
+bool digests_answers(const pipeline& ctx) {
+  return ctx.compliance.audit && !ctx.compliance.audit_keeps_text;
+}
+
+/// Gives a cached reply its stored answer's digest, if it was made by the audit writer's
+/// algorithm (a cache_shard on another node may have stored it under another setting).
+void add_body_digest(const connection_state& st, cached_reply& reply, std::string digest,
+                     uint8_t algo) {
+  if (digest.empty() || !digests_answers(*st.ctx) ||
+      algo != static_cast<uint8_t>(st.ctx->compliance.audit_algo))
+    return;
+  reply.body_digest = std::move(digest);
+  reply.body_digest_algo = algo;
+}
+
 /// The algorithm-filing ID of the request's answer: the tenant's own, else the model's.
 std::string filing_of(const connection_state& st) {
   const accounts::tenant* t = st.dir->tenant(st.tenant);
@@ -883,6 +900,7 @@ void serve_hit(self_ptr self, cache_hit& hit) {
   auto& st = self->state;
   st.from_cache = true;
   cached_reply reply = reply_to_client(st, std::move(hit.body));
+  add_body_digest(st, reply, std::move(hit.body_digest), hit.body_digest_algo);
   switch (static_cast<cache_tier>(hit.tier)) {
     case cache_tier::exact:
       reply.tier = "exact";
@@ -1207,7 +1225,8 @@ void bill(self_ptr self, const request_outcome& outcome) {
 /// Step 13's evidence: the audit record of the request, whatever its outcome. `rec` (its usage)
 /// and `outcome` are null for a request refused before any answer. Takes the request's input text
 /// and verdicts out of `st`. Carries the texts, or only their digests when the writer keeps no
-/// text (compliance_plan::audit_keeps_text).
+/// text (compliance_plan::audit_keeps_text); a cached answer served as stored comes with its
+/// digest (request_outcome::output_digest), made once when it was stored.
 audit::audit_record audit_record_of(connection_state& st, int status,
                                     const billing::usage_record* rec,
                                     const request_outcome* outcome) {
@@ -1240,18 +1259,22 @@ audit::audit_record audit_record_of(connection_state& st, int status,
     r.latency_ms = static_cast<uint32_t>(std::max<int64_t>(0, unix_ms() - st.received_ms));
   }
   const compliance_plan& c = st.ctx->compliance;
-  if (!c.audit_keeps_text) {
-    r.input_digest = audit::digest(c.audit_algo, st.input_text);
-    r.output_digest = audit::digest(c.audit_algo, *output);
-    if (!r.input_digest.empty() && !r.output_digest.empty()) {
-      st.input_text.clear();
-      return r;
-    }
-    r.input_digest.clear();  // could not digest here: the writer digests the texts (or says why)
-    r.output_digest.clear();
+  if (c.audit_keeps_text) {
+    r.input_text = std::move(st.input_text);
+    r.output_text = *output;
+    return r;
   }
-  r.input_text = std::move(st.input_text);
-  r.output_text = *output;
+  // What could not be digested here goes as text: the writer digests it (or says why).
+  r.input_digest = audit::digest(c.audit_algo, st.input_text);
+  if (r.input_digest.empty()) r.input_text = std::move(st.input_text);
+  st.input_text.clear();
+  if (outcome != nullptr && status == 200 && !outcome->output_digest.empty() &&
+      outcome->output_digest_algo == static_cast<uint8_t>(c.audit_algo)) {
+    r.output_digest = outcome->output_digest;  // a cached answer served as stored
+  } else {
+    r.output_digest = audit::digest(c.audit_algo, *output);
+    if (r.output_digest.empty()) r.output_text = *output;
+  }
   return r;
 }
 
@@ -1351,6 +1374,10 @@ void settle(self_ptr self, request_outcome& outcome) {
     e.cost_micros = cost;
     e.upstream_ms = static_cast<uint32_t>(outcome.upstream_ns / 1'000'000);
     e.ttl_s = ttl;
+    if (digests_answers(*st.ctx)) {
+      e.body_digest = audit::digest(st.ctx->compliance.audit_algo, e.body);
+      e.body_digest_algo = static_cast<uint8_t>(st.ctx->compliance.audit_algo);
+    }
     if (st.leading)
       store_then_close(self, std::move(e), std::move(result));
     else
@@ -1535,11 +1562,16 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
     hit.prompt_tokens = r->prompt_tokens;
     hit.completion_tokens = r->completion_tokens;
     hit.cost_micros = r->cost_micros;
+    if (digests_answers(c)) {
+      hit.body_digest = r->body_digest;
+      hit.body_digest_algo = r->body_digest_algo;
+    }
   }
   // As run() keeps it; an answer from the cache needs the body for nothing else.
   if (c.compliance.audit) st.input_text = std::move(st.req.body);
   st.from_cache = true;
   reply = reply_to_client(st, std::move(hit.body));
+  add_body_digest(st, reply, std::move(hit.body_digest), hit.body_digest_algo);
   reply.tier = "exact";
   reply.cache_header = "hit-exact";
   reply.prompt_tokens = hit.prompt_tokens;

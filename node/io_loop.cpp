@@ -190,6 +190,10 @@ struct pending {
   bool moderate_output = false;  ///< step 11 runs on this answer
   bool keep_output = false;      ///< keep what the client got in output_text (the audit record)
   std::string output_text;
+  /// Instead of output_text: a cached answer served as stored, with its stored digest
+  /// (request_outcome::output_digest).
+  std::string output_digest;
+  uint8_t output_digest_algo = 0;
   std::string filing_id;        ///< x-algorithm-filing-id and the body's algorithm_filing_id
   int64_t queue_ms = 0;         ///< x-tc-queue-ms: step 8's wait
   std::string tenant;           ///< for remote output engines
@@ -1268,7 +1272,14 @@ struct io_loop::impl {
     hs.emplace_back("content-type", "application/json");
     if (!r.filing_id.empty())
       r.body = openai::with_top_field(r.body, "algorithm_filing_id", r.filing_id);
-    if (p.keep_output) p.output_text = r.body;
+    if (p.keep_output) {
+      if (!r.body_digest.empty() && r.filing_id.empty()) {  // the bytes stored, and digested
+        p.output_digest = std::move(r.body_digest);
+        p.output_digest_algo = r.body_digest_algo;
+      } else {
+        p.output_text = r.body;
+      }
+    }
     if (r.write_ahead) {
       p.held = held_kind::body;
       p.held_status = 200;
@@ -1547,6 +1558,8 @@ struct io_loop::impl {
     if (p.keep_output) {
       outcome.output_text = std::move(p.output_text);
       if (p.held == held_kind::tail) outcome.output_text += p.held_bytes;
+      outcome.output_digest = std::move(p.output_digest);
+      outcome.output_digest_algo = p.output_digest_algo;
     }
     // Held only for a client still there, with a connection actor to write the record.
     if (p.client_gone || !p.dispatched) p.held = held_kind::none;

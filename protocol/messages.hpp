@@ -182,6 +182,10 @@ struct cached_reply {
   uint8_t acks = 1;
   bool keep_output = false;  ///< as upstream_plan::keep_output
   std::string filing_id;     ///< as upstream_plan::filing_id
+  /// The stored answer's audit digest (cache_record::body_digest), when the audit keeps no text:
+  /// served as stored, the answer needs no text kept to be audited.
+  std::string body_digest;
+  uint8_t body_digest_algo = 0;
 };
 
 template <class Inspector>
@@ -189,7 +193,7 @@ typename Inspector::result_type inspect(Inspector& f, cached_reply& x) {
   return f(caf::meta::type_name("tc::cached_reply"), x.to, x.status, x.model, x.body, x.stream,
            x.include_usage, x.cache_header, x.tier, x.prompt_tokens, x.completion_tokens,
            x.saved_cost_micros, x.cache_lookup_ns, x.rate, x.write_ahead, x.acks, x.keep_output,
-           x.filing_id);
+           x.filing_id, x.body_digest, x.body_digest_algo);
 }
 
 /// How a request ended, as the I/O loop saw it. I/O loop -> connection, for settlement
@@ -215,7 +219,11 @@ struct request_outcome {
   /// cut or emptied with finish_reason content_filter.
   std::vector<audit::engine_verdict> output_verdicts;
   bool filtered = false;
-  std::string output_text;      ///< plan.keep_output: the answer's text as the client got it
+  std::string output_text;  ///< plan.keep_output: the answer's text as the client got it
+  /// Instead of output_text: its audit digest (audit::digest), made when the answer was stored
+  /// in the cache, by the algorithm output_digest_algo names (audit::hash_algo).
+  std::string output_digest;
+  uint8_t output_digest_algo = 0;
   uint16_t endpoint_index = 0;  ///< the model's endpoint that answered last (billing, audit)
   uint8_t attempts = 0;         ///< upstream calls made (more than 1: failover)
 };
@@ -225,7 +233,8 @@ typename Inspector::result_type inspect(Inspector& f, request_outcome& x) {
   return f(caf::meta::type_name("tc::request_outcome"), x.status, x.usage, x.usage_reported,
            x.client_gone, x.stream_cut, x.upstream_failure, x.upstream_ns, x.ttft_ns, x.total_ns,
            x.answer, x.answer_cacheable, x.error_body, x.completion_estimate, x.held,
-           x.output_verdicts, x.filtered, x.output_text, x.endpoint_index, x.attempts);
+           x.output_verdicts, x.filtered, x.output_text, x.output_digest, x.output_digest_algo,
+           x.endpoint_index, x.attempts);
 }
 
 // -- cache_shard (actors/cache_shard.hpp) ---------------------------------------------------
@@ -240,12 +249,15 @@ struct cache_hit {
   uint32_t prompt_tokens = 0;
   uint32_t completion_tokens = 0;
   uint64_t cost_micros = 0;
+  std::string body_digest;  ///< exact hits: cache_record::body_digest
+  uint8_t body_digest_algo = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_hit& x) {
   return f(caf::meta::type_name("tc::cache_hit"), x.found, x.tier, x.similarity, x.exact_key,
-           x.body, x.prompt_tokens, x.completion_tokens, x.cost_micros);
+           x.body, x.prompt_tokens, x.completion_tokens, x.cost_micros, x.body_digest,
+           x.body_digest_algo);
 }
 
 /// A template and semantic lookup in the shard that owns the namespace.
@@ -275,12 +287,15 @@ struct cache_entry {
   uint64_t cost_micros = 0;
   uint32_t upstream_ms = 0;
   uint32_t ttl_s = 0;
+  std::string body_digest;  ///< as cache_record::body_digest
+  uint8_t body_digest_algo = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_entry& x) {
   return f(caf::meta::type_name("tc::cache_entry"), x.key, x.ns, x.scope, x.model, x.body,
-           x.prompt_tokens, x.completion_tokens, x.cost_micros, x.upstream_ms, x.ttl_s);
+           x.prompt_tokens, x.completion_tokens, x.cost_micros, x.upstream_ms, x.ttl_s,
+           x.body_digest, x.body_digest_algo);
 }
 
 /// The template and semantic pointers to a stored answer (in the shard that owns `ns`).

@@ -608,17 +608,29 @@ TEST_CASE("audit_writer: text modes") {
     CHECK(r.output_digest == audit::digest(audit::hash_algo::sm3, output));
     check_ok(f.verify(), 1);
   }
-  SUBCASE("a record with one digest missing gets both from its texts") {
+  SUBCASE("a record with one digest gets the other from its text") {
+    // A cached answer's digest comes made; the request's text could not be digested.
     writer_fixture f;
     f.settings->text = audit_settings::text_mode::none;
     f.start();
     audit::audit_record sent = record();
-    sent.input_digest = std::string(32, '\x07');  // not the text's: replaced
+    sent.output_digest = std::string(32, '\x07');  // the sender's: kept as sent
+    sent.output_text.clear();
+    f.append(sent);
+    sent = record();
+    sent.input_digest = std::string(32, '\x08');
+    sent.input_text.clear();
     f.append(sent);
     REQUIRE(f.sync());
-    const audit::audit_record r = f.stored(1);
+    audit::audit_record r = f.stored(1);
     CHECK(r.input_digest == audit::digest(audit::hash_algo::sha256, input));
+    CHECK(r.output_digest == std::string(32, '\x07'));
+    r = f.stored(2);
+    CHECK(r.input_digest == std::string(32, '\x08'));
     CHECK(r.output_digest == audit::digest(audit::hash_algo::sha256, output));
+    CHECK(r.input_text.empty());
+    CHECK(r.output_text.empty());
+    check_ok(f.verify(), 2);
   }
   SUBCASE("clear keeps the text") {
     writer_fixture f;

@@ -590,6 +590,31 @@ TEST_CASE_FIXTURE(digest_only_fixture,
   CHECK(rec->input_text.empty());
   CHECK(rec->input_digest == tc::audit::digest(tc::audit::hash_algo::sha256, blocked_body));
   CHECK(rec->output_digest == tc::audit::digest(tc::audit::hash_algo::sha256, ""));
+
+  // A cached answer served as stored brings the digest made when it was stored: it is the
+  // record's, with no text sent. One made by another algorithm is not: the text is digested.
+  const std::string stored_digest(32, '\x5a');
+  for (const uint8_t algo : {static_cast<uint8_t>(tc::audit::hash_algo::sha256),
+                             static_cast<uint8_t>(tc::audit::hash_algo::sm3)}) {
+    CAPTURE(algo);
+    const bool ours = algo == static_cast<uint8_t>(tc::audit::hash_algo::sha256);
+    const uint64_t seq = ours ? 3 : 4;
+    meta.request_id = ours ? "req-stored" : "req-other-algo";
+    caf::anon_send(actor, with_content("hello again"), tc::reply_target{0, 6}, meta);
+    REQUIRE(port.plan(seq - 1));
+    tc::request_outcome served;
+    served.status = 200;
+    served.held = true;
+    served.output_text = ours ? "" : "as served";
+    served.output_digest = stored_digest;
+    served.output_digest_algo = algo;
+    caf::anon_send(actor, served);
+    rec = audits->record(seq);
+    REQUIRE(rec);
+    CHECK(rec->output_text.empty());
+    CHECK(rec->output_digest ==
+          (ours ? stored_digest : tc::audit::digest(tc::audit::hash_algo::sha256, "as served")));
+  }
 }
 
 namespace {

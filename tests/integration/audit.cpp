@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <tuple>
 
 #include "actors/store.hpp"
 #include "protocol/audit/record.hpp"
@@ -75,38 +76,58 @@ TEST_CASE("audit: records with clear text, and tampering on disk found at that r
 }
 
 TEST_CASE("audit: with no text kept, records hold digests of the bytes sent and answered") {
-  // SM3, so a digest made with the default algorithm anywhere on the way would not match.
-  node_process node;
-  REQUIRE_MESSAGE(
-      node.start(server_toml() + "[audit]\nhash = \"sm3\"\n" + sim_provider_toml(1, 5000)),
-      node.error());
-  const std::string body = chat_body("sim-chat", "digest me", "\"temperature\":0");
-  response miss =
-      post_json(node.data_port(), "/v1/chat/completions", body, {{"x-request-id", "dig-miss"}});
-  REQUIRE(miss.status == 200);
-  CHECK(miss.header("x-tc-cache") == "miss");
-  REQUIRE(
-      eventually([&] { return node_metric(node, "tc_cache_entries").value_or(0) >= 1; }, 10000ms));
-  response hit =
-      post_json(node.data_port(), "/v1/chat/completions", body, {{"x-request-id", "dig-hit"}});
-  REQUIRE(hit.status == 200);
-  CHECK(hit.header("x-tc-cache") == "hit-exact");  // answered by the I/O loop's lane
+  // SM3, so a digest made with the default algorithm anywhere on the way would not match. A
+  // hit served as stored brings the digest its answer was stored with; with a filing ID added
+  // to the body, or served as a stream, the bytes differ from the stored ones and are digested.
+  for (const bool filing : {false, true}) {
+    CAPTURE(filing);
+    std::string providers = sim_provider_toml(1, 5000);
+    if (filing) {
+      const std::string model = "name = \"sim-chat\"\n";
+      providers.insert(providers.find(model) + model.size(), "filing_id = \"BJ-ALG-2026-0001\"\n");
+    }
+    node_process node;
+    REQUIRE_MESSAGE(node.start(server_toml() + "[audit]\nhash = \"sm3\"\n" + providers),
+                    node.error());
+    const std::string body = chat_body("sim-chat", "digest me", "\"temperature\":0");
+    response miss =
+        post_json(node.data_port(), "/v1/chat/completions", body, {{"x-request-id", "dig-miss"}});
+    REQUIRE(miss.status == 200);
+    CHECK(miss.header("x-tc-cache") == "miss");
+    REQUIRE(eventually([&] { return node_metric(node, "tc_cache_entries").value_or(0) >= 1; },
+                       10000ms));
+    response hit =
+        post_json(node.data_port(), "/v1/chat/completions", body, {{"x-request-id", "dig-hit"}});
+    REQUIRE(hit.status == 200);
+    CHECK(hit.header("x-tc-cache") == "hit-exact");  // answered by the I/O loop's lane
+    CHECK((hit.body.find("BJ-ALG-2026-0001") != std::string::npos) == filing);
+    const std::string streamed_body =
+        chat_body("sim-chat", "digest me", "\"temperature\":0,\"stream\":true");
+    response streamed = post_json(node.data_port(), "/v1/chat/completions", streamed_body,
+                                  {{"x-request-id", "dig-stream"}});
+    REQUIRE(streamed.status == 200);
+    CHECK(streamed.header("x-tc-cache") == "hit-exact");
+    CHECK(streamed.body.find("data: ") != std::string::npos);
 
-  for (const auto& [id, answer] : {std::pair{"dig-miss", &miss}, std::pair{"dig-hit", &hit}}) {
-    tcctl_result found = run_tcctl(node, {"--json", "audit", "search", "--request-id", id});
-    REQUIRE_MESSAGE(found.code == 0, found.out);
-    auto rec = parse_json(found.out.substr(0, found.out.find('\n')));
-    REQUIRE(rec.IsObject());
-    INFO(id);
-    CHECK_FALSE(rec.HasMember("input_text"));
-    CHECK_FALSE(rec.HasMember("output_text"));
-    using tc::audit::digest;
-    using tc::audit::hash_algo;
-    CHECK(str_of(rec, "input_digest") == tc::audit::to_hex(digest(hash_algo::sm3, body)));
-    CHECK(str_of(rec, "output_digest") == tc::audit::to_hex(digest(hash_algo::sm3, answer->body)));
+    for (const auto& [id, sent, answer] :
+         {std::tuple{"dig-miss", &body, &miss}, std::tuple{"dig-hit", &body, &hit},
+          std::tuple{"dig-stream", &streamed_body, &streamed}}) {
+      tcctl_result found = run_tcctl(node, {"--json", "audit", "search", "--request-id", id});
+      REQUIRE_MESSAGE(found.code == 0, found.out);
+      auto rec = parse_json(found.out.substr(0, found.out.find('\n')));
+      REQUIRE(rec.IsObject());
+      INFO(id);
+      CHECK_FALSE(rec.HasMember("input_text"));
+      CHECK_FALSE(rec.HasMember("output_text"));
+      using tc::audit::digest;
+      using tc::audit::hash_algo;
+      CHECK(str_of(rec, "input_digest") == tc::audit::to_hex(digest(hash_algo::sm3, *sent)));
+      CHECK(str_of(rec, "output_digest") ==
+            tc::audit::to_hex(digest(hash_algo::sm3, answer->body)));
+    }
+    tcctl_result verify = run_tcctl(node, {"audit", "verify"});
+    CHECK_MESSAGE(verify.code == 0, verify.out);
   }
-  tcctl_result verify = run_tcctl(node, {"audit", "verify"});
-  CHECK_MESSAGE(verify.code == 0, verify.out);
 }
 
 TEST_CASE("audit: sealed text needs its SM4 key, or the node does not start") {

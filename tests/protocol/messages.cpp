@@ -188,6 +188,8 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   out.error_body = "{}";
   out.endpoint_index = 2;
   out.attempts = 3;
+  out.output_digest = std::string(32, '\x01');
+  out.output_digest_algo = 2;
   round_trip(self, remote, out);
 
   round_trip(self, remote, tc::request_meta{"req_1", "req_2", true, true, 60, "sk-tc-secret", 3});
@@ -205,13 +207,16 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   cr.completion_tokens = 2;
   cr.saved_cost_micros = 3;
   cr.cache_lookup_ns = 4;
+  cr.body_digest = std::string(32, '\x02');
+  cr.body_digest_algo = 1;
   round_trip(self, remote, cr);
 
   const tc::canonical::digest d{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
   round_trip(self, remote, d);
-  round_trip(self, remote, tc::cache_hit{true, 2, 0.97f, d, "body", 1, 2, 3});
+  round_trip(self, remote, tc::cache_hit{true, 2, 0.97f, d, "body", 1, 2, 3, "digest", 1});
   round_trip(self, remote, tc::cache_probe{d, d, {0.5f, -0.25f}, "guard", 0.9f});
-  round_trip(self, remote, tc::cache_entry{d, d, "tenant:a", "m", "body", 1, 2, 3, 4, 5});
+  round_trip(self, remote,
+             tc::cache_entry{d, d, "tenant:a", "m", "body", 1, 2, 3, 4, 5, "digest", 2});
   round_trip(self, remote, tc::cache_link{d, d, d, {1.0f}, "g", "tenant:a", "m", 6, 7});
   round_trip(self, remote, tc::cache_filter{"tenant:a", "m", d});
   round_trip(self, remote, tc::cache_stats{1, 2, 3, 4, 5, 6, 7});
