@@ -1265,7 +1265,7 @@ audit::audit_record audit_record_of(connection_state& st, int status,
     return r;
   }
   // What could not be digested here goes as text: the writer digests it (or says why).
-  r.input_digest = audit::digest(c.audit_algo, st.input_text);
+  r.input_digest = audit::recent_digest(c.audit_algo, st.input_text);
   if (r.input_digest.empty()) r.input_text = std::move(st.input_text);
   st.input_text.clear();
   if (outcome != nullptr && status == 200 && !outcome->output_digest.empty() &&

@@ -37,6 +37,8 @@
 #include <initializer_list>
 #include <memory>
 
+#include "protocol/memo.hpp"
+
 namespace tc::audit {
 
 namespace {
@@ -401,6 +403,15 @@ bool parse_hash_algo(std::string_view name, hash_algo& out) {
 std::string digest(hash_algo algo, std::string_view bytes) {
   std::string out;
   if (!hash_parts(algo, {bytes}, out)) out.clear();
+  return out;
+}
+
+std::string recent_digest(hash_algo algo, std::string_view bytes) {
+  thread_local recent_results<std::string, 1> memo;
+  const auto tag = static_cast<uint64_t>(algo);
+  if (const std::string* known = memo.find(tag, {bytes})) return *known;
+  std::string out = digest(algo, bytes);
+  if (!out.empty()) memo.keep(tag, {bytes}, out);
   return out;
 }
 

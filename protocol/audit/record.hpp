@@ -17,6 +17,9 @@ bool parse_hash_algo(std::string_view name, hash_algo& out);
 
 /// Raw digest (32 bytes for both algorithms) of `bytes`.
 std::string digest(hash_algo algo, std::string_view bytes);
+/// digest(), remembered for this thread's recent inputs (up to 4 KB, compared in full): a
+/// request sent again, as an exact cache hit usually is, is not hashed again.
+std::string recent_digest(hash_algo algo, std::string_view bytes);
 /// Lower-case hex of raw bytes.
 std::string to_hex(std::string_view raw);
 

@@ -102,6 +102,25 @@ TEST_CASE("hash algorithm names round trip and unknown names are rejected") {
   CHECK(out == hash_algo::sm3);
 }
 
+TEST_CASE("recent_digest: what digest() gives, for each algorithm and input, again or not") {
+  std::string big(5000, 'x');  // over the memo's 4 KB: never kept, still digested
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    for (hash_algo a : {hash_algo::sha256, hash_algo::sm3}) {
+      for (std::string_view in : {std::string_view("abc"), std::string_view("abd"),
+                                  std::string_view(""), std::string_view(big)})
+        CHECK(recent_digest(a, in) == digest(a, in));
+    }
+    big[round] = 'y';  // the same size, other bytes
+  }
+  // Inputs that share a memo slot replace each other and stay right.
+  for (int i = 0; i < 300; ++i) {
+    const std::string in = "body " + std::to_string(i % 150);
+    REQUIRE(recent_digest(hash_algo::sha256, in) == digest(hash_algo::sha256, in));
+  }
+  CHECK(recent_digest(static_cast<hash_algo>(9), "abc").empty());
+}
+
 TEST_CASE("digests match the published test vectors") {
   CHECK(to_hex(digest(hash_algo::sm3, "abc")) ==
         "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
