@@ -1495,16 +1495,6 @@ bool authenticate(const account_plan& plan, const directory& dir, std::string_vi
   return true;
 }
 
-namespace {
-
-uint64_t steady_ms() {  // the clock of the cache shards' expiry times
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
-
-}  // namespace
-
 std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipeline>& ctx,
                                              openai::request& req, request_meta& meta,
                                              reply_target to, cached_reply& reply) {
@@ -1556,7 +1546,8 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
     shared_cache_store& table = *local_table(cache, st.exact_key);  // local: checked above
     std::unique_lock<std::mutex> lock(table.mu, std::try_to_lock);
     if (!lock.owns_lock() || !table.store) return decline();  // busy: no waiting on a loop
-    const cache_record* r = table.store->get_live(st.exact_key, steady_ms());
+    // Expiry times are on the steady clock, in ms: lookup_start's reading serves.
+    const cache_record* r = table.store->get_live(st.exact_key, lookup_start / 1'000'000);
     if (r == nullptr || r->tier != cache_tier::exact) return decline();
     hit.body = r->body;
     hit.prompt_tokens = r->prompt_tokens;
