@@ -1,7 +1,7 @@
 // A small memo of a pure function's recent results, for one thread: what a repeated request
 // (the same bytes again, as an exact cache hit usually is) would otherwise parse and hash again.
-// Used per thread (thread_local) by openai::parse_request and canonical::make_key. Pure; no
-// locking: each thread owns its memo.
+// Used per thread (thread_local) by openai::parse_request, canonical::make_key and
+// audit::recent_digest. Pure; no locking: each thread owns its memo.
 #pragma once
 
 #include <array>
