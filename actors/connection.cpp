@@ -1377,6 +1377,10 @@ void settle(self_ptr self, request_outcome& outcome) {
     if (digests_answers(*st.ctx)) {
       e.body_digest = audit::digest(st.ctx->compliance.audit_algo, e.body);
       e.body_digest_algo = static_cast<uint8_t>(st.ctx->compliance.audit_algo);
+      if (outcome.output_digest.empty() && outcome.output_text == e.body) {
+        outcome.output_digest = e.body_digest;  // the client got it as stored: hashed once
+        outcome.output_digest_algo = e.body_digest_algo;
+      }
     }
     if (st.leading)
       store_then_close(self, std::move(e), std::move(result));
@@ -1553,10 +1557,8 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
     hit.prompt_tokens = r->prompt_tokens;
     hit.completion_tokens = r->completion_tokens;
     hit.cost_micros = r->cost_micros;
-    if (digests_answers(c)) {
-      hit.body_digest = r->body_digest;
-      hit.body_digest_algo = r->body_digest_algo;
-    }
+    hit.body_digest = r->body_digest;
+    hit.body_digest_algo = r->body_digest_algo;
   }
   // As run() keeps it; an answer from the cache needs the body for nothing else.
   if (c.compliance.audit) st.input_text = std::move(st.req.body);
