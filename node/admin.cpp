@@ -1,5 +1,7 @@
 #include "node/admin.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 
 #include <httplib.h>
@@ -53,6 +55,7 @@ struct admin_server::impl {
   admin_hooks hooks;
   httplib::Server srv;
   std::thread thread;
+  std::atomic<bool> served{false};  ///< listen_after_bind() has returned
 };
 
 admin_server::admin_server(metrics& m) : impl_(std::make_unique<impl>(m)) {}
@@ -71,14 +74,21 @@ int admin_server::bind(const std::string& host, int port) {
 }
 
 void admin_server::start() {
-  impl_->thread = std::thread([this] { impl_->srv.listen_after_bind(); });
+  impl_->thread = std::thread([this] {
+    impl_->srv.listen_after_bind();
+    impl_->served.store(true, std::memory_order_release);
+  });
 }
 
 void admin_server::stop() {
-  if (impl_->thread.joinable()) {
-    impl_->srv.stop();
-    impl_->thread.join();
-  }
+  if (!impl_->thread.joinable()) return;
+  // httplib's stop() acts only once the thread is in its accept loop (is_running()); called
+  // before that, it does nothing and the loop then blocks in accept() for good (a SIGTERM just
+  // after the ready line). So wait for the loop, or for the thread to have left it on its own.
+  while (!impl_->srv.is_running() && !impl_->served.load(std::memory_order_acquire))
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  impl_->srv.stop();  // once: httplib asserts that the socket it closes is still open
+  impl_->thread.join();
 }
 
 }  // namespace tc::node
