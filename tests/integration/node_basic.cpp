@@ -90,7 +90,7 @@ TEST_CASE("tcnode prints one ready line, serves health, and exits 0 on SIGTERM")
 
 TEST_CASE("tcnode sent SIGTERM the moment it prints its ready line exits 0 at once") {
   // The admin port's thread may not have reached its accept loop yet: a node stopped then once
-  // waited there for good (in CI once, here in about 1 of 40 starts of the allocator case below;
+  // waited there for good (in CI once, here in about 1 of 50 starts in the allocator case below;
   // tests/node/admin.cpp reproduces the race itself). Both allocators, as that case has them.
   for (int round = 0; round < 20; ++round) {
     CAPTURE(round);
