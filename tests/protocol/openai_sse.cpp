@@ -270,6 +270,40 @@ TEST_CASE("find_usage") {
     CHECK(u->completion_tokens == UINT32_MAX);
     CHECK(u->total_tokens == 0);
   }
+  SUBCASE("the first member of a name counts, as in a DOM lookup") {
+    // A later "usage" object does not replace a first one that is not an object.
+    CHECK_FALSE(find_usage(R"({"usage":5,"usage":{"prompt_tokens":1}})").has_value());
+    auto u =
+        find_usage(R"({"usage":{"prompt_tokens":1,"prompt_tokens":9,"total_tokens":null,)"
+                   R"("prompt_tokens_details":[1],"prompt_tokens_details":{"cached_tokens":4}},)"
+                   R"("usage":{"prompt_tokens":7}})");
+    REQUIRE(u.has_value());
+    CHECK(u->prompt_tokens == 1);
+    CHECK(u->total_tokens == 0);   // present but not a count
+    CHECK(u->cached_tokens == 0);  // the first details member is not an object
+  }
+  SUBCASE("names at other depths are not usage fields") {
+    auto u = find_usage(R"({"usage":{"completion_tokens":2,"extra":{"prompt_tokens":50,)"
+                        R"("cached_tokens":3},"prompt_tokens_details":{"x":{"cached_tokens":6},)"
+                        R"("cached_tokens":1}},"prompt_tokens":40})");
+    REQUIRE(u.has_value());
+    CHECK(u->prompt_tokens == 0);
+    CHECK(u->completion_tokens == 2);
+    CHECK(u->total_tokens == 2);
+    CHECK(u->cached_tokens == 1);
+  }
+  SUBCASE("objects after the usage object or its details are not read as them") {
+    auto u = find_usage(R"({"usage":{"prompt_tokens_details":{},"x":{"cached_tokens":6}},)"
+                        R"("y":{"prompt_tokens":5}})");
+    REQUIRE(u.has_value());
+    CHECK(u->prompt_tokens == 0);
+    CHECK(u->cached_tokens == 0);
+  }
+  SUBCASE("a document that fails to parse after its usage gives none") {
+    CHECK_FALSE(find_usage(R"({"usage":{"prompt_tokens":1}} x)").has_value());
+    CHECK_FALSE(find_usage(R"({"usage":{"prompt_tokens":1},"a":[1,}})").has_value());
+    CHECK_FALSE(find_usage("{\"usage\":{\"prompt_tokens\":1},\"s\":\"\\ud800x\"}").has_value());
+  }
   SUBCASE("deep nesting next to usage") {
     const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
     auto u = find_usage(R"({"x":)" + deep + R"(,"usage":{"prompt_tokens":1}})");
