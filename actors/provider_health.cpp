@@ -49,6 +49,11 @@ void maybe_probe(self_ptr self, int64_t now) {
   st.probe.port->call(std::move(c));
 }
 
+void record(provider_health_state& st, int64_t now, const health_report& r) {
+  st.health.record(now, static_cast<routing::outcome_kind>(r.kind), r.latency_ms, r.ttft_ms,
+                   r.retry_after_ms);
+}
+
 }  // namespace
 
 int64_t health_now_ms() {
@@ -103,9 +108,13 @@ caf::behavior provider_health(caf::stateful_actor<provider_health_state>* self,
   return {
       [self](const health_report& r) {
         const int64_t now = health_now_ms();
-        self->state.health.record(now, static_cast<routing::outcome_kind>(r.kind), r.latency_ms,
-                                  r.ttft_ms, r.retry_after_ms);
+        record(self->state, now, r);
         publish(self, now);
+      },
+      [self](const health_reports& rs) {
+        const int64_t now = health_now_ms();
+        for (const health_report& r : rs.reports) record(self->state, now, r);
+        publish(self, now);  // once for the batch: routing reads the latest snapshot only
       },
       [self](health_tick_atom) {
         const int64_t now = health_now_ms();

@@ -64,7 +64,9 @@ struct provider_health_state {
 };
 
 /// Spawned by the node, one per endpoint:
-///   (health_report)     an outcome from a loop: recorded, the snapshot republished
+///   (health_report)     an outcome (the batcher's merged calls): recorded, the snapshot
+///                       republished
+///   (health_reports)    a loop iteration's outcomes, in order: recorded, republished once
 ///   (health_tick_atom)  every 100 ms: republish (an open breaker turns half-open with time),
 ///                       probe a half-open endpoint that no request probed, and hand the probe
 ///                       slots out again when those taken settled nothing for open_ms (a

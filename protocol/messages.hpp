@@ -437,6 +437,17 @@ typename Inspector::result_type inspect(Inspector& f, health_report& x) {
            x.retry_after_ms);
 }
 
+/// I/O loop -> provider_health: the attempts to one endpoint that ended in one loop iteration,
+/// in the order they ended. One message per endpoint per iteration, not one per request.
+struct health_reports {
+  std::vector<health_report> reports;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, health_reports& x) {
+  return f(caf::meta::type_name("tc::health_reports"), x.reports);
+}
+
 // -- batcher (actors/batcher.hpp, issue 6) ---------------------------------------------------
 
 /// connection -> batcher (step 8): hold this request until one of its endpoints has capacity.
@@ -763,6 +774,7 @@ inline void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<follow_chunk>("tc::follow_chunk");
   cfg.add_message_type<side_answer>("tc::side_answer");
   cfg.add_message_type<health_report>("tc::health_report");
+  cfg.add_message_type<health_reports>("tc::health_reports");
   cfg.add_message_type<sched_ask>("tc::sched_ask");
   cfg.add_message_type<sched_grant>("tc::sched_grant");
   cfg.add_message_type<sched_done>("tc::sched_done");

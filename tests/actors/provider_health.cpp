@@ -81,3 +81,32 @@ TEST_CASE("provider_health: failures open the breaker on the board, half-open gi
   REQUIRE(poll_until([&] { return live.health.load()->breaker == breaker_state::closed; }));
   CHECK(take_endpoint(live, health_now_ms()));
 }
+
+TEST_CASE("provider_health: a loop's batch of reports is recorded in order, published once") {
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  auto board = std::make_shared<routing_board>(1);
+  tc::routing::health_settings hs;
+  hs.ewma_alpha = 0.2;
+  hs.open_consecutive = 2;
+  probe_target no_probes;
+  no_probes.interval_ms = 0;
+  auto health = sys.spawn(provider_health, board, uint32_t{0}, hs, no_probes);
+  struct stopper {
+    caf::actor actor;
+    ~stopper() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
+  } stop{health};
+  endpoint_live& live = board->live[0];
+
+  // 40 then 60: the EWMA is 40 + 0.2 * (60 - 40) = 44 (the other order would give 56).
+  caf::anon_send(health,
+                 tc::health_reports{{report(outcome_kind::ok, 40), report(outcome_kind::ok, 60)}});
+  REQUIRE(poll_until([&] { return live.health.load()->samples == 2; }));
+  CHECK(live.health.load()->latency_ms == doctest::Approx(44));
+
+  caf::anon_send(health, tc::health_reports{{report(outcome_kind::connect_error),
+                                             report(outcome_kind::connect_error)}});
+  REQUIRE(poll_until([&] { return live.health.load()->breaker == breaker_state::open; }));
+  CHECK(live.health.load()->samples == 4);
+  CHECK(!take_endpoint(live, health_now_ms()));
+}

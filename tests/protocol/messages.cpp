@@ -145,6 +145,9 @@ TEST_CASE("every message type crosses a middleman connection unchanged") {
   plan.merged = 3;
   round_trip(self, remote, next);
   round_trip(self, remote, tc::health_report{2, 12.5, 3.25, 1500});
+  round_trip(
+      self, remote,
+      tc::health_reports{{tc::health_report{0, 8.5, -1, 0}, tc::health_report{3, -1, -1, 2000}}});
   round_trip(self, remote, plan);
   tc::sched_ask sask;
   sask.id = 77;
