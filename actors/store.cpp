@@ -172,6 +172,9 @@ std::unique_ptr<store> store::open(const std::string& path, bool fsync, status& 
     // alternating between the ranges otherwise does.
     if (n == "ledger")
       cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(2));
+    // The audit chain is only ever read in key ranges (the head, verify, export, prune), never
+    // looked up by key: a memtable filter would cost every record an insert and serve nothing.
+    if (n == "audit") cf.memtable_prefix_bloom_size_ratio = 0;
     descriptors.emplace_back(n, std::move(cf));
   }
 
