@@ -28,6 +28,21 @@ tc::health_report report(outcome_kind k, double latency_ms = -1) {
   return r;
 }
 
+/// A provider_health for endpoint 0 of a fresh board, probing nothing, stopped at scope exit.
+struct health_fixture {
+  quiet_config cfg;
+  caf::actor_system sys{cfg};
+  std::shared_ptr<routing_board> board = std::make_shared<routing_board>(1);
+  caf::actor actor;
+
+  explicit health_fixture(const tc::routing::health_settings& hs) {
+    probe_target no_probes;
+    no_probes.interval_ms = 0;
+    actor = sys.spawn(provider_health, board, uint32_t{0}, hs, no_probes);
+  }
+  ~health_fixture() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
+};
+
 }  // namespace
 
 TEST_CASE("outcome_of maps statuses and transport failures to health outcomes") {
@@ -44,21 +59,13 @@ TEST_CASE("outcome_of maps statuses and transport failures to health outcomes") 
 }
 
 TEST_CASE("provider_health: failures open the breaker on the board, half-open gives probe slots") {
-  quiet_config cfg;
-  caf::actor_system sys{cfg};
-  auto board = std::make_shared<routing_board>(1);
   tc::routing::health_settings hs;
   hs.open_consecutive = 2;
   hs.open_ms = 150;
   hs.half_open_probes = 1;
-  probe_target no_probes;
-  no_probes.interval_ms = 0;
-  auto health = sys.spawn(provider_health, board, uint32_t{0}, hs, no_probes);
-  struct stopper {
-    caf::actor actor;
-    ~stopper() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
-  } stop{health};
-  endpoint_live& live = board->live[0];
+  health_fixture f(hs);
+  const caf::actor& health = f.actor;
+  endpoint_live& live = f.board->live[0];
   CHECK(take_endpoint(live, health_now_ms()));  // closed
 
   caf::anon_send(health, report(outcome_kind::ok, 40));
@@ -83,20 +90,12 @@ TEST_CASE("provider_health: failures open the breaker on the board, half-open gi
 }
 
 TEST_CASE("provider_health: a loop's batch of reports is recorded in order, published once") {
-  quiet_config cfg;
-  caf::actor_system sys{cfg};
-  auto board = std::make_shared<routing_board>(1);
   tc::routing::health_settings hs;
   hs.ewma_alpha = 0.2;
   hs.open_consecutive = 2;
-  probe_target no_probes;
-  no_probes.interval_ms = 0;
-  auto health = sys.spawn(provider_health, board, uint32_t{0}, hs, no_probes);
-  struct stopper {
-    caf::actor actor;
-    ~stopper() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
-  } stop{health};
-  endpoint_live& live = board->live[0];
+  health_fixture f(hs);
+  const caf::actor& health = f.actor;
+  endpoint_live& live = f.board->live[0];
 
   // 40 then 60: the EWMA is 40 + 0.2 * (60 - 40) = 44 (the other order would give 56).
   caf::anon_send(health,
