@@ -1737,7 +1737,7 @@ struct io_loop::impl {
   /// Work for the actor world, handed over in one burst before the loop polls (flush()).
   std::vector<std::tuple<caf::actor, openai::request, reply_target, request_meta>> to_start;
   std::vector<std::pair<caf::actor, request_outcome>> to_settle;
-  /// Step 13's records of exact-lane hits, and health reports: sent in the burst, last.
+  /// Step 13's records of exact-lane hits: sent in the burst, after the outcomes and starts.
   std::vector<std::pair<caf::actor, caf::message>> to_record;
   /// Health reports by endpoint actor (a handful at most): sent in the burst, after the records.
   std::vector<std::pair<caf::actor, health_reports>> to_health;
