@@ -1514,6 +1514,11 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
   if (c.accounts.store_health->load(std::memory_order_relaxed) != store_ok && c.accounts.ledger)
     return nullptr;  // step 2 refuses or adds fallback limits
   if (c.compliance.moderation->get()->input) return nullptr;  // step 4
+  // Step 5 keys no other request (canonicalize), so nothing else can be an exact hit: most
+  // traffic leaves here, before auth and validation are done twice.
+  if (req.kind != openai::endpoint::embeddings && !cache.any_nondeterministic &&
+      !canonical::deterministic(req))
+    return nullptr;
 
   auto lane = std::make_unique<lane_request>();
   connection_state& st = lane->st;

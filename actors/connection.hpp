@@ -174,6 +174,8 @@ struct cache_plan {
   /// The local shards' tables, by shard (the exact-hit lane reads them); empty: no lane.
   std::vector<std::shared_ptr<shared_cache_store>> stores;
   bool loop_hits = true;  ///< cache.loop_hits: the I/O loops answer plain exact hits themselves
+  /// Some model caches requests that are not deterministic (its cache_nondeterministic).
+  bool any_nondeterministic = false;
   bool dedup = true;
   std::vector<caf::actor> dedup_tables;  ///< dedup_table actors, sharded like the cache
 };

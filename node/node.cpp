@@ -703,6 +703,9 @@ void gateway::start() {
   d.pipeline = make_pipeline(s);
   d.cache_shards = spawn_cache(d.system, s.cache, d.pipeline->cache.stores);
   d.pipeline->cache.loop_hits = s.cache.loop_hits;
+  for (const auto& [name, entry] : d.pipeline->models)
+    for (const actors::model_route& r : entry.endpoints)
+      d.pipeline->cache.any_nondeterministic |= r.cache_nondeterministic;
   d.pipeline->cache.enabled = s.cache.enabled;
   d.pipeline->cache.template_tier = s.cache.template_tier;
   d.pipeline->cache.semantic_tier = s.cache.semantic_tier;
