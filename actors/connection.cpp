@@ -221,16 +221,22 @@ std::vector<quota_scope> scopes_of(const connection_state& st) {
   return scopes;
 }
 
+/// Whether step 5 keys `req` at all: embeddings are deterministic; chat and completions only at
+/// temperature 0 or with a seed, unless the model caches the others (`nondeterministic_ok`).
+/// Decided before a key is made: most traffic is not keyed.
+bool keyable(const openai::request& req, bool nondeterministic_ok) {
+  return req.kind == openai::endpoint::embeddings || nondeterministic_ok ||
+         canonical::deterministic(req);
+}
+
 /// Step 5: the request's keys, and whether steps 6 and 13 apply to it.
 /// Returns true if the cache may answer it (step 6).
 bool canonicalize(connection_state& st) {
   const cache_plan& cache = st.ctx->cache;
   const model_route& r = *st.route;
   if (!cache.enabled || !r.cache || cache.shards.empty()) return false;
-  // Embeddings are deterministic; chat and completions only at temperature 0 or with a seed,
-  // unless the model says otherwise. Decided before the key is made: most traffic is not.
+  if (!keyable(st.req, r.cache_nondeterministic)) return false;
   const bool embeddings = st.req.kind == openai::endpoint::embeddings;
-  if (!embeddings && !canonical::deterministic(st.req) && !r.cache_nondeterministic) return false;
   std::string error;
   if (!canonical::make_key(st.req, st.scope, r.version, st.key, error)) return false;
   st.exact_key = st.key.full_hash;
@@ -1514,11 +1520,9 @@ std::unique_ptr<lane_request> try_exact_lane(const std::shared_ptr<const pipelin
   if (c.accounts.store_health->load(std::memory_order_relaxed) != store_ok && c.accounts.ledger)
     return nullptr;  // step 2 refuses or adds fallback limits
   if (c.compliance.moderation->get()->input) return nullptr;  // step 4
-  // Step 5 keys no other request (canonicalize), so nothing else can be an exact hit: most
-  // traffic leaves here, before auth and validation are done twice.
-  if (req.kind != openai::endpoint::embeddings && !cache.any_nondeterministic &&
-      !canonical::deterministic(req))
-    return nullptr;
+  // Only a request step 5 keys can be an exact hit: most traffic leaves here, before the loop
+  // runs steps 1 and 3 that the actor then runs again.
+  if (!keyable(req, cache.any_nondeterministic)) return nullptr;
 
   auto lane = std::make_unique<lane_request>();
   connection_state& st = lane->st;
