@@ -28,33 +28,21 @@ int64_t now_us() {
       .count();
 }
 
+constexpr uint64_t one_p0 = uint64_t{1} << 32;  ///< a P0 request in batcher_gate's `taken`
+
 /// The endpoint `i` may take one more request of `priority` now: a free slot (P1-P4 leave the
 /// P0 reserve free), tokens in its bucket (a request goes while the balance is positive; its
 /// estimate may take it below zero).
 bool has_capacity(const batcher_state& st, size_t i, int64_t now, int priority) {
-  const batcher_endpoint& e = st.cfg->endpoints[i];
   const batcher_state::capacity& c = st.endpoints[i];
-  if (e.max_concurrency != 0) {
-    if (c.in_flight >= e.max_concurrency) return false;
-    if (priority != 0 && c.in_flight - c.p0_in_flight >= e.max_concurrency - e.p0_reserved)
-      return false;
-  }
-  return c.bucket.unlimited() || c.bucket.available(now) > 0;
-}
-
-/// Its breaker lets requests through (half-open endpoints are sorted out by the router's probe
-/// slots: the order puts them last unless they hold one).
-bool healthy(const batcher_state& st, size_t i, int64_t now_ms) {
-  if (!st.cfg->board) return true;
-  const auto h = st.cfg->board->live[st.cfg->endpoints[i].endpoint].health.load();
-  return h->breaker != routing::breaker_state::open && h->retry_after_until_ms <= now_ms;
+  return st.gate->has_slot(i, priority) && (c.bucket.unlimited() || c.bucket.available(now) > 0);
 }
 
 /// Each endpoint's breaker state: healthy (closed or half-open, not in Retry-After) or not.
 std::vector<bool> healthy_endpoints(const batcher_state& st) {
   const int64_t now_ms = health_now_ms();
   std::vector<bool> out(st.endpoints.size());
-  for (size_t i = 0; i < out.size(); ++i) out[i] = healthy(st, i, now_ms);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = st.gate->healthy(i, now_ms);
   return out;
 }
 
@@ -81,21 +69,26 @@ bool any_capacity(const batcher_state& st, const std::vector<bool>& healthy, int
   return false;
 }
 
-/// Seconds until a refused client should retry: the queue's drain time at the recent rate.
-uint32_t retry_after_s(const batcher_state& st) {
-  const double rate = std::max<uint32_t>(1, std::max(st.rate_last, st.rate_now));
-  const double s = std::ceil(static_cast<double>(st.queue->size()) / rate);
-  return static_cast<uint32_t>(std::clamp(s, 1.0, 60.0));
-}
-
-void count_dispatch(batcher_state& st, int64_t now) {
+/// Counts `n` requests released at `now` (and the gate's direct grants since the last count)
+/// in the dispatch rate.
+void count_dispatch(batcher_state& st, int64_t now, uint32_t n = 1) {
   const int64_t second = now / 1'000'000;
   if (second != st.rate_second) {
     st.rate_last = second == st.rate_second + 1 ? st.rate_now : 0;
     st.rate_now = 0;
     st.rate_second = second;
   }
-  ++st.rate_now;
+  const uint64_t direct = st.gate->direct_grants();
+  st.rate_now += n + static_cast<uint32_t>(direct - st.direct_seen);
+  st.direct_seen = direct;
+}
+
+/// Seconds until a refused client should retry: the queue's drain time at the recent rate.
+uint32_t retry_after_s(batcher_state& st) {
+  count_dispatch(st, now_us(), 0);
+  const double rate = std::max<uint32_t>(1, std::max(st.rate_last, st.rate_now));
+  const double s = std::ceil(static_cast<double>(st.queue->size()) / rate);
+  return static_cast<uint32_t>(std::clamp(s, 1.0, 60.0));
 }
 
 void report_depth(batcher_state& st, int priority) {
@@ -140,10 +133,8 @@ void arm(self_ptr self, int64_t at_us, int64_t now) {
 int64_t capacity_back_us(const batcher_state& st, int64_t now) {
   int64_t best = INT64_MAX;
   for (size_t i = 0; i < st.endpoints.size(); ++i) {
-    const batcher_endpoint& e = st.cfg->endpoints[i];
     const batcher_state::capacity& c = st.endpoints[i];
-    if (e.max_concurrency != 0 && c.in_flight - c.p0_in_flight >= e.max_concurrency - e.p0_reserved)
-      continue;
+    if (!st.gate->has_slot(i, 1)) continue;
     if (c.bucket.unlimited()) continue;
     // The balance must be above zero: wait for it to reach one token.
     best = std::min(best, now + std::max<int64_t>(1, c.bucket.wait_us(1, now)));
@@ -276,7 +267,10 @@ void pump(self_ptr self) {
       auto h = st.waiting.find(it->id);
       if (h == st.waiting.end()) continue;  // cannot happen: every queued id is waiting
       report_depth(st, it->priority);
-      const int at = pick_endpoint(st, healthy_now, h->second.order, now, it->priority);
+      // A direct grant may take the slot between the look and the take: look again.
+      int at = pick_endpoint(st, healthy_now, h->second.order, now, it->priority);
+      while (at >= 0 && !st.gate->take(static_cast<size_t>(at), it->priority))
+        at = pick_endpoint(st, healthy_now, h->second.order, now, it->priority);
       if (at < 0) {
         // Its order leaves out the endpoints with capacity (a residency rule, or only broken
         // endpoints of its own): it goes back to its line and this release stops until a slot
@@ -290,8 +284,6 @@ void pump(self_ptr self) {
         break;
       }
       batcher_state::capacity& c = st.endpoints[at];
-      ++c.in_flight;
-      if (it->priority == 0) ++c.p0_in_flight;
       if (!c.bucket.unlimited()) c.bucket.settle(0, h->second.tokens, now);  // may go into debt
       st.granted[it->id] =
           batcher_state::running{static_cast<uint16_t>(at), h->second.tokens, it->priority == 0};
@@ -316,11 +308,84 @@ void pump(self_ptr self) {
     }
     deliver(self, batch);
   }
+  st.gate->set_held(st.queue->size());
   if (st.queue->size() > 0) next = std::min(next, now + expiry_tick_us);
   if (next != INT64_MAX) arm(self, next, now);
 }
 
 }  // namespace
+
+batcher_gate::batcher_gate(const std::vector<batcher_endpoint>& endpoints,
+                           const scheduling::batch_settings& batch,
+                           std::shared_ptr<routing_board> board,
+                           std::shared_ptr<batcher_metrics> metrics)
+    : slots_(std::make_unique<slots[]>(endpoints.size())),
+      count_(endpoints.size()),
+      direct_(batch.max_wait_us == 0),
+      board_(std::move(board)),
+      metrics_(std::move(metrics)) {
+  for (size_t i = 0; i < count_; ++i) {
+    slots_[i].max = endpoints[i].max_concurrency;
+    slots_[i].p0_reserved = endpoints[i].p0_reserved;
+    slots_[i].board_index = endpoints[i].endpoint;
+    if (endpoints[i].tokens_per_s > 0) direct_ = false;
+  }
+}
+
+namespace {
+
+bool fits(uint64_t taken, uint32_t max, uint32_t p0_reserved, int priority) {
+  if (max == 0) return true;
+  const auto in_flight = static_cast<uint32_t>(taken);
+  const auto p0 = static_cast<uint32_t>(taken >> 32);
+  if (in_flight >= max) return false;
+  return priority == 0 || in_flight - p0 < max - p0_reserved;
+}
+
+}  // namespace
+
+bool batcher_gate::has_slot(size_t i, int priority) const {
+  const slots& s = slots_[i];
+  return fits(s.taken.load(), s.max, s.p0_reserved, priority);
+}
+
+bool batcher_gate::take(size_t i, int priority) {
+  slots& s = slots_[i];
+  const uint64_t one = priority == 0 ? one_p0 + 1 : 1;
+  uint64_t taken = s.taken.load();
+  while (fits(taken, s.max, s.p0_reserved, priority))
+    if (s.taken.compare_exchange_weak(taken, taken + one)) return true;
+  return false;
+}
+
+bool batcher_gate::give_back(size_t i, bool p0) {
+  slots_[i].taken.fetch_sub(p0 ? one_p0 + 1 : 1);
+  return held_.load() > 0;
+}
+
+bool batcher_gate::healthy(size_t i, int64_t now_ms) const {
+  // Half-open endpoints are sorted out by the router's probe slots: the order puts them last
+  // unless they hold one.
+  if (!board_) return true;
+  const auto h = board_->live[slots_[i].board_index].health.load();
+  return h->breaker != routing::breaker_state::open && h->retry_after_until_ms <= now_ms;
+}
+
+int batcher_gate::try_direct(const std::vector<uint16_t>& order, int priority) {
+  if (!direct_ || held_.load() > 0) return -1;
+  const int64_t now_ms = health_now_ms();
+  for (uint16_t i : order) {
+    if (i >= count_ || !healthy(i, now_ms)) continue;
+    if (!take(i, priority)) continue;
+    direct_grants_.fetch_add(1, std::memory_order_relaxed);
+    if (metrics_) {
+      metrics_->batch(1);
+      metrics_->dispatched(priority, 0);
+    }
+    return i;
+  }
+  return -1;  // no healthy endpoint of its order has a slot, or none is healthy: the batcher
+}
 
 caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
                       std::shared_ptr<const batcher_config> cfg) {
@@ -329,6 +394,9 @@ caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
   st.queue = std::make_unique<scheduling::priority_queue>(st.cfg->queue);
   st.window = std::make_unique<scheduling::batch_window>(st.cfg->batch);
   st.endpoints.resize(st.cfg->endpoints.size());
+  st.gate = st.cfg->gate ? st.cfg->gate
+                         : std::make_shared<batcher_gate>(st.cfg->endpoints, st.cfg->batch,
+                                                          st.cfg->board, st.cfg->metrics);
   const int64_t start = now_us();
   for (size_t i = 0; i < st.endpoints.size(); ++i) {
     const double rate = st.cfg->endpoints[i].tokens_per_s;
@@ -363,6 +431,7 @@ caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
         }
         report_depth(st, h.priority);
         st.waiting.emplace(a.id, std::move(h));
+        st.gate->set_held(st.queue->size());  // before pump() looks for slots (batcher_gate)
         pump(self);
         return promise;
       },
@@ -371,8 +440,7 @@ caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
         auto it = st.granted.find(d.id);
         if (it == st.granted.end()) return;
         batcher_state::capacity& c = st.endpoints[it->second.endpoint];
-        if (c.in_flight > 0) --c.in_flight;
-        if (it->second.p0 && c.p0_in_flight > 0) --c.p0_in_flight;
+        st.gate->give_back(it->second.endpoint, it->second.p0);
         if (!c.bucket.unlimited()) c.bucket.settle(it->second.tokens, d.used_tokens, now_us());
         st.granted.erase(it);
         if (st.queue->size() > 0) pump(self);
@@ -386,9 +454,13 @@ caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
         g.refused = sched_cancelled;
         h->second.promise.deliver(std::move(g));
         st.waiting.erase(h);
+        st.gate->set_held(st.queue->size());
         report_depth(st, p);
       },
       [self](side_answer& a) { on_merged(self, a); },
+      [self](sched_freed_atom) {
+        if (self->state.queue->size() > 0) pump(self);
+      },
       [self](sched_pump_atom) {
         auto& st = self->state;
         st.timer_at_us = INT64_MAX;  // this one or an earlier one: pump() arms what is needed

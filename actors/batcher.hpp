@@ -16,6 +16,12 @@
 // The slot is held at the granted endpoint until the connection's sched_done, even when the
 // request failed over to another endpoint (the loop then counts it there too).
 //
+// Direct grants (batcher_gate): the slots are counted in a gate the model's connection actors
+// share with the batcher. While the batcher holds no request, and the model has no batch window
+// and no token bucket, a connection actor takes a free slot itself, without the ask/grant round
+// trip through this actor's mailbox; the batcher would have granted it at once. Anything else
+// (a request held, every slot of its healthy endpoints taken, no healthy endpoint) asks here.
+//
 // prompt_array dispatch: at an endpoint whose provider takes a list of prompts
 // (providers[].batch_dispatch = "prompt_array"), the requests of one released batch that can be
 // merged (sched_ask::merge_key: single-prompt /v1/completions, equal but for the prompt) go
@@ -27,6 +33,7 @@
 // answer costs an extra attempt, never an error the request would not have had alone.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -44,6 +51,8 @@
 namespace tc::actors {
 
 using sched_pump_atom = caf::atom_constant<caf::atom("s_pump")>;
+/// A direct grant's slot was given back while the batcher held requests (batcher_gate).
+using sched_freed_atom = caf::atom_constant<caf::atom("s_freed")>;
 
 class io_port;
 
@@ -78,6 +87,60 @@ struct batcher_endpoint {
   uint32_t timeout_ms = 0;     ///< the whole merged call
 };
 
+/// The slot counts of one model's endpoints, shared by its batcher and its connection actors;
+/// every member function may be called from any thread.
+///
+/// No request waits with a slot free: the batcher publishes how many requests it holds
+/// (set_held) before it looks for slots, and give_back frees a slot before it reads that
+/// count, both sequentially consistent. So either the batcher sees the freed slot, or the one
+/// giving it back sees the held request and tells the batcher (sched_freed_atom).
+class batcher_gate {
+ public:
+  /// `board`: breaker states (null: every endpoint healthy); `metrics`: direct grants are
+  /// reported as released alone after no wait (null: none). Direct grants are possible only
+  /// when the window never holds (batch.max_wait_us == 0) and no endpoint has a token bucket.
+  batcher_gate(const std::vector<batcher_endpoint>& endpoints,
+               const scheduling::batch_settings& batch, std::shared_ptr<routing_board> board,
+               std::shared_ptr<batcher_metrics> metrics);
+
+  /// A connection actor's direct grant for a request of `priority` whose router order is
+  /// `order` (indexes in the model): the index of the endpoint whose slot it took, the first
+  /// healthy one of the order with a slot free; -1: ask the batcher.
+  int try_direct(const std::vector<uint16_t>& order, int priority);
+  /// Frees a slot of endpoint `i` taken by take() or try_direct(). True when the batcher holds
+  /// requests and must be told (sched_freed_atom).
+  bool give_back(size_t i, bool p0);
+
+  /// Endpoint `i` has a slot for `priority`: under max_concurrency, and P1-P4 leave the P0
+  /// reserve free.
+  bool has_slot(size_t i, int priority) const;
+  /// Takes a slot of endpoint `i` if it has one for `priority` (the batcher's grants).
+  bool take(size_t i, int priority);
+  /// Its breaker lets requests through at `now_ms` (health_now_ms()).
+  bool healthy(size_t i, int64_t now_ms) const;
+  /// The batcher: it now holds `n` requests.
+  void set_held(size_t n) { held_.store(n); }
+  /// Requests the batcher holds, as it last said.
+  size_t held() const { return held_.load(); }
+  /// Direct grants so far (the batcher counts them in its dispatch rate).
+  uint64_t direct_grants() const { return direct_grants_.load(std::memory_order_relaxed); }
+
+ private:
+  struct slots {
+    std::atomic<uint64_t> taken{0};  ///< low 32 bits: in flight; high 32 bits: of which P0
+    uint32_t max = 0;                ///< 0: unlimited
+    uint32_t p0_reserved = 0;
+    uint32_t board_index = 0;
+  };
+  std::unique_ptr<slots[]> slots_;
+  size_t count_ = 0;
+  bool direct_ = false;  ///< direct grants are possible (no window, no bucket)
+  std::atomic<size_t> held_{0};
+  std::atomic<uint64_t> direct_grants_{0};
+  std::shared_ptr<routing_board> board_;
+  std::shared_ptr<batcher_metrics> metrics_;
+};
+
 struct batcher_config {
   std::string model;
   scheduling::queue_settings queue;
@@ -86,6 +149,8 @@ struct batcher_config {
   std::shared_ptr<routing_board> board;      ///< breaker states; null: every endpoint usable
   std::shared_ptr<batcher_metrics> metrics;  ///< null: none
   std::vector<io_port*> ports;               ///< where merged calls are made; empty: never merge
+  /// The slots, shared with the model's connection actors; null: the batcher makes its own.
+  std::shared_ptr<batcher_gate> gate;
 };
 
 struct batcher_state {
@@ -114,10 +179,8 @@ struct batcher_state {
     uint32_t tokens = 0;    ///< reserved from its bucket
     bool p0 = false;
   };
-  /// One endpoint's capacity in use.
+  /// One endpoint's token bucket (its slots are counted in the gate).
   struct capacity {
-    uint32_t in_flight = 0;
-    uint32_t p0_in_flight = 0;  ///< of which P0 (the reserve is counted against the others)
     scheduling::token_bucket bucket{0, 0};
   };
 
@@ -127,6 +190,7 @@ struct batcher_state {
   std::unordered_map<uint64_t, held> waiting;
   std::unordered_map<uint64_t, running> granted;
   std::vector<capacity> endpoints;
+  std::shared_ptr<batcher_gate> gate;               ///< never null once started
   std::unordered_map<uint64_t, merge_call> merges;  ///< by side_call id
   uint64_t next_merge_id = 0;
   size_t next_port = 0;             ///< merged calls go round the ports
@@ -135,6 +199,7 @@ struct batcher_state {
   int64_t rate_second = 0;
   uint32_t rate_now = 0;
   uint32_t rate_last = 0;
+  uint64_t direct_seen = 0;  ///< the gate's direct grants already counted in the rate
   static inline const char* name = "batcher";
 };
 
@@ -144,6 +209,7 @@ struct batcher_state {
 ///   sched_cancel                a queued request's client left: it leaves the queue
 ///   sched_pump_atom             (its own timer) a window closed, tokens refilled, or a
 ///                               deadline passed
+///   sched_freed_atom            a direct grant's slot is free again: release what it can
 ///   side_answer                 a merged prompt_array call ended
 caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
                       std::shared_ptr<const batcher_config> cfg);

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <utility>
 
+#include "actors/batcher.hpp"
 #include "actors/dedup_table.hpp"
 #include "actors/tenant_quota.hpp"
 #include "protocol/accounts/json.hpp"
@@ -450,6 +451,8 @@ void end_request(connection_state& st) {
   st.ticket = 0;
   st.priority = 2;
   st.scheduled = false;
+  st.direct_slot = -1;
+  st.direct_p0 = false;
   st.queued = false;
   st.client_gone = false;
   st.sched_tokens = 0;
@@ -1065,18 +1068,32 @@ void schedule(self_ptr self) {
   if (!st.model->batcher) return call_upstream(self, std::move(ranked), -1);
   // Nobody to answer: no queue place (a dedup leader goes on: its followers wait for it).
   if (st.client_gone && !st.leading) return refuse(self, client_left());
+  std::vector<uint16_t> order;
+  order.reserve(ranked.size());
+  for (const model_route* r : ranked) order.push_back(static_cast<uint16_t>(r->index));
+  if (st.model->gate) {
+    // Nothing held and a slot free: the request takes it without asking (batcher_gate), where
+    // the batcher would have granted it at once.
+    const int at = st.model->gate->try_direct(order, st.priority);
+    if (at >= 0) {
+      st.scheduled = true;
+      st.direct_slot = at;
+      st.direct_p0 = st.priority == 0;
+      auto pos = std::find_if(ranked.begin(), ranked.end(),
+                              [&](const model_route* r) { return r->index == uint32_t(at); });
+      if (pos != ranked.end()) std::rotate(ranked.begin(), pos, pos + 1);
+      return call_upstream(self, std::move(ranked), 0);
+    }
+  }
   sched_ask ask;
   ask.id = self->id();  // one request per connection actor at a time
   ask.priority = st.priority;
   ask.tenant = st.tenant;
   st.sched_tokens = static_cast<uint32_t>(std::min<uint64_t>(estimate_tokens(st.req), UINT32_MAX));
   ask.tokens = st.sched_tokens;
-  ask.order.reserve(ranked.size());
+  ask.order = std::move(order);
   bool merges = false;  // an endpoint of its order takes prompt arrays
-  for (const model_route* r : ranked) {
-    ask.order.push_back(static_cast<uint16_t>(r->index));
-    merges = merges || r->prompt_array;
-  }
+  for (const model_route* r : ranked) merges = merges || r->prompt_array;
   scheduling::mergeable_prompt m;
   if (merges && st.req.kind == openai::endpoint::completions && !st.req.stream &&
       scheduling::mergeable_completion(st.req.body, m)) {
@@ -1327,7 +1344,11 @@ void settle(self_ptr self, request_outcome& outcome) {
   if (outcome.attempts != 0 && st.model != nullptr &&
       outcome.endpoint_index < st.model->endpoints.size())
     st.route = &st.model->endpoints[outcome.endpoint_index];  // billed and audited as served
-  if (st.scheduled) {
+  if (st.scheduled && st.direct_slot >= 0) {
+    // Step 8's direct grant: its slot is free; the batcher hears of it if it holds requests.
+    if (st.model->gate->give_back(static_cast<size_t>(st.direct_slot), st.direct_p0))
+      self->send(st.model->batcher, sched_freed_atom::value);
+  } else if (st.scheduled) {
     // Step 8's slot is free; its token reservation is settled to what the call used.
     sched_done d;
     d.id = self->id();

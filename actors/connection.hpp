@@ -32,6 +32,8 @@
 
 namespace tc::actors {
 
+class batcher_gate;  // actors/batcher.hpp
+
 /// I/O loop -> connection: the client of the request at this reply_target went away before its
 /// upstream call began (so step 8 may drop it from the queue).
 using client_gone_atom = caf::atom_constant<caf::atom("cl_gone")>;
@@ -125,6 +127,8 @@ struct model_entry {
   std::shared_ptr<const scheduling::token_counter> counter;
   /// Step 8: the model's batcher (actors/batcher.hpp); unset: requests go at once.
   caf::actor batcher;
+  /// Step 8: its slots, for direct grants (batcher_gate); null: every request asks the batcher.
+  std::shared_ptr<batcher_gate> gate;
 };
 
 /// account_plan::store_health values.
@@ -279,6 +283,8 @@ struct connection_state {
   uint64_t ticket = 0;     ///< tenant_quota reservation (0: none)
   uint8_t priority = 2;    ///< step 8: P0..P4, from the key (x-tc-priority may change it)
   bool scheduled = false;  ///< step 8 granted a slot: sched_done is owed to the batcher
+  int direct_slot = -1;    ///< step 8's slot was a direct grant at this endpoint (batcher_gate)
+  bool direct_p0 = false;  ///< ... taken as P0
   bool queued = false;     ///< step 8 asked and has no answer yet
   bool client_gone = false;   ///< the loop said the client left before the upstream call
   uint32_t sched_tokens = 0;  ///< the estimate the slot reserved

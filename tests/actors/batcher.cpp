@@ -324,6 +324,102 @@ TEST_CASE("batcher: a time window holds requests to release them together") {
   CHECK(f.log->of(3).waited_us < 50'000);
 }
 
+// -- direct grants (batcher_gate) ---------------------------------------------------------------
+
+namespace {
+
+std::shared_ptr<batcher_gate> gate_of(const batcher_config& c) {
+  return std::make_shared<batcher_gate>(c.endpoints, c.batch, c.board, c.metrics);
+}
+
+}  // namespace
+
+TEST_CASE("batcher_gate: direct grants take free slots and leave P0's reserve to P0") {
+  auto c = one_endpoint(3);
+  c->endpoints[0].p0_reserved = 1;
+  auto gate = gate_of(*c);
+  CHECK(gate->try_direct({0}, 2) == 0);
+  CHECK(gate->try_direct({0}, 4) == 0);
+  CHECK(gate->try_direct({0}, 2) == -1);  // the last slot is P0's
+  CHECK(gate->try_direct({0}, 0) == 0);
+  CHECK(gate->try_direct({0}, 0) == -1);  // full
+  CHECK(gate->direct_grants() == 3);
+  CHECK_FALSE(gate->give_back(0, true));  // nothing held: nobody to tell
+  CHECK(gate->try_direct({0}, 3) == -1);  // the freed slot was the reserve
+  CHECK(gate->try_direct({0}, 0) == 0);
+  CHECK_FALSE(gate->give_back(0, false));
+  CHECK(gate->try_direct({0}, 1) == 0);
+  CHECK(gate->try_direct({0, 7}, 1) == -1);  // an index outside the model is skipped
+}
+
+TEST_CASE(
+    "batcher_gate: a window, a token bucket or an open breaker sends requests to the batcher") {
+  auto windowed = one_endpoint(4);
+  windowed->batch.max_wait_us = 1'000;
+  CHECK(gate_of(*windowed)->try_direct({0}, 2) == -1);
+  CHECK(gate_of(*one_endpoint(4, 100.0))->try_direct({0}, 2) == -1);
+  auto c = std::make_shared<batcher_config>();
+  c->batch.max_wait_us = 0;
+  c->endpoints.push_back(endpoint(0, 4));
+  c->endpoints.push_back(endpoint(1, 1));
+  c->board = std::make_shared<routing_board>(2);
+  tc::routing::health_snapshot open;
+  open.breaker = tc::routing::breaker_state::open;
+  c->board->live[0].health.store(std::make_shared<const tc::routing::health_snapshot>(open));
+  auto gate = gate_of(*c);
+  CHECK(gate->try_direct({0, 1}, 2) == 1);   // the open one is passed over
+  CHECK(gate->try_direct({0, 1}, 2) == -1);  // the healthy one is full: the batcher decides
+  CHECK(gate->try_direct({0}, 2) == -1);     // none healthy: the batcher decides
+}
+
+TEST_CASE("batcher: a request held behind direct grants goes when a direct slot is given back") {
+  auto c = one_endpoint(1);
+  c->gate = gate_of(*c);
+  auto gate = c->gate;
+  fixture f(c);
+  REQUIRE(gate->try_direct({0}, 2) == 0);
+  f.ask(1, 2);  // the slot is taken: held
+  REQUIRE(poll_until([&] { return gate->held() == 1; }));
+  CHECK(gate->try_direct({0}, 0) == -1);  // a request is held: no direct grant, even for P0
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(f.log->size() == 0);
+  // Giving the slot back says the batcher must hear of it (its 100 ms expiry tick would find
+  // the slot too, late).
+  REQUIRE(gate->give_back(0, false));
+  caf::anon_send(f.batcher, sched_freed_atom::value);
+  REQUIRE(poll_until([&] { return f.log->size() == 1; }));
+  CHECK(f.log->of(1).refused == tc::sched_granted);
+  REQUIRE(poll_until([&] { return gate->held() == 0; }));
+  CHECK(gate->try_direct({0}, 2) == -1);  // the batcher's grant holds the slot
+  f.done(1);
+  REQUIRE(poll_until([&] { return gate->has_slot(0, 2); }));
+  CHECK(gate->try_direct({0}, 2) == 0);
+}
+
+TEST_CASE("batcher: no request is left waiting with a slot free, however give-back and ask race") {
+  auto c = one_endpoint(1);
+  c->gate = gate_of(*c);
+  auto gate = c->gate;
+  fixture f(c);
+  // Each round: a direct grant holds the only slot while a request asks, and the slot is given
+  // back at once (mostly before the batcher has the ask), after a yield, or once the batcher
+  // holds the request (then the give-back must say so). Told or not, it must be granted.
+  for (uint64_t id = 1; id <= 300; ++id) {
+    REQUIRE(gate->try_direct({0}, 2) == 0);
+    f.ask(id, 2);
+    if (id % 3 == 1) std::this_thread::yield();
+    if (id % 3 == 2) REQUIRE(poll_until([&] { return gate->held() == 1; }));
+    const bool tell = gate->give_back(0, false);
+    if (id % 3 == 2) REQUIRE(tell);
+    if (tell) caf::anon_send(f.batcher, sched_freed_atom::value);
+    REQUIRE(poll_until([&] { return f.log->size() == id; }));
+    REQUIRE(f.log->of(id).refused == tc::sched_granted);
+    f.done(id);
+    REQUIRE(poll_until([&] { return gate->held() == 0 && gate->has_slot(0, 2); }));
+  }
+  CHECK(gate->direct_grants() == 300);
+}
+
 // -- prompt_array ------------------------------------------------------------------------------
 
 namespace {
