@@ -266,7 +266,10 @@ TEST_CASE("batcher: the token bucket shapes dispatch to the endpoint's tokens pe
   CHECK(std::chrono::steady_clock::now() - before < std::chrono::milliseconds(400));
 }
 
-TEST_CASE("batcher: an endpoint whose breaker is open gets nothing while another is healthy") {
+namespace {
+
+/// Endpoint 0 (4 slots) has its breaker open, endpoint 1 (1 slot) is healthy.
+std::shared_ptr<batcher_config> first_open() {
   auto c = std::make_shared<batcher_config>();
   c->batch.max_wait_us = 0;
   c->endpoints.push_back(endpoint(0, 4));
@@ -276,7 +279,13 @@ TEST_CASE("batcher: an endpoint whose breaker is open gets nothing while another
   open.breaker = tc::routing::breaker_state::open;
   open.available = false;
   c->board->live[0].health.store(std::make_shared<const tc::routing::health_snapshot>(open));
-  fixture f(c);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("batcher: an endpoint whose breaker is open gets nothing while another is healthy") {
+  fixture f(first_open());
   f.ask(1, 2, 100, {0, 1});
   REQUIRE(poll_until([&] { return f.log->size() == 1; }));
   CHECK(f.log->of(1).order == std::vector<uint16_t>{1, 0});  // granted at 1, 0 as failover
@@ -358,15 +367,7 @@ TEST_CASE(
   windowed->batch.max_wait_us = 1'000;
   CHECK(gate_of(*windowed)->try_direct({0}, 2) == -1);
   CHECK(gate_of(*one_endpoint(4, 100.0))->try_direct({0}, 2) == -1);
-  auto c = std::make_shared<batcher_config>();
-  c->batch.max_wait_us = 0;
-  c->endpoints.push_back(endpoint(0, 4));
-  c->endpoints.push_back(endpoint(1, 1));
-  c->board = std::make_shared<routing_board>(2);
-  tc::routing::health_snapshot open;
-  open.breaker = tc::routing::breaker_state::open;
-  c->board->live[0].health.store(std::make_shared<const tc::routing::health_snapshot>(open));
-  auto gate = gate_of(*c);
+  auto gate = gate_of(*first_open());
   CHECK(gate->try_direct({0, 1}, 2) == 1);   // the open one is passed over
   CHECK(gate->try_direct({0, 1}, 2) == -1);  // the healthy one is full: the batcher decides
   CHECK(gate->try_direct({0}, 2) == -1);     // none healthy: the batcher decides
