@@ -387,6 +387,10 @@ int batcher_gate::try_direct(const std::vector<uint16_t>& order, int priority) {
   return -1;  // no healthy endpoint of its order has a slot, or none is healthy: the batcher
 }
 
+std::shared_ptr<batcher_gate> make_gate(const batcher_config& cfg) {
+  return std::make_shared<batcher_gate>(cfg.endpoints, cfg.batch, cfg.board, cfg.metrics);
+}
+
 caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
                       std::shared_ptr<const batcher_config> cfg) {
   auto& st = self->state;
@@ -394,9 +398,7 @@ caf::behavior batcher(caf::stateful_actor<batcher_state>* self,
   st.queue = std::make_unique<scheduling::priority_queue>(st.cfg->queue);
   st.window = std::make_unique<scheduling::batch_window>(st.cfg->batch);
   st.endpoints.resize(st.cfg->endpoints.size());
-  st.gate = st.cfg->gate ? st.cfg->gate
-                         : std::make_shared<batcher_gate>(st.cfg->endpoints, st.cfg->batch,
-                                                          st.cfg->board, st.cfg->metrics);
+  st.gate = st.cfg->gate ? st.cfg->gate : make_gate(*st.cfg);
   const int64_t start = now_us();
   for (size_t i = 0; i < st.endpoints.size(); ++i) {
     const double rate = st.cfg->endpoints[i].tokens_per_s;

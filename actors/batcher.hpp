@@ -153,6 +153,9 @@ struct batcher_config {
   std::shared_ptr<batcher_gate> gate;
 };
 
+/// The gate for a batcher of `cfg` (its endpoints, window, breaker board and metrics).
+std::shared_ptr<batcher_gate> make_gate(const batcher_config& cfg);
+
 struct batcher_state {
   /// A request in the queue.
   struct held {

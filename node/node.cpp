@@ -576,8 +576,7 @@ void gateway::impl::start_batchers() {
       cfg->ports = d.pipeline->ports;
       cfg->board = d.pipeline->routing.board;
       cfg->metrics = node::batcher_series(d.metrics, m.name);
-      cfg->gate = std::make_shared<actors::batcher_gate>(cfg->endpoints, cfg->batch, cfg->board,
-                                                         cfg->metrics);
+      cfg->gate = actors::make_gate(*cfg);
       entry.gate = cfg->gate;
       entry.batcher = d.system.spawn(actors::batcher, std::move(cfg));
       d.batchers.push_back(entry.batcher);

@@ -335,18 +335,10 @@ TEST_CASE("batcher: a time window holds requests to release them together") {
 
 // -- direct grants (batcher_gate) ---------------------------------------------------------------
 
-namespace {
-
-std::shared_ptr<batcher_gate> gate_of(const batcher_config& c) {
-  return std::make_shared<batcher_gate>(c.endpoints, c.batch, c.board, c.metrics);
-}
-
-}  // namespace
-
 TEST_CASE("batcher_gate: direct grants take free slots and leave P0's reserve to P0") {
   auto c = one_endpoint(3);
   c->endpoints[0].p0_reserved = 1;
-  auto gate = gate_of(*c);
+  auto gate = make_gate(*c);
   CHECK(gate->try_direct({0}, 2) == 0);
   CHECK(gate->try_direct({0}, 4) == 0);
   CHECK(gate->try_direct({0}, 2) == -1);  // the last slot is P0's
@@ -365,9 +357,9 @@ TEST_CASE(
     "batcher_gate: a window, a token bucket or an open breaker sends requests to the batcher") {
   auto windowed = one_endpoint(4);
   windowed->batch.max_wait_us = 1'000;
-  CHECK(gate_of(*windowed)->try_direct({0}, 2) == -1);
-  CHECK(gate_of(*one_endpoint(4, 100.0))->try_direct({0}, 2) == -1);
-  auto gate = gate_of(*first_open());
+  CHECK(make_gate(*windowed)->try_direct({0}, 2) == -1);
+  CHECK(make_gate(*one_endpoint(4, 100.0))->try_direct({0}, 2) == -1);
+  auto gate = make_gate(*first_open());
   CHECK(gate->try_direct({0, 1}, 2) == 1);   // the open one is passed over
   CHECK(gate->try_direct({0, 1}, 2) == -1);  // the healthy one is full: the batcher decides
   CHECK(gate->try_direct({0}, 2) == -1);     // none healthy: the batcher decides
@@ -375,7 +367,7 @@ TEST_CASE(
 
 TEST_CASE("batcher: a request held behind direct grants goes when a direct slot is given back") {
   auto c = one_endpoint(1);
-  c->gate = gate_of(*c);
+  c->gate = make_gate(*c);
   auto gate = c->gate;
   fixture f(c);
   REQUIRE(gate->try_direct({0}, 2) == 0);
@@ -399,7 +391,7 @@ TEST_CASE("batcher: a request held behind direct grants goes when a direct slot 
 
 TEST_CASE("batcher: no request is left waiting with a slot free, however give-back and ask race") {
   auto c = one_endpoint(1);
-  c->gate = gate_of(*c);
+  c->gate = make_gate(*c);
   auto gate = c->gate;
   fixture f(c);
   // Each round: a direct grant holds the only slot while a request asks, and the slot is given
