@@ -63,6 +63,9 @@ void ensure_curl_global() {
 // Headers we add when the caller did not: no "Expect: 100-continue" round trip, no curl default
 // Content-Type for POST bodies, no curl default "Accept: */*".
 char k_no_expect[] = "Expect:";
+// libcurl 7.88 adds "Expect: 100-continue" only to bodies over 1 MiB (EXPECT_100_THRESHOLD in
+// lib/http.c); below it k_no_expect would only lengthen every header scan of the request.
+constexpr std::size_t k_expect_threshold = std::size_t{1} << 20;
 char k_no_content_type[] = "Content-Type:";
 char k_no_accept[] = "Accept:";
 
@@ -245,7 +248,8 @@ struct curl_client::impl {
       has_accept = has_accept || starts_with_nocase(h, "accept:");
       c->header_list.push_back({const_cast<char*>(h.c_str()), nullptr});
     }
-    if (!has_expect) c->header_list.push_back({k_no_expect, nullptr});
+    if (!has_expect && r.body.size() > k_expect_threshold)
+      c->header_list.push_back({k_no_expect, nullptr});
     if (!has_content_type) c->header_list.push_back({k_no_content_type, nullptr});
     if (!has_accept) c->header_list.push_back({k_no_accept, nullptr});
     for (std::size_t i = 0; i + 1 < c->header_list.size(); ++i)
