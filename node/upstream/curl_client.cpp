@@ -63,11 +63,11 @@ void ensure_curl_global() {
 // Headers we add when the caller did not: no "Expect: 100-continue" round trip, no curl default
 // Content-Type for POST bodies, no curl default "Accept: */*".
 char k_no_expect[] = "Expect:";
+char k_no_content_type[] = "Content-Type:";
+char k_no_accept[] = "Accept:";
 // libcurl 7.88 adds "Expect: 100-continue" only to bodies over 1 MiB (EXPECT_100_THRESHOLD in
 // lib/http.c); below it k_no_expect would only lengthen every header scan of the request.
 constexpr std::size_t k_expect_threshold = std::size_t{1} << 20;
-char k_no_content_type[] = "Content-Type:";
-char k_no_accept[] = "Accept:";
 
 }  // namespace
 
