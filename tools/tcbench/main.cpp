@@ -3,6 +3,7 @@
 //   tcbench records [--rounds 7] [--records 100000] [--burst 64] [--max-behind 1000]
 //   tcbench moderation
 //   tcbench tokenizer --file tokenizer.json [--file ...] [--rounds 200]
+//   tcbench machine [--round-trips 10000] [--max-seconds 5]
 //   tcbench semantic [--entries 1000000] [--queries 10000] [--dim 256] [--ef 64] [--sweep]
 //                    [--recall-sample 1000] [--m 16] [--ef-construction 100] [--k 10]
 //   tcbench failover / affinity / batching / flood: loads through a running node (--help)
@@ -37,6 +38,7 @@
 #include "protocol/canonical/embed.hpp"
 #include "tools/tcbench/affinity.hpp"
 #include "tools/tcbench/failover.hpp"
+#include "tools/tcbench/machine.hpp"
 #include "tools/tcbench/moderation.hpp"
 #include "tools/tcbench/pipeline.hpp"
 #include "tools/tcbench/records.hpp"
@@ -1024,6 +1026,13 @@ int main(int argc, char** argv) {
   tok->add_option("--file", ta.files, "a tokenizer.json (repeatable)")->required();
   tok->add_option("--rounds", ta.rounds, "timed count() calls per text")
       ->check(CLI::Range(1u, 100000u));
+  tc::bench::machine_args ma;
+  auto* mach = app.add_subcommand(
+      "machine", "system call, clock and thread wake-up round trips on this machine");
+  mach->add_option("--round-trips", ma.round_trips, "timed round trips per figure")
+      ->check(CLI::Range(500u, 10000000u));
+  mach->add_option("--max-seconds", ma.max_seconds, "at most this long per figure")
+      ->check(CLI::Range(0.1, 600.0));
   tc::bench::failover_args fa;
   auto* fo = app.add_subcommand("failover", "kill one of a model's two endpoints under load");
   fo->add_option("--target", fa.target, "the node's data port, HOST:PORT")->required();
@@ -1112,6 +1121,7 @@ int main(int argc, char** argv) {
   if (mod->parsed() && !mod_write.empty()) return tc::bench::write_moderation_inputs(mod_write);
   if (mod->parsed()) return tc::bench::run_moderation(command_line);
   if (tok->parsed()) return tc::bench::run_tokenizer(ta, command_line);
+  if (mach->parsed()) return tc::bench::run_machine(ma, command_line);
   if (af->parsed()) return tc::bench::run_affinity(aa, command_line);
   if (bat->parsed()) return tc::bench::run_batching(ba, command_line);
   if (fld->parsed()) return tc::bench::run_flood(fl, command_line);
