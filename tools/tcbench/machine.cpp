@@ -223,23 +223,18 @@ bool measure_machine(const machine_args& a, machine_figures& out, std::string& e
   if (out.cpus.size() > 1) out.cpus.resize(2);
   const bool two = out.cpus.size() > 1;
   const int second = two ? out.cpus[1] : first;
-  int x = -1, y = -1;
-  if (two) {
-    if (!unix_pair(x, y, error)) return false;
-    out.unix_two_cpus = ping_pong(x, y, first, second, a, error);
-    if (!error.empty()) return false;
-  }
-  if (!unix_pair(x, y, error)) return false;
-  out.unix_one_cpu = ping_pong(x, y, first, first, a, error);
-  if (!error.empty()) return false;
-  if (two) {
-    if (!tcp_pair(x, y, error)) return false;
-    out.tcp_two_cpus = ping_pong(x, y, first, second, a, error);
-    if (!error.empty()) return false;
-  }
-  if (!tcp_pair(x, y, error)) return false;
-  out.tcp_one_cpu = ping_pong(x, y, first, first, a, error);
-  return error.empty();
+  // One figure: a fresh connected pair, the echo thread on `echo_cpu`.
+  auto figure = [&](bool (*make_pair)(int&, int&, std::string&), int echo_cpu,
+                    round_trip_figure& into) {
+    int x = -1, y = -1;
+    if (!make_pair(x, y, error)) return false;
+    into = ping_pong(x, y, first, echo_cpu, a, error);
+    return error.empty();
+  };
+  return (!two || figure(unix_pair, second, out.unix_two_cpus)) &&
+         figure(unix_pair, first, out.unix_one_cpu) &&
+         (!two || figure(tcp_pair, second, out.tcp_two_cpus)) &&
+         figure(tcp_pair, first, out.tcp_one_cpu);
 }
 
 int run_machine(const machine_args& a, const std::string& command_line) {
